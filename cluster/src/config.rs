@@ -1,0 +1,158 @@
+//! The configuration of one cluster node, after flags, env and file have been merged.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mcp_raft::NodeId;
+
+use crate::error::ClusterError;
+
+/// The gRPC address a node listens on when none is given: loopback only, so a node is
+/// never reachable from other hosts unless told to be.
+pub const DEFAULT_GRPC_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7400);
+
+/// Raft timing and log-compaction settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftTuning {
+    /// Minimum leader election timeout; a follower that hears nothing from a leader for a
+    /// random time between this and twice this starts an election.
+    pub leader_election_timeout: Duration,
+    /// How often the leader sends heartbeats; must be well below the election timeout.
+    pub heartbeat_interval: Duration,
+    /// Build a snapshot after this many applied log entries since the last one.
+    pub snapshot_logs: u64,
+    /// How many entries to keep in the log behind a snapshot (so slightly lagging
+    /// followers catch up from the log instead of a full snapshot).
+    pub logs_to_keep: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            leader_election_timeout: Duration::from_millis(1000),
+            heartbeat_interval: Duration::from_millis(250),
+            snapshot_logs: 1000,
+            logs_to_keep: 1000,
+        }
+    }
+}
+
+impl RaftTuning {
+    /// openraft's configuration for these settings, validated.
+    pub fn to_openraft(&self) -> Result<openraft::Config, ClusterError> {
+        let election_ms = duration_ms(self.leader_election_timeout);
+        let heartbeat_ms = duration_ms(self.heartbeat_interval);
+        if heartbeat_ms == 0 || heartbeat_ms >= election_ms {
+            return Err(ClusterError::Config(format!(
+                "heartbeat_interval ({heartbeat_ms} ms) must be positive and below leader_election_timeout ({election_ms} ms)"
+            )));
+        }
+        if self.snapshot_logs == 0 {
+            return Err(ClusterError::Config(
+                "snapshot_logs must be at least 1".to_owned(),
+            ));
+        }
+        let config = openraft::Config {
+            cluster_name: "mcp-rust".to_owned(),
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
+            heartbeat_interval: heartbeat_ms,
+            install_snapshot_timeout: (election_ms * 2).max(1000),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
+            max_in_snapshot_log_to_keep: self.logs_to_keep,
+            // Snapshot chunks travel JSON-encoded inside one gRPC message: keep them well
+            // below `mcp_proto::MAX_MESSAGE_BYTES` even after encoding overhead.
+            snapshot_max_chunk_size: 1024 * 1024,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| ClusterError::Config(format!("invalid raft settings: {e}")))
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id. Optional on restart (read from the data dir).
+    pub id: Option<NodeId>,
+    /// Address the gRPC server listens on. Optional on restart.
+    pub listen_addr: Option<SocketAddr>,
+    /// Address peers and clients dial; defaults to `listen_addr`. Must be set when listening
+    /// on an unspecified address such as 0.0.0.0.
+    pub advertise_addr: Option<String>,
+    /// Where the Raft log, snapshots and the node identity live.
+    pub data_dir: PathBuf,
+    /// The founding members (id -> advertised address). Used only on the very first start
+    /// of a pristine node; ignored once the node has state.
+    pub initial_cluster: BTreeMap<NodeId, String>,
+    /// When set, writes and Raft RPCs must carry this token.
+    pub admin_token: Option<String>,
+    /// Raft timing and compaction.
+    pub raft: RaftTuning,
+    /// How long a write may wait to be committed before the caller gets an "unavailable"
+    /// error (the write may still commit later).
+    pub write_timeout: Duration,
+}
+
+/// Parses `1=127.0.0.1:7401,2=127.0.0.1:7402` into id -> address.
+pub fn parse_initial_cluster(value: &str) -> Result<BTreeMap<NodeId, String>, ClusterError> {
+    let mut members = BTreeMap::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').ok_or_else(|| {
+            ClusterError::Config(format!(
+                "initial_cluster: expected ID=HOST:PORT, got {part:?}"
+            ))
+        })?;
+        let id: NodeId = id.trim().parse().map_err(|_| {
+            ClusterError::Config(format!("initial_cluster: node id {id:?} is not a number"))
+        })?;
+        let addr = addr.trim();
+        if addr.is_empty() || !addr.contains(':') {
+            return Err(ClusterError::Config(format!(
+                "initial_cluster: address of node {id} must be HOST:PORT, got {addr:?}"
+            )));
+        }
+        if members.insert(id, addr.to_owned()).is_some() {
+            return Err(ClusterError::Config(format!(
+                "initial_cluster: node id {id} appears twice"
+            )));
+        }
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_initial_cluster() {
+        let members = parse_initial_cluster("1=127.0.0.1:1, 2=h:2").unwrap();
+        assert_eq!(members.get(&1).map(String::as_str), Some("127.0.0.1:1"));
+        assert_eq!(members.get(&2).map(String::as_str), Some("h:2"));
+    }
+
+    #[test]
+    fn rejects_bad_initial_cluster() {
+        for bad in ["1", "x=h:1", "1=h:1,1=h:2", "1=nohost"] {
+            assert!(parse_initial_cluster(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_heartbeat_above_election_timeout() {
+        let tuning = RaftTuning {
+            heartbeat_interval: Duration::from_millis(2000),
+            ..RaftTuning::default()
+        };
+        assert!(tuning.to_openraft().is_err());
+    }
+}

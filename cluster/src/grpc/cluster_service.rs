@@ -1,0 +1,474 @@
+//! Server side of the cluster API: registry writes and reads, status and membership.
+//!
+//! Writes are validated here, on whichever node receives them, so nothing invalid is ever
+//! proposed. A node that is not the leader forwards the request once to the leader it
+//! knows. Reads are linearizable unless the caller asks for a stale read: the node
+//! confirms leadership with a quorum (`ensure_linearizable`) or forwards to the leader.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
+use mcp_proto::cluster::cluster_service_server::ClusterService;
+use mcp_proto::cluster::{
+    AddLearnerRequest, DeployRequest, GetServerRequest, InstancePlacement, ListServersReply,
+    ListServersRequest, Member, MembersReply, MembersRequest, PromoteVoterRequest,
+    RemoveNodeRequest, ScaleRequest, ServerInfo, StatusReply, StatusRequest, UndeployRequest,
+    WriteReply,
+};
+use mcp_raft::registry::spec::{self, MAX_REPLICAS};
+use mcp_raft::registry::{NodeRecord, ServerRecord};
+use mcp_raft::types::Raft;
+use mcp_raft::{Command, CommandOutcome, NodeId, RegistryReader, TypeConfig};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::raft::ClientWriteResponse;
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::auth::AdminGuard;
+use crate::error::ClusterError;
+use crate::forward::{self, PeerChannels};
+
+/// How long adding a learner may take, including its catch-up by log or snapshot.
+const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `ClusterService` implementation of a node.
+#[derive(Clone)]
+pub struct ClusterApi {
+    id: NodeId,
+    raft: Raft,
+    registry: RegistryReader,
+    guard: AdminGuard,
+    peers: PeerChannels,
+    write_timeout: Duration,
+}
+
+/// Where a request that needs the leader ends up.
+enum Route<T> {
+    /// This node is the leader and did the work.
+    Done(T),
+    /// Another node is the leader; the request must go there.
+    Leader(String),
+}
+
+type ForwardError = ForwardToLeader<NodeId, BasicNode>;
+
+fn leader_addr(forward: ForwardError) -> Result<String, ClusterError> {
+    forward.leader_node.map(|n| n.addr).ok_or_else(|| {
+        ClusterError::Unavailable(
+            "no leader is elected right now (the cluster may have lost quorum); retry shortly"
+                .to_owned(),
+        )
+    })
+}
+
+fn fatal(node: NodeId, e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Fatal {
+        node,
+        reason: e.to_string(),
+    }
+}
+
+impl ClusterApi {
+    /// The cluster API of node `id`.
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        registry: RegistryReader,
+        guard: AdminGuard,
+        peers: PeerChannels,
+        write_timeout: Duration,
+    ) -> Self {
+        Self {
+            id,
+            raft,
+            registry,
+            guard,
+            peers,
+            write_timeout,
+        }
+    }
+
+    /// Proposes `command` and waits until it is committed and applied.
+    async fn propose(
+        &self,
+        command: Command,
+    ) -> Result<Route<(CommandOutcome, u64)>, ClusterError> {
+        let op = command.op();
+        let written = tokio::time::timeout(self.write_timeout, self.raft.client_write(command))
+            .await
+            .map_err(|_| self.write_timed_out())?;
+        match written {
+            Ok(ClientWriteResponse { log_id, data, .. }) => {
+                let outcome = data?;
+                tracing::info!(op, revision = outcome.revision, index = log_id.index, "committed");
+                Ok(Route::Done((outcome, log_id.index)))
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Ok(Route::Leader(leader_addr(f)?))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ClusterError::Membership(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(fatal(self.id, e)),
+        }
+    }
+
+    fn write_timed_out(&self) -> ClusterError {
+        ClusterError::Unavailable(format!(
+            "write not committed within {} ms (no quorum?); it may still be applied later",
+            self.write_timeout.as_millis()
+        ))
+    }
+
+    /// Confirms with a quorum that this node is still the leader and has applied everything
+    /// committed before now, so a local read is linearizable.
+    async fn confirm_leader(&self) -> Result<Route<()>, ClusterError> {
+        let confirmed = tokio::time::timeout(self.write_timeout, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| {
+                ClusterError::Unavailable(
+                    "could not confirm leadership with a quorum in time; use a stale read to read this node's state"
+                        .to_owned(),
+                )
+            })?;
+        match confirmed {
+            Ok(_) => Ok(Route::Done(())),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Ok(Route::Leader(leader_addr(f)?))
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ClusterError::Unavailable(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(fatal(self.id, e)),
+        }
+    }
+
+    /// Runs a membership change on the leader, or says where the leader is.
+    async fn change_membership(
+        &self,
+        change: impl Future<
+            Output = Result<
+                ClientWriteResponse<TypeConfig>,
+                RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+            >,
+        >,
+        timeout: Duration,
+    ) -> Result<Route<()>, ClusterError> {
+        let changed = tokio::time::timeout(timeout, change)
+            .await
+            .map_err(|_| self.write_timed_out())?;
+        match changed {
+            Ok(_) => Ok(Route::Done(())),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Ok(Route::Leader(leader_addr(f)?))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ClusterError::Membership(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(fatal(self.id, e)),
+        }
+    }
+
+    /// Sends `request` to the leader at `addr`, unless it was already forwarded once.
+    async fn forward<T, R, F, Fut>(
+        &self,
+        addr: String,
+        request: Request<T>,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        if forward::was_forwarded(&request) {
+            return Err(ClusterError::Unavailable(
+                "leadership is changing; retry shortly".to_owned(),
+            )
+            .into());
+        }
+        Ok(forward::forward(&self.peers, self.id, &addr, request, call).await?)
+    }
+
+    fn server_info(record: &ServerRecord) -> ServerInfo {
+        let spec = &record.spec;
+        ServerInfo {
+            name: spec.name.clone(),
+            transport: spec.transport_kind().to_owned(),
+            replicas: spec.replicas,
+            priority: spec.priority,
+            tags: spec.tags.clone(),
+            create_revision: record.create_revision,
+            mod_revision: record.mod_revision,
+            spec_json: spec.redacted().to_string(),
+            placements: record
+                .placements
+                .iter()
+                .map(|(instance, node)| InstancePlacement {
+                    instance_id: instance.clone(),
+                    node_id: *node,
+                })
+                .collect(),
+        }
+    }
+
+    fn members(&self) -> MembersReply {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                addr: node.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        MembersReply {
+            members,
+            leader_id: metrics.current_leader,
+        }
+    }
+
+    /// Records a node in the registry after it joined (best effort: membership is the
+    /// source of truth, the registry copy carries placement attributes).
+    async fn record_node(&self, command: Command) {
+        if let Err(e) = self.propose(command).await {
+            tracing::warn!(error = %e, "could not update the node registry");
+        }
+    }
+}
+
+fn write_reply(name: &str, (outcome, index): (CommandOutcome, u64)) -> Response<WriteReply> {
+    Response::new(WriteReply {
+        revision: outcome.revision,
+        name: name.to_owned(),
+        created: outcome.created,
+        log_index: index,
+    })
+}
+
+fn check_name(name: &str) -> Result<(), ClusterError> {
+    spec::validate_name(name).map_err(ClusterError::InvalidSpec)
+}
+
+#[tonic::async_trait]
+impl ClusterService for ClusterApi {
+    async fn deploy(&self, request: Request<DeployRequest>) -> Result<Response<WriteReply>, Status> {
+        self.guard.check(request.metadata())?;
+        let spec = spec::parse_json(&request.get_ref().spec_json).map_err(ClusterError::from)?;
+        let name = spec.name.clone();
+        let command = Command::PutServer {
+            spec,
+            expected_revision: request.get_ref().expected_revision,
+        };
+        match self.propose(command).await? {
+            Route::Done(done) => Ok(write_reply(&name, done)),
+            Route::Leader(addr) => {
+                self.forward(addr, request, |mut c, r| async move { c.deploy(r).await })
+                    .await
+            }
+        }
+    }
+
+    async fn undeploy(
+        &self,
+        request: Request<UndeployRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.guard.check(request.metadata())?;
+        let name = request.get_ref().name.clone();
+        check_name(&name)?;
+        match self.propose(Command::DeleteServer { name: name.clone() }).await? {
+            Route::Done(done) => Ok(write_reply(&name, done)),
+            Route::Leader(addr) => {
+                self.forward(addr, request, |mut c, r| async move { c.undeploy(r).await })
+                    .await
+            }
+        }
+    }
+
+    async fn scale(&self, request: Request<ScaleRequest>) -> Result<Response<WriteReply>, Status> {
+        self.guard.check(request.metadata())?;
+        let ScaleRequest { name, replicas } = request.get_ref().clone();
+        check_name(&name)?;
+        if replicas > MAX_REPLICAS {
+            return Err(ClusterError::InvalidArgument(format!(
+                "replicas must be between 0 and {MAX_REPLICAS}, got {replicas}"
+            ))
+            .into());
+        }
+        match self.propose(Command::Scale { name: name.clone(), replicas }).await? {
+            Route::Done(done) => Ok(write_reply(&name, done)),
+            Route::Leader(addr) => {
+                self.forward(addr, request, |mut c, r| async move { c.scale(r).await })
+                    .await
+            }
+        }
+    }
+
+    async fn get_server(
+        &self,
+        request: Request<GetServerRequest>,
+    ) -> Result<Response<ServerInfo>, Status> {
+        let GetServerRequest { name, stale } = request.get_ref().clone();
+        if !stale {
+            if let Route::Leader(addr) = self.confirm_leader().await? {
+                return self
+                    .forward(addr, request, |mut c, r| async move { c.get_server(r).await })
+                    .await;
+            }
+        }
+        self.registry
+            .read(|state| state.registry.server(&name).map(Self::server_info))
+            .map(Response::new)
+            .ok_or_else(|| {
+                ClusterError::Rejected(mcp_raft::CommandError::ServerNotFound { name }).into()
+            })
+    }
+
+    async fn list_servers(
+        &self,
+        request: Request<ListServersRequest>,
+    ) -> Result<Response<ListServersReply>, Status> {
+        if !request.get_ref().stale {
+            if let Route::Leader(addr) = self.confirm_leader().await? {
+                return self
+                    .forward(addr, request, |mut c, r| async move { c.list_servers(r).await })
+                    .await;
+            }
+        }
+        let reply = self.registry.read(|state| ListServersReply {
+            servers: state.registry.servers().map(Self::server_info).collect(),
+            revision: state.registry.revision(),
+        });
+        Ok(Response::new(reply))
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let role = match metrics.state {
+            ServerState::Leader => "Leader",
+            ServerState::Follower => "Follower",
+            ServerState::Candidate => "Candidate",
+            ServerState::Learner => "Learner",
+            ServerState::Shutdown => "Shutdown",
+        };
+        let (revision, server_count) = self
+            .registry
+            .read(|s| (s.registry.revision(), s.registry.server_count()));
+        let grpc_addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&self.id)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        Ok(Response::new(StatusReply {
+            node_id: self.id,
+            grpc_addr,
+            leader_id: metrics.current_leader,
+            term: metrics.current_term,
+            role: role.to_owned(),
+            last_log_index: metrics.last_log_index,
+            last_applied_index: metrics.last_applied.map(|l| l.index),
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            purged_index: metrics.purged.map(|l| l.index),
+            revision,
+            server_count: u32::try_from(server_count).unwrap_or(u32::MAX),
+            members: self.members().members,
+        }))
+    }
+
+    async fn members(&self, _request: Request<MembersRequest>) -> Result<Response<MembersReply>, Status> {
+        Ok(Response::new(self.members()))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<AddLearnerRequest>,
+    ) -> Result<Response<MembersReply>, Status> {
+        self.guard.check(request.metadata())?;
+        let AddLearnerRequest { id, addr } = request.get_ref().clone();
+        if addr.trim().is_empty() || !addr.contains(':') {
+            return Err(ClusterError::InvalidArgument(format!(
+                "node address must be HOST:PORT, got {addr:?}"
+            ))
+            .into());
+        }
+        let change = self
+            .raft
+            .add_learner(id, BasicNode::new(addr.clone()), true);
+        match self.change_membership(change, ADD_LEARNER_TIMEOUT).await? {
+            Route::Done(()) => {
+                tracing::info!(node = id, %addr, "added learner");
+                self.record_node(Command::PutNode {
+                    node: NodeRecord {
+                        id,
+                        addr,
+                        tags: Vec::new(),
+                    },
+                })
+                .await;
+                Ok(Response::new(self.members()))
+            }
+            Route::Leader(leader) => {
+                self.forward(leader, request, |mut c, r| async move { c.add_learner(r).await })
+                    .await
+            }
+        }
+    }
+
+    async fn promote_voter(
+        &self,
+        request: Request<PromoteVoterRequest>,
+    ) -> Result<Response<MembersReply>, Status> {
+        self.guard.check(request.metadata())?;
+        let id = request.get_ref().id;
+        let change = self
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false);
+        match self.change_membership(change, self.write_timeout).await? {
+            Route::Done(()) => {
+                tracing::info!(node = id, "promoted to voter");
+                Ok(Response::new(self.members()))
+            }
+            Route::Leader(leader) => {
+                self.forward(leader, request, |mut c, r| async move { c.promote_voter(r).await })
+                    .await
+            }
+        }
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<MembersReply>, Status> {
+        self.guard.check(request.metadata())?;
+        let id = request.get_ref().id;
+        let current = self.members();
+        let Some(member) = current.members.iter().find(|m| m.id == id) else {
+            return Err(ClusterError::Membership(format!("node {id} is not a member")).into());
+        };
+        let ids = BTreeSet::from([id]);
+        let change = if member.voter {
+            // retain = false: a removed voter is dropped from the cluster, not kept as learner.
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(ids), false)
+        } else {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(ids), false)
+        };
+        match self.change_membership(change, self.write_timeout).await? {
+            Route::Done(()) => {
+                tracing::info!(node = id, "removed from the cluster");
+                self.record_node(Command::DeleteNode { id }).await;
+                Ok(Response::new(self.members()))
+            }
+            Route::Leader(leader) => {
+                self.forward(leader, request, |mut c, r| async move { c.remove_node(r).await })
+                    .await
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Node assembly: everything one `mcpd node` process runs.
+//!
+//! - [`config`]: what a node is told (flags, env, file are merged by the binary).
+//! - [`identity`]: the node's id and addresses, pinned in its data dir on first start.
+//! - [`node`]: opens storage, starts Raft and the gRPC server, bootstraps the cluster.
+//! - [`grpc`]: one module per gRPC service (`raft_service`, `cluster_service`).
+//! - [`auth`]: the admin-token guard for writes.
+//! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
+//! - [`error`]: the node's typed errors and their gRPC status mapping.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod forward;
+pub mod grpc;
+pub mod identity;
+pub mod node;
+
+pub use config::{NodeConfig, RaftTuning};
+pub use error::ClusterError;
+pub use node::ClusterNode;

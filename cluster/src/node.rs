@@ -1,0 +1,206 @@
+//! Assembles and runs one cluster node.
+//!
+//! Start order: identity from the data dir, sled, log store and state machine, Raft, then
+//! the gRPC listener (bound before anything is announced, so a taken port fails the start),
+//! and finally, on a pristine node listed in `initial_cluster`, the cluster bootstrap.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use mcp_proto::cluster::cluster_service_server::ClusterServiceServer;
+use mcp_proto::raft::raft_service_server::RaftServiceServer;
+use mcp_raft::network::GrpcNetworkFactory;
+use mcp_raft::types::Raft;
+use mcp_raft::{NodeId, RegistryReader, RegistryStateMachine};
+use mcp_storage::SledLogStore;
+use openraft::error::{InitializeError, RaftError};
+use openraft::BasicNode;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::auth::AdminGuard;
+use crate::config::NodeConfig;
+use crate::error::ClusterError;
+use crate::forward::PeerChannels;
+use crate::grpc::{ClusterApi, RaftApi};
+use crate::identity::NodeIdentity;
+
+/// sled page cache per node; the registry is small, the default 1 GiB would be waste.
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A running node: Raft plus its gRPC server.
+pub struct ClusterNode {
+    identity: NodeIdentity,
+    local_addr: SocketAddr,
+    raft: Raft,
+    registry: RegistryReader,
+    stop_server: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl ClusterNode {
+    /// Starts a node from `config`.
+    pub async fn start(config: NodeConfig) -> Result<Self, ClusterError> {
+        let identity = NodeIdentity::load_or_create(&config)?;
+        let raft_config = std::sync::Arc::new(config.raft.to_openraft()?);
+
+        let db = mcp_storage::open_db(&config.data_dir.join("raft.db"), SLED_CACHE_BYTES)?;
+        let log_store = SledLogStore::open(&db)?;
+        let state_machine = RegistryStateMachine::open(&db)?;
+        let registry = state_machine.reader();
+        let network = GrpcNetworkFactory::new(config.admin_token.clone());
+        let raft = Raft::new(identity.id, raft_config, network, log_store, state_machine)
+            .await
+            .map_err(|e| ClusterError::Fatal {
+                node: identity.id,
+                reason: e.to_string(),
+            })?;
+
+        let listener = tokio::net::TcpListener::bind(identity.listen_addr)
+            .await
+            .map_err(|source| ClusterError::Io {
+                context: format!("bind gRPC address {}", identity.listen_addr),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ClusterError::Io {
+            context: "read bound address".to_owned(),
+            source,
+        })?;
+
+        let guard = AdminGuard::new(config.admin_token.clone());
+        let raft_api = RaftApi::new(raft.clone(), guard.clone());
+        let cluster_api = ClusterApi::new(
+            identity.id,
+            raft.clone(),
+            registry.clone(),
+            guard,
+            PeerChannels::default(),
+            config.write_timeout,
+        );
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(
+                    RaftServiceServer::new(raft_api)
+                        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+                )
+                .add_service(
+                    ClusterServiceServer::new(cluster_api)
+                        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+                )
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = stop_rx.await;
+                }),
+        );
+        tracing::info!(
+            node = identity.id,
+            listen = %local_addr,
+            advertise = %identity.advertise_addr,
+            "node started"
+        );
+
+        bootstrap(&raft, &identity, &config.initial_cluster).await?;
+
+        Ok(Self {
+            identity,
+            local_addr,
+            raft,
+            registry,
+            stop_server: Some(stop_tx),
+            server,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.identity.id
+    }
+
+    /// The address the gRPC server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address peers and clients dial.
+    pub fn advertise_addr(&self) -> &str {
+        &self.identity.advertise_addr
+    }
+
+    /// The Raft handle.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// A read handle on the applied registry.
+    pub fn registry(&self) -> &RegistryReader {
+        &self.registry
+    }
+
+    /// Stops serving and shuts Raft down.
+    pub async fn shutdown(mut self) -> Result<(), ClusterError> {
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.server).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "gRPC server task failed"),
+        }
+        self.raft.shutdown().await.map_err(|e| ClusterError::Fatal {
+            node: self.identity.id,
+            reason: format!("raft shutdown: {e}"),
+        })?;
+        tracing::info!(node = self.identity.id, "node stopped");
+        Ok(())
+    }
+}
+
+/// On a pristine node listed in `initial_cluster`, writes the founding membership.
+///
+/// Every founding member does this with the same membership; openraft accepts identical
+/// initial configs on all of them, so no node has to be special. A node that already has
+/// state ignores `initial_cluster`: membership then changes only through the API.
+async fn bootstrap(
+    raft: &Raft,
+    identity: &NodeIdentity,
+    initial_cluster: &BTreeMap<NodeId, String>,
+) -> Result<(), ClusterError> {
+    let fatal = |reason: String| ClusterError::Fatal {
+        node: identity.id,
+        reason,
+    };
+    if raft.is_initialized().await.map_err(|e| fatal(e.to_string()))? {
+        if !initial_cluster.is_empty() {
+            tracing::info!("node has state: initial_cluster is ignored");
+        }
+        return Ok(());
+    }
+    if initial_cluster.is_empty() {
+        tracing::info!(
+            node = identity.id,
+            "pristine node without initial_cluster: waiting to be added to a cluster"
+        );
+        return Ok(());
+    }
+    if !initial_cluster.contains_key(&identity.id) {
+        return Err(ClusterError::Config(format!(
+            "initial_cluster does not list this node ({}); omit it to join an existing cluster",
+            identity.id
+        )));
+    }
+    let members: BTreeMap<NodeId, BasicNode> = initial_cluster
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+        .collect();
+    match raft.initialize(members).await {
+        Ok(()) => {
+            tracing::info!(members = ?initial_cluster, "bootstrapped cluster membership");
+            Ok(())
+        }
+        // Another founding member's membership reached us first: same config, nothing to do.
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(fatal(format!("bootstrap failed: {e}"))),
+    }
+}

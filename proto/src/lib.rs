@@ -1,0 +1,30 @@
+//! Generated protobuf messages and tonic clients/servers for mcp-rust.
+//!
+//! One module per .proto file in `proto/proto/`: `raft` (internal node-to-node
+//! Raft RPCs) and `cluster` (the public cluster API).
+
+/// Internal Raft RPCs (`proto/raft.proto`).
+pub mod raft {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("mcp.raft.v1");
+}
+
+/// The public cluster API (`proto/cluster.proto`).
+pub mod cluster {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("mcp.cluster.v1");
+}
+
+/// gRPC metadata key carrying the admin token as `Bearer <token>`.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// gRPC metadata key set on a request one node forwards to another, so that a request is
+/// forwarded at most once (no loops while leadership moves).
+pub const FORWARDED_BY: &str = "x-mcpd-forwarded-by";
+
+/// gRPC metadata key on error replies naming the error category (`invalid_spec`,
+/// `not_found`, `unauthorized`, ...), for clients that map errors to types.
+pub const ERROR_KIND: &str = "x-mcpd-error";
+
+/// Largest gRPC message a node accepts (snapshots and log batches travel in one message).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

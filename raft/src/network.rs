@@ -1,0 +1,199 @@
+//! The client side of node-to-node Raft RPCs, over tonic.
+//!
+//! openraft asks [`GrpcNetworkFactory`] for a client per peer; each [`PeerNetwork`] holds a
+//! lazily connected channel to that peer's `RaftService` and sends openraft's requests as
+//! serde_json payloads. When the cluster has an admin token, every Raft RPC carries it:
+//! a log append is a write like any other.
+
+use std::time::Duration;
+
+use mcp_proto::raft::raft_service_client::RaftServiceClient;
+use mcp_proto::raft::RaftPayload;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::types::{NodeId, TypeConfig};
+
+/// How long a connection attempt to a peer may take before the peer counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Creates [`PeerNetwork`] clients for openraft.
+#[derive(Clone, Default)]
+pub struct GrpcNetworkFactory {
+    admin_token: Option<String>,
+}
+
+impl GrpcNetworkFactory {
+    /// A factory whose clients send `admin_token` (if any) with every RPC.
+    pub fn new(admin_token: Option<String>) -> Self {
+        Self { admin_token }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        PeerNetwork {
+            target,
+            addr: node.addr.clone(),
+            client: None,
+            admin_token: self.admin_token.clone(),
+        }
+    }
+}
+
+/// A Raft RPC client for one peer.
+pub struct PeerNetwork {
+    target: NodeId,
+    addr: String,
+    client: Option<RaftServiceClient<Channel>>,
+    admin_token: Option<String>,
+}
+
+/// Why one RPC failed before a reply was decoded.
+#[derive(Debug, thiserror::Error)]
+enum TransportError {
+    #[error("invalid peer address {addr:?}: {source}")]
+    Address {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+    #[error("peer unreachable: {0}")]
+    Unreachable(tonic::Status),
+    #[error("rpc failed: {0}")]
+    Rpc(tonic::Status),
+    #[error("cannot encode or decode raft payload: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+impl PeerNetwork {
+    fn client(&mut self) -> Result<RaftServiceClient<Channel>, TransportError> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))
+            .map_err(|source| TransportError::Address {
+                addr: self.addr.clone(),
+                source,
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        let client = RaftServiceClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES);
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    fn request<Req: Serialize>(
+        &self,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<tonic::Request<RaftPayload>, TransportError> {
+        let mut request = tonic::Request::new(RaftPayload {
+            data: serde_json::to_vec(req)?,
+        });
+        request.set_timeout(option.hard_ttl());
+        if let Some(token) = &self.admin_token {
+            if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
+                request.metadata_mut().insert(mcp_proto::AUTHORIZATION, value);
+            }
+        }
+        Ok(request)
+    }
+
+    /// Sends one RPC and decodes the peer's `Result<Resp, RaftError<E>>`.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let result = self.send(rpc, req, option).await;
+        let payload = match result {
+            Ok(payload) => payload,
+            Err(e @ TransportError::Unreachable(_)) => {
+                // Stop reusing a channel to a peer that went away; reconnect next time.
+                self.client = None;
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+        };
+        let reply: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&payload.data)
+            .map_err(|e| RPCError::Network(NetworkError::new(&TransportError::Codec(e))))?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn send<Req: Serialize>(
+        &mut self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<RaftPayload, TransportError> {
+        let mut client = self.client()?;
+        let request = self.request(req, option)?;
+        let reply = match rpc {
+            Rpc::AppendEntries => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        match reply {
+            Ok(reply) => Ok(reply.into_inner()),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                Err(TransportError::Unreachable(status))
+            }
+            Err(status) => Err(TransportError::Rpc(status)),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Rpc::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Rpc::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+}

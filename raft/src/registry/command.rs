@@ -1,0 +1,114 @@
+//! Commands that change the registry, and what applying one returns.
+//!
+//! Every command is validated before it is proposed (see [`super::spec`]); the state
+//! machine still checks preconditions that depend on the state at apply time (the server
+//! exists, the expected revision matches), and reports a failed precondition as a
+//! [`CommandError`] result, leaving the registry untouched.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::ServerSpec;
+use super::NodeRecord;
+use crate::types::NodeId;
+
+/// A change to the registry, carried by one Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Command {
+    /// Create or replace a server spec. With `expected_revision`, apply only if the
+    /// server's current `mod_revision` equals it (0: the server must not exist).
+    PutServer {
+        /// The validated spec.
+        spec: ServerSpec,
+        /// Compare-and-set guard.
+        expected_revision: Option<u64>,
+    },
+    /// Remove a server together with its placements.
+    DeleteServer {
+        /// Server name.
+        name: String,
+    },
+    /// Change the desired replica count of a server.
+    Scale {
+        /// Server name.
+        name: String,
+        /// New desired replica count.
+        replicas: u32,
+    },
+    /// Change where a server's instances run: assign instance ids to nodes and drop
+    /// instance ids. Written by the leader's scheduler.
+    Place {
+        /// Server name.
+        name: String,
+        /// Instance id -> node that runs it (added or moved).
+        assign: BTreeMap<String, NodeId>,
+        /// Instance ids to remove.
+        unassign: Vec<String>,
+    },
+    /// Record or update a cluster node.
+    PutNode {
+        /// The node.
+        node: NodeRecord,
+    },
+    /// Forget a cluster node.
+    DeleteNode {
+        /// Node id.
+        id: NodeId,
+    },
+}
+
+impl Command {
+    /// Short name of the operation, for logs and metrics.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Command::PutServer { .. } => "put_server",
+            Command::DeleteServer { .. } => "delete_server",
+            Command::Scale { .. } => "scale",
+            Command::Place { .. } => "place",
+            Command::PutNode { .. } => "put_node",
+            Command::DeleteNode { .. } => "delete_node",
+        }
+    }
+}
+
+/// What a successfully applied command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    /// Registry revision after the command.
+    pub revision: u64,
+    /// `PutServer` created a new server (rather than replacing one).
+    pub created: bool,
+}
+
+/// A command whose precondition did not hold when it was applied; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CommandError {
+    /// The named server is not in the registry.
+    #[error("server {name:?} not found")]
+    ServerNotFound {
+        /// Server name.
+        name: String,
+    },
+    /// The compare-and-set guard of a `PutServer` did not match.
+    #[error("server {name:?} is at revision {actual}, expected {expected}")]
+    RevisionMismatch {
+        /// Server name.
+        name: String,
+        /// The revision the caller expected.
+        expected: u64,
+        /// The server's revision (0 if it does not exist).
+        actual: u64,
+    },
+    /// The named node is not in the registry.
+    #[error("node {id} not found")]
+    NodeNotFound {
+        /// Node id.
+        id: NodeId,
+    },
+}
+
+/// The response of applying one log entry: an outcome, or the precondition that failed.
+pub type CommandResult = Result<CommandOutcome, CommandError>;

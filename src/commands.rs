@@ -1,0 +1,279 @@
+//! Client subcommands: each sends one request to `--endpoint` and prints the answer.
+
+use std::io::Read;
+use std::path::Path;
+
+use mcp_proto::cluster::{
+    AddLearnerRequest, DeployRequest, GetServerRequest, ListServersRequest, MembersReply,
+    MembersRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo,
+    StatusRequest, UndeployRequest, WriteReply,
+};
+use serde_json::{json, Value};
+
+use crate::cli::{ClientArgs, Command, MembersAction, OutputFormat};
+use crate::client::{self, Client};
+use crate::output;
+
+/// An error reply from the cluster, shown as its message and category.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} [{kind}]")]
+pub struct RemoteError {
+    message: String,
+    kind: String,
+}
+
+impl From<tonic::Status> for RemoteError {
+    fn from(status: tonic::Status) -> Self {
+        let kind = status
+            .metadata()
+            .get(mcp_proto::ERROR_KIND)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{:?}", status.code()).to_lowercase());
+        Self {
+            message: status.message().to_owned(),
+            kind,
+        }
+    }
+}
+
+type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Runs one client subcommand.
+pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
+    let mut client = client::connect(args).await?;
+    let out = args.output;
+    match command {
+        Command::Deploy {
+            file,
+            expected_revision,
+        } => {
+            let spec_json = read_spec(&file)?;
+            let reply = client
+                .deploy(DeployRequest {
+                    spec_json,
+                    expected_revision,
+                })
+                .await
+                .map_err(RemoteError::from)?;
+            print_write(out, if reply.get_ref().created { "created" } else { "updated" }, reply.get_ref());
+        }
+        Command::Scale { name, replicas } => {
+            let reply = client
+                .scale(ScaleRequest { name, replicas })
+                .await
+                .map_err(RemoteError::from)?;
+            print_write(out, "scaled", reply.get_ref());
+        }
+        Command::Undeploy { name } => {
+            let reply = client
+                .undeploy(UndeployRequest { name })
+                .await
+                .map_err(RemoteError::from)?;
+            print_write(out, "undeployed", reply.get_ref());
+        }
+        Command::Get { name, stale } => {
+            let info = client
+                .get_server(GetServerRequest { name, stale })
+                .await
+                .map_err(RemoteError::from)?
+                .into_inner();
+            match out {
+                OutputFormat::Json => print!("{}", output::json(&server_json(&info))),
+                OutputFormat::Table => print!("{}", output::json(&server_json(&info))),
+            }
+        }
+        Command::Ls { stale } => {
+            let reply = client
+                .list_servers(ListServersRequest { stale })
+                .await
+                .map_err(RemoteError::from)?
+                .into_inner();
+            match out {
+                OutputFormat::Json => {
+                    let servers: Vec<Value> = reply.servers.iter().map(server_json).collect();
+                    print!(
+                        "{}",
+                        output::json(&json!({"revision": reply.revision, "servers": servers}))
+                    );
+                }
+                OutputFormat::Table => {
+                    let rows: Vec<Vec<String>> = reply
+                        .servers
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                s.transport.clone(),
+                                s.replicas.to_string(),
+                                s.placements.len().to_string(),
+                                s.priority.to_string(),
+                                s.tags.join(","),
+                                s.mod_revision.to_string(),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        output::table(
+                            &["NAME", "TRANSPORT", "REPLICAS", "PLACED", "PRIORITY", "TAGS", "REVISION"],
+                            &rows
+                        )
+                    );
+                }
+            }
+        }
+        Command::Status => status(&mut client, out).await?,
+        Command::Members { action } => {
+            let reply = match action {
+                None => client.members(MembersRequest {}).await,
+                Some(MembersAction::Add { id, addr }) => {
+                    client.add_learner(AddLearnerRequest { id, addr }).await
+                }
+                Some(MembersAction::Promote { id }) => {
+                    client.promote_voter(PromoteVoterRequest { id }).await
+                }
+                Some(MembersAction::Remove { id }) => {
+                    client.remove_node(RemoveNodeRequest { id }).await
+                }
+            }
+            .map_err(RemoteError::from)?;
+            print_members(out, reply.get_ref());
+        }
+        Command::Node(_) | Command::Dev(_) => {
+            return Err("node commands are not client commands".into());
+        }
+    }
+    Ok(())
+}
+
+/// Reads a spec file (JSON or YAML; "-" is stdin) and returns it as JSON text.
+fn read_spec(path: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    }
+    let is_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    if !is_yaml {
+        // JSON goes to the node as written, so its parser reports errors with positions.
+        return Ok(text);
+    }
+    let value: Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| format!("malformed YAML in {}: {e}", path.display()))?;
+    Ok(value.to_string())
+}
+
+fn print_write(out: OutputFormat, verb: &str, reply: &WriteReply) {
+    match out {
+        OutputFormat::Json => print!(
+            "{}",
+            output::json(&json!({
+                "name": reply.name,
+                "revision": reply.revision,
+                "created": reply.created,
+                "log_index": reply.log_index,
+            }))
+        ),
+        OutputFormat::Table => println!("{} {} (revision {})", reply.name, verb, reply.revision),
+    }
+}
+
+fn server_json(info: &ServerInfo) -> Value {
+    let spec: Value = serde_json::from_str(&info.spec_json).unwrap_or(Value::Null);
+    let placements: serde_json::Map<String, Value> = info
+        .placements
+        .iter()
+        .map(|p| (p.instance_id.clone(), json!(p.node_id)))
+        .collect();
+    json!({
+        "name": info.name,
+        "transport": info.transport,
+        "replicas": info.replicas,
+        "priority": info.priority,
+        "tags": info.tags,
+        "create_revision": info.create_revision,
+        "mod_revision": info.mod_revision,
+        "placements": placements,
+        "spec": spec,
+    })
+}
+
+async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
+    let s = client
+        .status(StatusRequest {})
+        .await
+        .map_err(RemoteError::from)?
+        .into_inner();
+    match out {
+        OutputFormat::Json => print!(
+            "{}",
+            output::json(&json!({
+                "node_id": s.node_id,
+                "grpc_addr": s.grpc_addr,
+                "role": s.role,
+                "leader_id": s.leader_id,
+                "term": s.term,
+                "last_log_index": s.last_log_index,
+                "last_applied_index": s.last_applied_index,
+                "snapshot_index": s.snapshot_index,
+                "purged_index": s.purged_index,
+                "revision": s.revision,
+                "server_count": s.server_count,
+                "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
+            }))
+        ),
+        OutputFormat::Table => {
+            let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+            let rows = vec![
+                vec!["node".to_owned(), format!("{} ({})", s.node_id, s.grpc_addr)],
+                vec!["role".to_owned(), s.role.clone()],
+                vec!["leader".to_owned(), opt(s.leader_id)],
+                vec!["term".to_owned(), s.term.to_string()],
+                vec!["last log index".to_owned(), opt(s.last_log_index)],
+                vec!["last applied".to_owned(), opt(s.last_applied_index)],
+                vec!["snapshot index".to_owned(), opt(s.snapshot_index)],
+                vec!["purged index".to_owned(), opt(s.purged_index)],
+                vec!["registry revision".to_owned(), s.revision.to_string()],
+                vec!["servers".to_owned(), s.server_count.to_string()],
+                vec!["members".to_owned(), s.members.len().to_string()],
+            ];
+            print!("{}", output::table(&["FIELD", "VALUE"], &rows));
+        }
+    }
+    Ok(())
+}
+
+fn print_members(out: OutputFormat, reply: &MembersReply) {
+    match out {
+        OutputFormat::Json => print!(
+            "{}",
+            output::json(&json!({
+                "leader_id": reply.leader_id,
+                "members": reply.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
+            }))
+        ),
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = reply
+                .members
+                .iter()
+                .map(|m| {
+                    let role = if reply.leader_id == Some(m.id) {
+                        "leader"
+                    } else if m.voter {
+                        "voter"
+                    } else {
+                        "learner"
+                    };
+                    vec![m.id.to_string(), m.addr.clone(), role.to_owned()]
+                })
+                .collect();
+            print!("{}", output::table(&["ID", "ADDRESS", "ROLE"], &rows));
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `mcpd`: runs a cluster node (`mcpd node`, `mcpd dev`) or talks to one (every other
+//! subcommand). See `mcpd --help`.
+
+mod cli;
+mod client;
+mod commands;
+mod dev;
+mod logging;
+mod node;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server_mode = matches!(cli.command, Command::Node(_) | Command::Dev(_));
+    if let Err(e) = logging::init(cli.log_format, server_mode) {
+        eprintln!("error: cannot set up logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Command::Node(args) => node::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
+        command => commands::run(&cli.client, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

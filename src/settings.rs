@@ -1,0 +1,150 @@
+//! Merges `mcpd node` settings: flags, then `MCPD_*` env (clap reads both), then the
+//! optional TOML file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR};
+use mcp_cluster::{NodeConfig, RaftTuning};
+use serde::Deserialize;
+
+use crate::cli::NodeArgs;
+
+/// Node settings as written in a TOML file; same names as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    id: Option<u64>,
+    grpc_addr: Option<SocketAddr>,
+    advertise_addr: Option<String>,
+    data_dir: Option<PathBuf>,
+    initial_cluster: Option<String>,
+    admin_token: Option<String>,
+    leader_election_timeout_ms: Option<u64>,
+    heartbeat_interval_ms: Option<u64>,
+    snapshot_logs: Option<u64>,
+    logs_to_keep: Option<u64>,
+    write_timeout_ms: Option<u64>,
+}
+
+/// Why settings could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn load_file(path: &Path) -> Result<FileSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| SettingsError::Parse {
+        path: path.display().to_string(),
+        source: Box::new(source),
+    })
+}
+
+/// The node configuration for `args`.
+pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileSettings::default(),
+    };
+    let data_dir = args.data_dir.or(file.data_dir).ok_or_else(|| {
+        SettingsError::Invalid(
+            "--data-dir (or MCPD_DATA_DIR, or data_dir in the config file) is required".to_owned(),
+        )
+    })?;
+    let initial_cluster = match args.initial_cluster.or(file.initial_cluster) {
+        Some(value) => parse_initial_cluster(&value).map_err(|e| SettingsError::Invalid(e.to_string()))?,
+        None => Default::default(),
+    };
+    let defaults = RaftTuning::default();
+    let ms = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+        flag.or(file).map(Duration::from_millis).unwrap_or(default)
+    };
+    let raft = RaftTuning {
+        leader_election_timeout: ms(
+            args.leader_election_timeout_ms,
+            file.leader_election_timeout_ms,
+            defaults.leader_election_timeout,
+        ),
+        heartbeat_interval: ms(
+            args.heartbeat_interval_ms,
+            file.heartbeat_interval_ms,
+            defaults.heartbeat_interval,
+        ),
+        snapshot_logs: args.snapshot_logs.or(file.snapshot_logs).unwrap_or(defaults.snapshot_logs),
+        logs_to_keep: args.logs_to_keep.or(file.logs_to_keep).unwrap_or(defaults.logs_to_keep),
+    };
+    Ok(NodeConfig {
+        id: args.id.or(file.id),
+        listen_addr: args.grpc_addr.or(file.grpc_addr),
+        advertise_addr: args.advertise_addr.or(file.advertise_addr),
+        data_dir,
+        initial_cluster,
+        admin_token: args.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
+        raft,
+        write_timeout: ms(args.write_timeout_ms, file.write_timeout_ms, Duration::from_secs(5)),
+    })
+    .map(|mut config| {
+        // A pristine node without an address gets the loopback default; a restarted one
+        // keeps the address pinned in its data dir.
+        if config.listen_addr.is_none() && !mcp_cluster::identity::exists(&config.data_dir) {
+            config.listen_addr = Some(DEFAULT_GRPC_ADDR);
+        }
+        config
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "id = 7\ndata_dir = \"/tmp/x\"\nleader_election_timeout_ms = 3000\nsnapshot_logs = 5\n",
+        )
+        .unwrap();
+        let args = NodeArgs {
+            config: Some(file),
+            id: Some(2),
+            ..NodeArgs::default()
+        };
+        let config = node_config(args).unwrap();
+        assert_eq!(config.id, Some(2));
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.raft.leader_election_timeout, Duration::from_millis(3000));
+        assert_eq!(config.raft.snapshot_logs, 5);
+        assert_eq!(config.listen_addr, Some(DEFAULT_GRPC_ADDR));
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "data_dir = \"/tmp/x\"\nelection_timeout = 3\n").unwrap();
+        let err = node_config(NodeArgs {
+            config: Some(file),
+            ..NodeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("election_timeout"), "{err}");
+    }
+}

@@ -1,0 +1,286 @@
+//! Test harness: real `mcpd node` processes on loopback, driven through the real CLI.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the `mcpd` binary built for this test run.
+pub fn mcpd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcpd")
+}
+
+/// A free loopback port (the OS picks it; we release it right away).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One node of a test cluster.
+pub struct TestNode {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// Options for a test cluster.
+#[derive(Clone, Default)]
+pub struct ClusterOptions {
+    pub admin_token: Option<String>,
+    pub extra_args: Vec<String>,
+}
+
+/// A set of `mcpd node` processes; every process is killed when it is dropped.
+pub struct TestCluster {
+    pub nodes: Vec<TestNode>,
+    pub dir: tempfile::TempDir,
+    pub options: ClusterOptions,
+}
+
+impl TestCluster {
+    /// Starts `n` founding nodes with ids 1..=n.
+    pub fn start(n: u64, options: ClusterOptions) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cluster = TestCluster {
+            nodes: Vec::new(),
+            dir,
+            options,
+        };
+        let addrs: Vec<(u64, String)> = (1..=n)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let initial = addrs
+            .iter()
+            .map(|(id, addr)| format!("{id}={addr}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (id, addr) in addrs {
+            cluster.add_node(id, &addr, Some(&initial));
+        }
+        cluster
+    }
+
+    /// Starts a new node process; `initial` is the `--initial-cluster` value, if any.
+    pub fn add_node(&mut self, id: u64, addr: &str, initial: Option<&str>) {
+        let data_dir = self.dir.path().join(format!("node-{id}"));
+        let log = self.dir.path().join(format!("node-{id}.log"));
+        let mut args = vec![
+            "node".to_owned(),
+            "--id".to_owned(),
+            id.to_string(),
+            "--grpc-addr".to_owned(),
+            addr.to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+        ];
+        if let Some(initial) = initial {
+            args.push("--initial-cluster".to_owned());
+            args.push(initial.to_owned());
+        }
+        let mut node = TestNode {
+            id,
+            addr: addr.to_owned(),
+            data_dir,
+            log,
+            child: None,
+        };
+        node.child = Some(self.spawn(&args, &node.log));
+        self.nodes.push(node);
+    }
+
+    fn spawn(&self, args: &[String], log: &Path) -> Child {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open node log");
+        let mut cmd = Command::new(mcpd_bin());
+        cmd.args(args)
+            .args(["--leader-election-timeout-ms", "400", "--heartbeat-interval-ms", "100"])
+            .args(&self.options.extra_args)
+            .env("RUST_LOG", "info")
+            .env_remove("MCPD_ADMIN_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log fd"))
+            .stderr(log_file);
+        if let Some(token) = &self.options.admin_token {
+            cmd.env("MCPD_ADMIN_TOKEN", token);
+        }
+        cmd.spawn().expect("spawn mcpd node")
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        self.nodes.iter().find(|n| n.id == id).expect("no such node")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("no such node")
+    }
+
+    /// `kill -9` a node.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.node_mut(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts a killed node with nothing but its data dir.
+    pub fn restart(&mut self, id: u64) {
+        let node = self.node(id);
+        let args = vec![
+            "node".to_owned(),
+            "--data-dir".to_owned(),
+            node.data_dir.display().to_string(),
+        ];
+        let child = self.spawn(&args, &node.log.clone());
+        self.node_mut(id).child = Some(child);
+    }
+
+    /// Runs an `mcpd` client command against node `id`.
+    pub fn cli(&self, id: u64, args: &[&str]) -> Output {
+        self.cli_with_token(id, self.options.admin_token.as_deref(), args)
+    }
+
+    pub fn cli_with_token(&self, id: u64, token: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(mcpd_bin());
+        cmd.arg("--endpoint")
+            .arg(&self.node(id).addr)
+            .args(args)
+            .env_remove("MCPD_ADMIN_TOKEN")
+            .stdin(Stdio::null());
+        if let Some(token) = token {
+            cmd.env("MCPD_ADMIN_TOKEN", token);
+        }
+        cmd.output().expect("run mcpd")
+    }
+
+    /// Runs a client command with `-o json` and returns its parsed output, or None if it failed.
+    pub fn try_json(&self, id: u64, args: &[&str]) -> Option<Value> {
+        let mut full = vec!["-o", "json"];
+        full.extend_from_slice(args);
+        let out = self.cli(id, &full);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Like `try_json`, but the command must succeed.
+    pub fn json(&self, id: u64, args: &[&str]) -> Value {
+        let mut full = vec!["-o", "json"];
+        full.extend_from_slice(args);
+        let out = self.cli(id, &full);
+        assert!(
+            out.status.success(),
+            "mcpd {args:?} on node {id} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        serde_json::from_slice(&out.stdout).expect("json output")
+    }
+
+    /// Deploys a spec (JSON text) through node `id`.
+    pub fn deploy(&self, id: u64, spec: &str) -> Output {
+        let path = self
+            .dir
+            .path()
+            .join(format!("spec-{}.json", free_port()));
+        std::fs::write(&path, spec).expect("write spec");
+        self.cli(id, &["-o", "json", "deploy", "-f", path.to_str().expect("utf8 path")])
+    }
+
+    /// Status of node `id`, if it answers.
+    pub fn status(&self, id: u64) -> Option<Value> {
+        self.try_json(id, &["status"])
+    }
+
+    /// Waits until the running nodes agree on one leader and returns its id.
+    pub fn wait_leader(&self) -> u64 {
+        wait_for("a leader", Duration::from_secs(30), || {
+            let mut leader = None;
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                let s = self.status(node.id)?;
+                let l = s["leader_id"].as_u64()?;
+                if leader.is_some_and(|prev| prev != l) {
+                    return None;
+                }
+                leader = Some(l);
+            }
+            let l = leader?;
+            // The leader must itself be running and say so.
+            let s = self.status(l)?;
+            (s["role"] == "Leader").then_some(l)
+        })
+    }
+
+    /// Waits until node `id` reports `revision`.
+    pub fn wait_revision(&self, id: u64, revision: u64) {
+        wait_for(
+            &format!("node {id} to reach revision {revision}"),
+            Duration::from_secs(30),
+            || {
+                let s = self.status(id)?;
+                (s["revision"].as_u64()? == revision).then_some(())
+            },
+        )
+    }
+
+    /// All node logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            all.push_str(&format!("--- node {} log (last 40 lines) ---\n", node.id));
+            for line in tail.into_iter().rev() {
+                all.push_str(line);
+                all.push('\n');
+            }
+        }
+        all
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A minimal valid stdio spec.
+pub fn stdio_spec(name: &str) -> String {
+    serde_json::json!({"name": name, "transport": "stdio", "command": "python3", "args": ["-m", "mcp_server_time"]}).to_string()
+}
