@@ -39,7 +39,12 @@ pub enum OutputFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// gRPC address of any cluster node.
-    #[arg(long, global = true, env = "MCPD_ENDPOINT", default_value = "127.0.0.1:7400")]
+    #[arg(
+        long,
+        global = true,
+        env = "MCPD_ENDPOINT",
+        default_value = "127.0.0.1:7400"
+    )]
     pub endpoint: String,
 
     /// Admin token, required for writes when the cluster has one.
@@ -54,7 +59,7 @@ pub struct ClientArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a cluster node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run a throwaway single-node cluster in a temporary directory.
     Dev(DevArgs),
     /// Create or replace a server from a JSON or YAML spec file ("-" reads stdin).

@@ -15,7 +15,10 @@ pub struct TokenInterceptor {
 }
 
 impl tonic::service::Interceptor for TokenInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(header) = &self.header {
             request
                 .metadata_mut()
@@ -47,6 +50,8 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, Box<dyn std::error::Er
         ),
         None => None,
     };
-    Ok(ClusterServiceClient::with_interceptor(channel, TokenInterceptor { header })
-        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES))
+    Ok(
+        ClusterServiceClient::with_interceptor(channel, TokenInterceptor { header })
+            .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+    )
 }

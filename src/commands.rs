@@ -56,7 +56,15 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
                 })
                 .await
                 .map_err(RemoteError::from)?;
-            print_write(out, if reply.get_ref().created { "created" } else { "updated" }, reply.get_ref());
+            print_write(
+                out,
+                if reply.get_ref().created {
+                    "created"
+                } else {
+                    "updated"
+                },
+                reply.get_ref(),
+            );
         }
         Command::Scale { name, replicas } => {
             let reply = client
@@ -116,7 +124,15 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
                     print!(
                         "{}",
                         output::table(
-                            &["NAME", "TRANSPORT", "REPLICAS", "PLACED", "PRIORITY", "TAGS", "REVISION"],
+                            &[
+                                "NAME",
+                                "TRANSPORT",
+                                "REPLICAS",
+                                "PLACED",
+                                "PRIORITY",
+                                "TAGS",
+                                "REVISION"
+                            ],
                             &rows
                         )
                     );
@@ -231,7 +247,10 @@ async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
         OutputFormat::Table => {
             let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
             let rows = vec![
-                vec!["node".to_owned(), format!("{} ({})", s.node_id, s.grpc_addr)],
+                vec![
+                    "node".to_owned(),
+                    format!("{} ({})", s.node_id, s.grpc_addr),
+                ],
                 vec!["role".to_owned(), s.role.clone()],
                 vec!["leader".to_owned(), opt(s.leader_id)],
                 vec!["term".to_owned(), s.term.to_string()],

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Node(args) => node::run(args).await,
+        Command::Node(args) => node::run(*args).await,
         Command::Dev(args) => dev::run(args).await,
         command => commands::run(&cli.client, command).await,
     };

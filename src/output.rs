@@ -20,7 +20,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             }
             first = false;
             text.push_str(cell);
-            text.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count())));
+            text.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()),
+            ));
         }
         out.push_str(text.trim_end());
         out.push('\n');
@@ -47,7 +50,10 @@ mod tests {
     fn aligns_columns() {
         let text = table(
             &["NAME", "N"],
-            &[vec!["a".into(), "1".into()], vec!["long-name".into(), "22".into()]],
+            &[
+                vec!["a".into(), "1".into()],
+                vec!["long-name".into(), "22".into()],
+            ],
         );
         assert_eq!(text, "NAME       N\na          1\nlong-name  22\n");
     }

@@ -68,7 +68,9 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
         )
     })?;
     let initial_cluster = match args.initial_cluster.or(file.initial_cluster) {
-        Some(value) => parse_initial_cluster(&value).map_err(|e| SettingsError::Invalid(e.to_string()))?,
+        Some(value) => {
+            parse_initial_cluster(&value).map_err(|e| SettingsError::Invalid(e.to_string()))?
+        }
         None => Default::default(),
     };
     let defaults = RaftTuning::default();
@@ -86,8 +88,14 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             file.heartbeat_interval_ms,
             defaults.heartbeat_interval,
         ),
-        snapshot_logs: args.snapshot_logs.or(file.snapshot_logs).unwrap_or(defaults.snapshot_logs),
-        logs_to_keep: args.logs_to_keep.or(file.logs_to_keep).unwrap_or(defaults.logs_to_keep),
+        snapshot_logs: args
+            .snapshot_logs
+            .or(file.snapshot_logs)
+            .unwrap_or(defaults.snapshot_logs),
+        logs_to_keep: args
+            .logs_to_keep
+            .or(file.logs_to_keep)
+            .unwrap_or(defaults.logs_to_keep),
     };
     Ok(NodeConfig {
         id: args.id.or(file.id),
@@ -95,9 +103,16 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
         advertise_addr: args.advertise_addr.or(file.advertise_addr),
         data_dir,
         initial_cluster,
-        admin_token: args.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
+        admin_token: args
+            .admin_token
+            .or(file.admin_token)
+            .filter(|t| !t.is_empty()),
         raft,
-        write_timeout: ms(args.write_timeout_ms, file.write_timeout_ms, Duration::from_secs(5)),
+        write_timeout: ms(
+            args.write_timeout_ms,
+            file.write_timeout_ms,
+            Duration::from_secs(5),
+        ),
     })
     .map(|mut config| {
         // A pristine node without an address gets the loopback default; a restarted one
@@ -130,7 +145,10 @@ mod tests {
         let config = node_config(args).unwrap();
         assert_eq!(config.id, Some(2));
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(config.raft.leader_election_timeout, Duration::from_millis(3000));
+        assert_eq!(
+            config.raft.leader_election_timeout,
+            Duration::from_millis(3000)
+        );
         assert_eq!(config.raft.snapshot_logs, 5);
         assert_eq!(config.listen_addr, Some(DEFAULT_GRPC_ADDR));
     }

@@ -67,7 +67,11 @@ fn deploy_through_a_follower_is_visible_on_all_nodes() {
 fn killed_leader_is_replaced_and_catches_up_after_restart() {
     let mut cluster = TestCluster::start(3, ClusterOptions::default());
     let old_leader = cluster.wait_leader();
-    assert_ok(&cluster.deploy(old_leader, &stdio_spec("before")), "deploy", &cluster);
+    assert_ok(
+        &cluster.deploy(old_leader, &stdio_spec("before")),
+        "deploy",
+        &cluster,
+    );
 
     cluster.kill(old_leader);
     let new_leader = cluster.wait_leader();
@@ -101,7 +105,11 @@ fn acknowledged_writes_survive_killing_every_node() {
     let writer = {
         let acked = Arc::clone(&acked);
         let stop = Arc::clone(&stop);
-        let addrs: Vec<(u64, String)> = cluster.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+        let addrs: Vec<(u64, String)> = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.addr.clone()))
+            .collect();
         let dir = cluster.dir.path().to_path_buf();
         std::thread::spawn(move || {
             // Bounded: at most 400 writes, and it stops as soon as the nodes are gone.
@@ -156,22 +164,38 @@ fn invalid_specs_are_rejected_and_change_nothing() {
     let cluster = TestCluster::start(3, ClusterOptions::default());
     let leader = cluster.wait_leader();
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
-    assert_ok(&cluster.deploy(follower, &stdio_spec("good")), "valid deploy", &cluster);
+    assert_ok(
+        &cluster.deploy(follower, &stdio_spec("good")),
+        "valid deploy",
+        &cluster,
+    );
     let before = cluster.json(leader, &["ls"]);
 
     let cases = [
         (r#"{"name": "a", "transport": "stdio"}"#, "command"),
         (r#"{"name": "Bad Name!", "command": "x"}"#, "name"),
-        (r#"{"name": "good", "command": "x", "replicas": -1}"#, "replicas"),
-        (r#"{"name": "a", "transport": "carrier-pigeon", "command": "x"}"#, "transport"),
+        (
+            r#"{"name": "good", "command": "x", "replicas": -1}"#,
+            "replicas",
+        ),
+        (
+            r#"{"name": "a", "transport": "carrier-pigeon", "command": "x"}"#,
+            "transport",
+        ),
         (r#"{"name": "a", "command": "x""#, "JSON"),
     ];
     for (spec, field) in cases {
         let out = cluster.deploy(follower, spec);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{spec} was accepted");
-        assert!(stderr.contains(field), "error for {spec} does not name {field}: {stderr}");
-        assert!(stderr.contains("invalid_spec"), "error kind missing: {stderr}");
+        assert!(
+            stderr.contains(field),
+            "error for {spec} does not name {field}: {stderr}"
+        );
+        assert!(
+            stderr.contains("invalid_spec"),
+            "error kind missing: {stderr}"
+        );
     }
     let after = cluster.json(leader, &["ls"]);
     assert_eq!(before, after, "the registry changed");
@@ -190,7 +214,11 @@ fn admin_token_guards_writes_on_every_node() {
         },
     );
     cluster.wait_leader();
-    assert_ok(&cluster.deploy(1, &stdio_spec("guarded")), "deploy with token", &cluster);
+    assert_ok(
+        &cluster.deploy(1, &stdio_spec("guarded")),
+        "deploy with token",
+        &cluster,
+    );
 
     for id in 1..=3 {
         for bad in [None, Some("wrong")] {
@@ -201,12 +229,18 @@ fn admin_token_guards_writes_on_every_node() {
             ] {
                 let out = cluster.cli_with_token(id, bad, &args);
                 let stderr = String::from_utf8_lossy(&out.stderr);
-                assert!(!out.status.success(), "{args:?} on node {id} with {bad:?} succeeded");
+                assert!(
+                    !out.status.success(),
+                    "{args:?} on node {id} with {bad:?} succeeded"
+                );
                 assert!(stderr.contains("unauthorized"), "{stderr}");
             }
         }
         let listing = cluster.cli_with_token(id, None, &["-o", "json", "ls"]);
-        assert!(listing.status.success(), "read without token refused on node {id}");
+        assert!(
+            listing.status.success(),
+            "read without token refused on node {id}"
+        );
     }
     let server = cluster.json(1, &["get", "guarded"]);
     assert_eq!(server["replicas"], 1);
@@ -225,12 +259,20 @@ fn new_node_catches_up_by_snapshot_and_becomes_voter() {
     );
     let leader = cluster.wait_leader();
     for i in 0..30 {
-        assert_ok(&cluster.deploy(leader, &stdio_spec(&format!("s-{i}"))), "deploy", &cluster);
+        assert_ok(
+            &cluster.deploy(leader, &stdio_spec(&format!("s-{i}"))),
+            "deploy",
+            &cluster,
+        );
     }
-    wait_for("the leader to purge its log", Duration::from_secs(30), || {
-        let s = cluster.status(leader)?;
-        (s["purged_index"].as_u64()? > 1).then_some(())
-    });
+    wait_for(
+        "the leader to purge its log",
+        Duration::from_secs(30),
+        || {
+            let s = cluster.status(leader)?;
+            (s["purged_index"].as_u64()? > 1).then_some(())
+        },
+    );
 
     let addr = format!("127.0.0.1:{}", common::free_port());
     cluster.add_node(4, &addr, None);
@@ -241,7 +283,10 @@ fn new_node_catches_up_by_snapshot_and_becomes_voter() {
     let target = revision(&cluster, leader);
     cluster.wait_revision(4, target);
     let status = cluster.status(4).expect("node 4 status");
-    assert!(status["snapshot_index"].as_u64().is_some(), "node 4 has no snapshot: {status}");
+    assert!(
+        status["snapshot_index"].as_u64().is_some(),
+        "node 4 has no snapshot: {status}"
+    );
     assert_eq!(server_names(&cluster.json(4, &["ls", "--stale"])).len(), 30);
 
     let out = cluster.cli(follower, &["-o", "json", "members", "promote", "4"]);
@@ -258,7 +303,9 @@ fn new_node_catches_up_by_snapshot_and_becomes_voter() {
     assert_ok(&out, "members remove", &cluster);
     let members = cluster.json(leader, &["members"]);
     assert!(
-        members["members"].as_array().is_some_and(|m| m.iter().all(|m| m["id"] != 4)),
+        members["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(|m| m["id"] != 4)),
         "{members}"
     );
 }

@@ -14,12 +14,16 @@ impl StoreBuilder<TypeConfig, SledLogStore<TypeConfig>, RegistryStateMachine, te
     async fn build(
         &self,
     ) -> Result<
-        (tempfile::TempDir, SledLogStore<TypeConfig>, RegistryStateMachine),
+        (
+            tempfile::TempDir,
+            SledLogStore<TypeConfig>,
+            RegistryStateMachine,
+        ),
         StorageError<u64>,
     > {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = mcp_storage::open_db(&dir.path().join("raft.db"), 16 * 1024 * 1024)
-            .expect("open sled");
+        let db =
+            mcp_storage::open_db(&dir.path().join("raft.db"), 16 * 1024 * 1024).expect("open sled");
         let log_store = SledLogStore::open(&db).expect("open log store");
         let state_machine = RegistryStateMachine::open(&db).expect("open state machine");
         Ok((dir, log_store, state_machine))

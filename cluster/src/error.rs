@@ -103,9 +103,10 @@ impl From<ClusterError> for tonic::Status {
             _ => Code::Internal,
         };
         let mut status = tonic::Status::new(code, err.to_string());
-        status
-            .metadata_mut()
-            .insert(mcp_proto::ERROR_KIND, MetadataValue::from_static(err.kind()));
+        status.metadata_mut().insert(
+            mcp_proto::ERROR_KIND,
+            MetadataValue::from_static(err.kind()),
+        );
         status
     }
 }

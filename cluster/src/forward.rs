@@ -41,7 +41,10 @@ impl PeerChannels {
     }
 
     /// A cluster-service client for `addr`.
-    pub fn cluster_client(&self, addr: &str) -> Result<ClusterServiceClient<Channel>, ClusterError> {
+    pub fn cluster_client(
+        &self,
+        addr: &str,
+    ) -> Result<ClusterServiceClient<Channel>, ClusterError> {
         Ok(ClusterServiceClient::new(self.channel(addr)?)
             .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES))
     }
@@ -77,9 +80,14 @@ where
         .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(from));
     tracing::debug!(leader = addr, "forwarding request to leader");
     call(client, forwarded).await.map_err(|status| {
-        if status.code() == tonic::Code::Unavailable && status.metadata().get(mcp_proto::ERROR_KIND).is_none() {
+        if status.code() == tonic::Code::Unavailable
+            && status.metadata().get(mcp_proto::ERROR_KIND).is_none()
+        {
             // A transport failure (the leader is down or unreachable), not an answer.
-            ClusterError::Unavailable(format!("leader at {addr} is unreachable: {}", status.message()))
+            ClusterError::Unavailable(format!(
+                "leader at {addr} is unreachable: {}",
+                status.message()
+            ))
         } else {
             ClusterError::Forwarded(status)
         }

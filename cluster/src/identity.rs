@@ -135,7 +135,8 @@ impl NodeIdentity {
             dir: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let mut file = std::fs::File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
+        let mut file =
+            std::fs::File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
         file.write_all(&bytes)
             .and_then(|()| file.sync_all())
             .map_err(io(format!("write {}", tmp.display())))?;

@@ -148,10 +148,13 @@ impl ClusterNode {
             Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server ended with an error"),
             Err(e) => tracing::warn!(error = %e, "gRPC server task failed"),
         }
-        self.raft.shutdown().await.map_err(|e| ClusterError::Fatal {
-            node: self.identity.id,
-            reason: format!("raft shutdown: {e}"),
-        })?;
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| ClusterError::Fatal {
+                node: self.identity.id,
+                reason: format!("raft shutdown: {e}"),
+            })?;
         tracing::info!(node = self.identity.id, "node stopped");
         Ok(())
     }
@@ -171,7 +174,11 @@ async fn bootstrap(
         node: identity.id,
         reason,
     };
-    if raft.is_initialized().await.map_err(|e| fatal(e.to_string()))? {
+    if raft
+        .is_initialized()
+        .await
+        .map_err(|e| fatal(e.to_string()))?
+    {
         if !initial_cluster.is_empty() {
             tracing::info!("node has state: initial_cluster is ignored");
         }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use mcp_proto::raft::raft_service_client::RaftServiceClient;
 use mcp_proto::raft::RaftPayload;
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -106,7 +108,9 @@ impl PeerNetwork {
         request.set_timeout(option.hard_ttl());
         if let Some(token) = &self.admin_token {
             if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
-                request.metadata_mut().insert(mcp_proto::AUTHORIZATION, value);
+                request
+                    .metadata_mut()
+                    .insert(mcp_proto::AUTHORIZATION, value);
             }
         }
         Ok(request)

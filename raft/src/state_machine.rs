@@ -11,8 +11,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use mcp_storage::SnapshotStore;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::{
-    AnyError, EntryPayload, RaftLogId, SnapshotMeta, StorageError, StorageIOError,
-    StoredMembership,
+    AnyError, EntryPayload, RaftLogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 
@@ -98,7 +97,10 @@ pub struct RegistrySnapshotBuilder {
 
 fn snapshot_id(last: &Option<LogId>) -> String {
     match last {
-        Some(id) => format!("{}-{}-{}", id.leader_id.term, id.leader_id.node_id, id.index),
+        Some(id) => format!(
+            "{}-{}-{}",
+            id.leader_id.term, id.leader_id.node_id, id.index
+        ),
         None => "empty".to_owned(),
     }
 }
@@ -107,7 +109,10 @@ fn snapshot_read_error(e: &(impl std::error::Error + 'static)) -> StorageError<N
     StorageIOError::read_snapshot(None, AnyError::new(e)).into()
 }
 
-fn snapshot_error(meta: Option<&SnapshotMeta<NodeId, openraft::BasicNode>>, e: &(impl std::error::Error + 'static)) -> StorageError<NodeId> {
+fn snapshot_error(
+    meta: Option<&SnapshotMeta<NodeId, openraft::BasicNode>>,
+    e: &(impl std::error::Error + 'static),
+) -> StorageError<NodeId> {
     let signature = meta.map(|m| m.signature());
     StorageIOError::write_snapshot(signature, AnyError::new(e)).into()
 }
@@ -139,9 +144,7 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
         &mut self,
     ) -> Result<(Option<LogId>, StoredMembership<NodeId, openraft::BasicNode>), StorageError<NodeId>>
     {
-        Ok(self
-            .reader
-            .read(|s| (s.last_applied, s.membership.clone())))
+        Ok(self.reader.read(|s| (s.last_applied, s.membership.clone())))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError<NodeId>>
@@ -167,13 +170,14 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
                             revision = outcome.revision,
                             "applied"
                         ),
-                        Err(e) => tracing::debug!(op = command.op(), error = %e, "rejected at apply"),
+                        Err(e) => {
+                            tracing::debug!(op = command.op(), error = %e, "rejected at apply")
+                        }
                     }
                     result
                 }
                 EntryPayload::Membership(membership) => {
-                    state.membership =
-                        StoredMembership::new(Some(log_id), membership);
+                    state.membership = StoredMembership::new(Some(log_id), membership);
                     Ok(CommandOutcome {
                         revision: state.registry.revision(),
                         created: false,

@@ -123,7 +123,12 @@ impl TestCluster {
             .expect("open node log");
         let mut cmd = Command::new(mcpd_bin());
         cmd.args(args)
-            .args(["--leader-election-timeout-ms", "400", "--heartbeat-interval-ms", "100"])
+            .args([
+                "--leader-election-timeout-ms",
+                "400",
+                "--heartbeat-interval-ms",
+                "100",
+            ])
             .args(&self.options.extra_args)
             .env("RUST_LOG", "info")
             .env_remove("MCPD_ADMIN_TOKEN")
@@ -137,11 +142,17 @@ impl TestCluster {
     }
 
     pub fn node(&self, id: u64) -> &TestNode {
-        self.nodes.iter().find(|n| n.id == id).expect("no such node")
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("no such node")
     }
 
     fn node_mut(&mut self, id: u64) -> &mut TestNode {
-        self.nodes.iter_mut().find(|n| n.id == id).expect("no such node")
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("no such node")
     }
 
     /// `kill -9` a node.
@@ -209,12 +220,18 @@ impl TestCluster {
 
     /// Deploys a spec (JSON text) through node `id`.
     pub fn deploy(&self, id: u64, spec: &str) -> Output {
-        let path = self
-            .dir
-            .path()
-            .join(format!("spec-{}.json", free_port()));
+        let path = self.dir.path().join(format!("spec-{}.json", free_port()));
         std::fs::write(&path, spec).expect("write spec");
-        self.cli(id, &["-o", "json", "deploy", "-f", path.to_str().expect("utf8 path")])
+        self.cli(
+            id,
+            &[
+                "-o",
+                "json",
+                "deploy",
+                "-f",
+                path.to_str().expect("utf8 path"),
+            ],
+        )
     }
 
     /// Status of node `id`, if it answers.

@@ -103,7 +103,12 @@ impl ClusterApi {
         match written {
             Ok(ClientWriteResponse { log_id, data, .. }) => {
                 let outcome = data?;
-                tracing::info!(op, revision = outcome.revision, index = log_id.index, "committed");
+                tracing::info!(
+                    op,
+                    revision = outcome.revision,
+                    index = log_id.index,
+                    "committed"
+                );
                 Ok(Route::Done((outcome, log_id.index)))
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -256,7 +261,10 @@ fn check_name(name: &str) -> Result<(), ClusterError> {
 
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
-    async fn deploy(&self, request: Request<DeployRequest>) -> Result<Response<WriteReply>, Status> {
+    async fn deploy(
+        &self,
+        request: Request<DeployRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
         self.guard.check(request.metadata())?;
         let spec = spec::parse_json(&request.get_ref().spec_json).map_err(ClusterError::from)?;
         let name = spec.name.clone();
@@ -280,7 +288,10 @@ impl ClusterService for ClusterApi {
         self.guard.check(request.metadata())?;
         let name = request.get_ref().name.clone();
         check_name(&name)?;
-        match self.propose(Command::DeleteServer { name: name.clone() }).await? {
+        match self
+            .propose(Command::DeleteServer { name: name.clone() })
+            .await?
+        {
             Route::Done(done) => Ok(write_reply(&name, done)),
             Route::Leader(addr) => {
                 self.forward(addr, request, |mut c, r| async move { c.undeploy(r).await })
@@ -299,7 +310,13 @@ impl ClusterService for ClusterApi {
             ))
             .into());
         }
-        match self.propose(Command::Scale { name: name.clone(), replicas }).await? {
+        match self
+            .propose(Command::Scale {
+                name: name.clone(),
+                replicas,
+            })
+            .await?
+        {
             Route::Done(done) => Ok(write_reply(&name, done)),
             Route::Leader(addr) => {
                 self.forward(addr, request, |mut c, r| async move { c.scale(r).await })
@@ -316,7 +333,11 @@ impl ClusterService for ClusterApi {
         if !stale {
             if let Route::Leader(addr) = self.confirm_leader().await? {
                 return self
-                    .forward(addr, request, |mut c, r| async move { c.get_server(r).await })
+                    .forward(
+                        addr,
+                        request,
+                        |mut c, r| async move { c.get_server(r).await },
+                    )
                     .await;
             }
         }
@@ -335,7 +356,11 @@ impl ClusterService for ClusterApi {
         if !request.get_ref().stale {
             if let Route::Leader(addr) = self.confirm_leader().await? {
                 return self
-                    .forward(addr, request, |mut c, r| async move { c.list_servers(r).await })
+                    .forward(
+                        addr,
+                        request,
+                        |mut c, r| async move { c.list_servers(r).await },
+                    )
                     .await;
             }
         }
@@ -346,7 +371,10 @@ impl ClusterService for ClusterApi {
         Ok(Response::new(reply))
     }
 
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
         let metrics = self.raft.metrics().borrow().clone();
         let role = match metrics.state {
             ServerState::Leader => "Leader",
@@ -380,7 +408,10 @@ impl ClusterService for ClusterApi {
         }))
     }
 
-    async fn members(&self, _request: Request<MembersRequest>) -> Result<Response<MembersReply>, Status> {
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<MembersReply>, Status> {
         Ok(Response::new(self.members()))
     }
 
@@ -413,8 +444,12 @@ impl ClusterService for ClusterApi {
                 Ok(Response::new(self.members()))
             }
             Route::Leader(leader) => {
-                self.forward(leader, request, |mut c, r| async move { c.add_learner(r).await })
-                    .await
+                self.forward(
+                    leader,
+                    request,
+                    |mut c, r| async move { c.add_learner(r).await },
+                )
+                .await
             }
         }
     }
@@ -434,8 +469,10 @@ impl ClusterService for ClusterApi {
                 Ok(Response::new(self.members()))
             }
             Route::Leader(leader) => {
-                self.forward(leader, request, |mut c, r| async move { c.promote_voter(r).await })
-                    .await
+                self.forward(leader, request, |mut c, r| async move {
+                    c.promote_voter(r).await
+                })
+                .await
             }
         }
     }
@@ -466,8 +503,12 @@ impl ClusterService for ClusterApi {
                 Ok(Response::new(self.members()))
             }
             Route::Leader(leader) => {
-                self.forward(leader, request, |mut c, r| async move { c.remove_node(r).await })
-                    .await
+                self.forward(
+                    leader,
+                    request,
+                    |mut c, r| async move { c.remove_node(r).await },
+                )
+                .await
             }
         }
     }

@@ -182,7 +182,8 @@ fn type_name(value: &Value) -> &'static str {
 
 /// Parses and validates a spec from JSON text.
 pub fn parse_json(input: &str) -> Result<ServerSpec, SpecError> {
-    let value: Value = serde_json::from_str(input).map_err(|e| SpecError::Malformed(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(input).map_err(|e| SpecError::Malformed(e.to_string()))?;
     from_value(value)
 }
 
@@ -199,7 +200,10 @@ pub fn validate_name(name: &str) -> Result<(), SpecError> {
     let reason = if name.is_empty() {
         Some("must not be empty".to_owned())
     } else if name.len() > MAX_NAME_LEN {
-        Some(format!("must be at most {MAX_NAME_LEN} characters, got {}", name.len()))
+        Some(format!(
+            "must be at most {MAX_NAME_LEN} characters, got {}",
+            name.len()
+        ))
     } else if !name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
@@ -210,7 +214,9 @@ pub fn validate_name(name: &str) -> Result<(), SpecError> {
     } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
         || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
     {
-        Some(format!("{name:?} must start and end with a letter or digit"))
+        Some(format!(
+            "{name:?} must start and end with a letter or digit"
+        ))
     } else {
         None
     };
@@ -222,9 +228,26 @@ pub fn validate_name(name: &str) -> Result<(), SpecError> {
 
 const TRANSPORT_FIELDS: [&str; 3] = ["transport", "type", "server_type"];
 const KNOWN_FIELDS: [&str; 20] = [
-    "name", "transport", "type", "server_type", "command", "args", "env", "cwd", "url", "port",
-    "host", "headers", "auth", "replicas", "priority", "tags", "placement",
-    "request_timeout_ms", "description", "id",
+    "name",
+    "transport",
+    "type",
+    "server_type",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "port",
+    "host",
+    "headers",
+    "auth",
+    "replicas",
+    "priority",
+    "tags",
+    "placement",
+    "request_timeout_ms",
+    "description",
+    "id",
 ];
 
 /// Reads fields out of the user's object, one typed accessor per kind of value.
@@ -234,12 +257,17 @@ struct SpecReader {
 
 impl SpecReader {
     fn read(mut self) -> Result<ServerSpec, SpecError> {
-        if let Some(unknown) = self.fields.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+        if let Some(unknown) = self
+            .fields
+            .keys()
+            .find(|k| !KNOWN_FIELDS.contains(&k.as_str()))
+        {
             return Err(SpecError::UnknownField(unknown.clone()));
         }
-        let name = self
-            .string("name")?
-            .ok_or(SpecError::MissingField { field: "name", context: String::new() })?;
+        let name = self.string("name")?.ok_or(SpecError::MissingField {
+            field: "name",
+            context: String::new(),
+        })?;
         validate_name(&name)?;
         let transport = self.transport()?;
         let replicas = match self.fields.remove("replicas") {
@@ -297,7 +325,10 @@ impl SpecReader {
         match self.fields.remove(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(invalid(field, format!("must be a string, got {}", type_name(&other)))),
+            Some(other) => Err(invalid(
+                field,
+                format!("must be a string, got {}", type_name(&other)),
+            )),
         }
     }
 
@@ -319,7 +350,10 @@ impl SpecReader {
                 field,
                 "must be an array of strings (a string is never split into words)",
             )),
-            Some(other) => Err(invalid(field, format!("must be an array of strings, got {}", type_name(&other)))),
+            Some(other) => Err(invalid(
+                field,
+                format!("must be an array of strings, got {}", type_name(&other)),
+            )),
         }
     }
 
@@ -338,7 +372,10 @@ impl SpecReader {
                     )),
                 })
                 .collect(),
-            Some(other) => Err(invalid(field, format!("must be an object of strings, got {}", type_name(&other)))),
+            Some(other) => Err(invalid(
+                field,
+                format!("must be an object of strings, got {}", type_name(&other)),
+            )),
         }
     }
 
@@ -400,7 +437,10 @@ impl SpecReader {
 
     fn refuse_fields_of(&self, fields: &[&str], transport: &str) -> Result<(), SpecError> {
         match fields.iter().find(|f| self.fields.contains_key(**f)) {
-            Some(field) => Err(invalid(*field, format!("does not apply to transport {transport:?}"))),
+            Some(field) => Err(invalid(
+                *field,
+                format!("does not apply to transport {transport:?}"),
+            )),
             None => Ok(()),
         }
     }
@@ -434,7 +474,10 @@ impl SpecReader {
             }
         }
         let cwd = self.string("cwd")?;
-        if cwd.as_deref().is_some_and(|c| c.is_empty() || c.contains('\0')) {
+        if cwd
+            .as_deref()
+            .is_some_and(|c| c.is_empty() || c.contains('\0'))
+        {
             return Err(invalid("cwd", "must be a non-empty path without NUL bytes"));
         }
         Ok(Transport::Stdio {
@@ -455,13 +498,23 @@ impl SpecReader {
                 v.as_u64()
                     .and_then(|p| u16::try_from(p).ok())
                     .filter(|p| *p > 0)
-                    .ok_or_else(|| invalid("port", format!("must be an integer between 1 and 65535, got {v}")))?,
+                    .ok_or_else(|| {
+                        invalid(
+                            "port",
+                            format!("must be an integer between 1 and 65535, got {v}"),
+                        )
+                    })?,
             ),
         };
         let url = match (url, port) {
             (Some(url), None) => url,
-            (Some(_), Some(_)) => return Err(invalid("port", "give either \"url\" or \"port\", not both")),
-            (None, Some(port)) => format!("http://{}:{port}/mcp", host.as_deref().unwrap_or("127.0.0.1")),
+            (Some(_), Some(_)) => {
+                return Err(invalid("port", "give either \"url\" or \"port\", not both"))
+            }
+            (None, Some(port)) => format!(
+                "http://{}:{port}/mcp",
+                host.as_deref().unwrap_or("127.0.0.1")
+            ),
             (None, None) => {
                 return Err(SpecError::MissingField {
                     field: "url",
@@ -473,10 +526,16 @@ impl SpecReader {
         let headers = self.string_map("headers")?;
         for (name, value) in &headers {
             if name.is_empty() || !name.bytes().all(is_token_byte) {
-                return Err(invalid(format!("headers.{name}"), "is not a valid HTTP header name"));
+                return Err(invalid(
+                    format!("headers.{name}"),
+                    "is not a valid HTTP header name",
+                ));
             }
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(invalid(format!("headers.{name}"), "value must not contain CR, LF or NUL"));
+                return Err(invalid(
+                    format!("headers.{name}"),
+                    "value must not contain CR, LF or NUL",
+                ));
             }
         }
         let auth = self.auth()?;
@@ -487,7 +546,12 @@ impl SpecReader {
         let map = match self.fields.remove("auth") {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::Object(map)) => map,
-            Some(other) => return Err(invalid("auth", format!("must be an object, got {}", type_name(&other)))),
+            Some(other) => {
+                return Err(invalid(
+                    "auth",
+                    format!("must be an object, got {}", type_name(&other)),
+                ))
+            }
         };
         let mut reader = SpecReader { fields: map };
         let kind = reader.string("type")?.ok_or(SpecError::MissingField {
@@ -538,7 +602,12 @@ impl SpecReader {
         let map = match self.fields.remove("placement") {
             None | Some(Value::Null) => return Ok(PlacementConstraints::default()),
             Some(Value::Object(map)) => map,
-            Some(other) => return Err(invalid("placement", format!("must be an object, got {}", type_name(&other)))),
+            Some(other) => {
+                return Err(invalid(
+                    "placement",
+                    format!("must be an object, got {}", type_name(&other)),
+                ))
+            }
         };
         let mut reader = SpecReader { fields: map };
         let allowed_nodes = match reader.fields.remove("allowed_nodes") {
@@ -548,7 +617,10 @@ impl SpecReader {
                 .enumerate()
                 .map(|(i, v)| {
                     v.as_u64().ok_or_else(|| {
-                        invalid(format!("placement.allowed_nodes[{i}]"), format!("must be a node id, got {v}"))
+                        invalid(
+                            format!("placement.allowed_nodes[{i}]"),
+                            format!("must be a node id, got {v}"),
+                        )
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -587,14 +659,22 @@ fn check_url(url: &str) -> Result<(), SpecError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| invalid("url", format!("must start with http:// or https://, got {url:?}")))?;
+        .ok_or_else(|| {
+            invalid(
+                "url",
+                format!("must start with http:// or https://, got {url:?}"),
+            )
+        })?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
     if host.is_empty() || host.starts_with(':') {
         return Err(invalid("url", format!("has no host: {url:?}")));
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid("url", "must not contain whitespace or control characters"));
+        return Err(invalid(
+            "url",
+            "must not contain whitespace or control characters",
+        ));
     }
     Ok(())
 }
@@ -709,10 +789,13 @@ mod tests {
 
     #[test]
     fn stdio_spec_with_defaults() {
-        let spec = parse(json!({"name": "time", "command": "python3", "args": ["-m", "x"]})).unwrap();
+        let spec =
+            parse(json!({"name": "time", "command": "python3", "args": ["-m", "x"]})).unwrap();
         assert_eq!(spec.replicas, 1);
         assert_eq!(spec.transport_kind(), "stdio");
-        assert!(matches!(spec.transport, Transport::Stdio { ref args, .. } if args == &["-m", "x"]));
+        assert!(
+            matches!(spec.transport, Transport::Stdio { ref args, .. } if args == &["-m", "x"])
+        );
     }
 
     #[test]
@@ -725,7 +808,8 @@ mod tests {
             let spec = parse(json!({"name": "a", "type": value, "url": "http://h/mcp"})).unwrap();
             assert_eq!(spec.transport_kind(), "http");
         }
-        let err = parse(json!({"name": "a", "type": "http", "transport": "stdio", "command": "x"})).unwrap_err();
+        let err = parse(json!({"name": "a", "type": "http", "transport": "stdio", "command": "x"}))
+            .unwrap_err();
         assert_eq!(err.field(), Some("type"));
     }
 
@@ -735,7 +819,13 @@ mod tests {
         match spec.transport {
             Transport::Http { url, auth, .. } => {
                 assert_eq!(url, "http://127.0.0.1:8001/mcp");
-                assert_eq!(auth, Some(Auth::ApiKey { key: "secret".into(), header: None }));
+                assert_eq!(
+                    auth,
+                    Some(Auth::ApiKey {
+                        key: "secret".into(),
+                        header: None
+                    })
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -749,21 +839,55 @@ mod tests {
             (json!({"name": "-a", "command": "x"}), "name"),
             (json!({"name": "a".repeat(64), "command": "x"}), "name"),
             (json!({"command": "x"}), "name"),
-            (json!({"name": "a", "command": "x", "replicas": -1}), "replicas"),
-            (json!({"name": "a", "command": "x", "replicas": 1.5}), "replicas"),
-            (json!({"name": "a", "command": "x", "replicas": 1001}), "replicas"),
-            (json!({"name": "a", "transport": "carrier-pigeon"}), "transport"),
+            (
+                json!({"name": "a", "command": "x", "replicas": -1}),
+                "replicas",
+            ),
+            (
+                json!({"name": "a", "command": "x", "replicas": 1.5}),
+                "replicas",
+            ),
+            (
+                json!({"name": "a", "command": "x", "replicas": 1001}),
+                "replicas",
+            ),
+            (
+                json!({"name": "a", "transport": "carrier-pigeon"}),
+                "transport",
+            ),
             (json!({"name": "a", "type": "docker", "port": 1}), "type"),
             (json!({"name": "a", "comand": "x"}), "comand"),
             (json!({"name": "a", "command": "x", "args": "-m x"}), "args"),
-            (json!({"name": "a", "command": "x", "env": {"A=B": "c"}}), "env.A=B"),
+            (
+                json!({"name": "a", "command": "x", "env": {"A=B": "c"}}),
+                "env.A=B",
+            ),
             (json!({"name": "a", "url": "ftp://h"}), "url"),
             (json!({"name": "a", "url": "http:///x"}), "url"),
-            (json!({"name": "a", "url": "http://h", "headers": {"bad header": "v"}}), "headers.bad header"),
-            (json!({"name": "a", "url": "http://h", "auth": {"type": "api_key"}}), "auth.key"),
-            (json!({"name": "a", "url": "http://h", "command": "x"}), "command"),
-            (json!({"name": "a", "command": "x", "request_timeout_ms": 0}), "request_timeout_ms"),
-            (json!({"name": "a", "command": "x", "placement": {"allowed_nodes": ["x"]}}), "placement.allowed_nodes[0]"),
+            (
+                json!({"name": "a", "url": "http://h", "headers": {"bad header": "v"}}),
+                "headers.bad header",
+            ),
+            (
+                json!({"name": "a", "url": "http://h", "auth": {"type": "api_key"}}),
+                "auth.key",
+            ),
+            (
+                json!({"name": "a", "url": "http://h", "command": "x"}),
+                "url",
+            ),
+            (
+                json!({"name": "a", "type": "http", "url": "http://h", "command": "x"}),
+                "command",
+            ),
+            (
+                json!({"name": "a", "command": "x", "request_timeout_ms": 0}),
+                "request_timeout_ms",
+            ),
+            (
+                json!({"name": "a", "command": "x", "placement": {"allowed_nodes": ["x"]}}),
+                "placement.allowed_nodes[0]",
+            ),
             (json!({"name": "a"}), "transport"),
         ];
         for (input, field) in cases {
@@ -791,14 +915,16 @@ mod tests {
         });
         let spec = parse(input).unwrap();
         assert_eq!(parse(spec.to_flat_json()).unwrap(), spec);
-        let stdio = parse(json!({"name": "s", "command": "c", "env": {"K": "v"}, "cwd": "/tmp"})).unwrap();
+        let stdio =
+            parse(json!({"name": "s", "command": "c", "env": {"K": "v"}, "cwd": "/tmp"})).unwrap();
         assert_eq!(parse(stdio.to_flat_json()).unwrap(), stdio);
     }
 
     #[test]
     fn redacted_hides_every_secret() {
         let http = parse(json!({"name": "h", "url": "http://h/mcp", "headers": {"X-Key": "hdr-secret"}, "auth": {"type": "bearer", "token": "tok-secret"}})).unwrap();
-        let stdio = parse(json!({"name": "s", "command": "c", "env": {"API_KEY": "env-secret"}})).unwrap();
+        let stdio =
+            parse(json!({"name": "s", "command": "c", "env": {"API_KEY": "env-secret"}})).unwrap();
         let text = format!("{} {}", http.redacted(), stdio.redacted());
         for secret in ["hdr-secret", "tok-secret", "env-secret"] {
             assert!(!text.contains(secret), "{text}");
