@@ -4,6 +4,7 @@
 //! - [`identity`]: the node's id and addresses, pinned in its data dir on first start.
 //! - [`node`]: opens storage, starts Raft and the gRPC server, bootstraps the cluster.
 //! - [`grpc`]: one module per gRPC service (`raft_service`, `cluster_service`).
+//! - [`leader`]: duties of the current leader (node records follow membership).
 //! - [`auth`]: the admin-token guard for writes.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
 //! - [`error`]: the node's typed errors and their gRPC status mapping.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod forward;
 pub mod grpc;
 pub mod identity;
+pub mod leader;
 pub mod node;
 
 pub use config::{NodeConfig, RaftTuning};

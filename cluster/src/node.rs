@@ -37,6 +37,7 @@ pub struct ClusterNode {
     registry: RegistryReader,
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    leader_duties: JoinHandle<()>,
 }
 
 impl ClusterNode {
@@ -102,6 +103,7 @@ impl ClusterNode {
         );
 
         bootstrap(&raft, &identity, &config.initial_cluster).await?;
+        let leader_duties = crate::leader::spawn(raft.clone(), registry.clone());
 
         Ok(Self {
             identity,
@@ -110,6 +112,7 @@ impl ClusterNode {
             registry,
             stop_server: Some(stop_tx),
             server,
+            leader_duties,
         })
     }
 
@@ -140,6 +143,7 @@ impl ClusterNode {
 
     /// Stops serving and shuts Raft down.
     pub async fn shutdown(mut self) -> Result<(), ClusterError> {
+        self.leader_duties.abort();
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }

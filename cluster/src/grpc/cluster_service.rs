@@ -18,7 +18,7 @@ use mcp_proto::cluster::{
     WriteReply,
 };
 use mcp_raft::registry::spec::{self, MAX_REPLICAS};
-use mcp_raft::registry::{NodeRecord, ServerRecord};
+use mcp_raft::registry::ServerRecord;
 use mcp_raft::types::Raft;
 use mcp_raft::{Command, CommandOutcome, NodeId, RegistryReader, TypeConfig};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -236,14 +236,6 @@ impl ClusterApi {
             leader_id: metrics.current_leader,
         }
     }
-
-    /// Records a node in the registry after it joined (best effort: membership is the
-    /// source of truth, the registry copy carries placement attributes).
-    async fn record_node(&self, command: Command) {
-        if let Err(e) = self.propose(command).await {
-            tracing::warn!(error = %e, "could not update the node registry");
-        }
-    }
 }
 
 fn write_reply(name: &str, (outcome, index): (CommandOutcome, u64)) -> Response<WriteReply> {
@@ -433,14 +425,6 @@ impl ClusterService for ClusterApi {
         match self.change_membership(change, ADD_LEARNER_TIMEOUT).await? {
             Route::Done(()) => {
                 tracing::info!(node = id, %addr, "added learner");
-                self.record_node(Command::PutNode {
-                    node: NodeRecord {
-                        id,
-                        addr,
-                        tags: Vec::new(),
-                    },
-                })
-                .await;
                 Ok(Response::new(self.members()))
             }
             Route::Leader(leader) => {
@@ -499,7 +483,6 @@ impl ClusterService for ClusterApi {
         match self.change_membership(change, self.write_timeout).await? {
             Route::Done(()) => {
                 tracing::info!(node = id, "removed from the cluster");
-                self.record_node(Command::DeleteNode { id }).await;
                 Ok(Response::new(self.members()))
             }
             Route::Leader(leader) => {

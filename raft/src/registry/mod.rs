@@ -167,3 +167,100 @@ impl Registry {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> ServerSpec {
+        spec::parse_json(&format!(r#"{{"name": "{name}", "command": "true"}}"#)).unwrap()
+    }
+
+    fn put(name: &str, expected_revision: Option<u64>) -> Command {
+        Command::PutServer {
+            spec: spec(name),
+            expected_revision,
+        }
+    }
+
+    #[test]
+    fn successful_changes_bump_the_revision() {
+        let mut r = Registry::default();
+        assert_eq!(
+            r.apply(&put("a", None)).unwrap(),
+            CommandOutcome {
+                revision: 1,
+                created: true
+            }
+        );
+        assert_eq!(
+            r.apply(&put("a", None)).unwrap(),
+            CommandOutcome {
+                revision: 2,
+                created: false
+            }
+        );
+        let a = r.server("a").unwrap();
+        assert_eq!((a.create_revision, a.mod_revision), (1, 2));
+        r.apply(&Command::Scale {
+            name: "a".into(),
+            replicas: 4,
+        })
+        .unwrap();
+        assert_eq!(r.server("a").unwrap().spec.replicas, 4);
+        r.apply(&Command::DeleteServer { name: "a".into() })
+            .unwrap();
+        assert_eq!((r.revision(), r.server_count()), (4, 0));
+    }
+
+    #[test]
+    fn failed_preconditions_change_nothing() {
+        let mut r = Registry::default();
+        r.apply(&put("a", Some(0))).unwrap();
+        let before = r.clone();
+        assert_eq!(
+            r.apply(&put("a", Some(0))),
+            Err(CommandError::RevisionMismatch {
+                name: "a".into(),
+                expected: 0,
+                actual: 1
+            })
+        );
+        assert!(matches!(
+            r.apply(&Command::Scale {
+                name: "b".into(),
+                replicas: 1
+            }),
+            Err(CommandError::ServerNotFound { .. })
+        ));
+        assert!(matches!(
+            r.apply(&Command::DeleteNode { id: 9 }),
+            Err(CommandError::NodeNotFound { id: 9 })
+        ));
+        assert_eq!(r, before);
+        r.apply(&put("a", Some(1))).unwrap();
+        assert_eq!(r.revision(), 2);
+    }
+
+    #[test]
+    fn placement_assigns_and_unassigns_instances() {
+        let mut r = Registry::default();
+        r.apply(&put("a", None)).unwrap();
+        r.apply(&Command::Place {
+            name: "a".into(),
+            assign: BTreeMap::from([("a-0".into(), 1), ("a-1".into(), 2)]),
+            unassign: vec![],
+        })
+        .unwrap();
+        r.apply(&Command::Place {
+            name: "a".into(),
+            assign: BTreeMap::from([("a-1".into(), 3)]),
+            unassign: vec!["a-0".into()],
+        })
+        .unwrap();
+        assert_eq!(
+            r.server("a").unwrap().placements,
+            BTreeMap::from([("a-1".into(), 3)])
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Leader duties. The node that holds leadership keeps derived registry state in step with
+//! Raft's own; followers only watch. Today that is the registry's node records, which follow
+//! Raft membership (placement reads node records, not membership, so it sees one consistent,
+//! replicated view with node attributes).
+
+use std::collections::BTreeMap;
+
+use mcp_raft::registry::NodeRecord;
+use mcp_raft::types::Raft;
+use mcp_raft::{Command, NodeId, RegistryReader};
+use openraft::ServerState;
+use tokio::task::JoinHandle;
+
+/// Starts the leader-duty loop of this node; it ends when Raft shuts down.
+pub fn spawn(raft: Raft, registry: RegistryReader) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut metrics = raft.metrics();
+        loop {
+            let (is_leader, members) = {
+                let m = metrics.borrow_and_update();
+                let members: BTreeMap<NodeId, String> = m
+                    .membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(id, node)| (*id, node.addr.clone()))
+                    .collect();
+                (m.state == ServerState::Leader, members)
+            };
+            if is_leader {
+                for command in node_sync_commands(&registry, &members) {
+                    let op = command.op();
+                    if let Err(e) = raft.client_write(command).await {
+                        tracing::debug!(op, error = %e, "node record sync deferred");
+                        break;
+                    }
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// The commands that make the registry's node records match `members`.
+fn node_sync_commands(
+    registry: &RegistryReader,
+    members: &BTreeMap<NodeId, String>,
+) -> Vec<Command> {
+    registry.read(|state| {
+        let recorded: BTreeMap<NodeId, &NodeRecord> =
+            state.registry.nodes().map(|n| (n.id, n)).collect();
+        let mut commands = Vec::new();
+        for (id, addr) in members {
+            match recorded.get(id) {
+                Some(record) if record.addr == *addr => {}
+                Some(record) => commands.push(Command::PutNode {
+                    node: NodeRecord {
+                        addr: addr.clone(),
+                        ..(*record).clone()
+                    },
+                }),
+                None => commands.push(Command::PutNode {
+                    node: NodeRecord {
+                        id: *id,
+                        addr: addr.clone(),
+                        tags: Vec::new(),
+                    },
+                }),
+            }
+        }
+        for id in recorded.keys().filter(|id| !members.contains_key(id)) {
+            commands.push(Command::DeleteNode { id: *id });
+        }
+        commands
+    })
+}
