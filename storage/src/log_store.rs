@@ -333,9 +333,11 @@ where
         &mut self,
         committed: Option<LogId<C::NodeId>>,
     ) -> Result<(), RaftStorageError<C::NodeId>> {
-        // Not flushed: losing the latest committed id in a crash only means fewer entries are
-        // re-applied at startup (the rest follow once the leader is heard from), and flushing
-        // on every commit would double the fsyncs.
+        // Flushed, because openraft 0.9 lets a restarted leader resume its term without a
+        // fresh no-op entry: its linearizable-read index is then max(persisted committed,
+        // old no-op). openraft saves the committed id before it applies (and answers the
+        // client), so a durable committed id keeps every acknowledged write visible to
+        // linearizable reads after a crash of the whole cluster.
         let result = match committed {
             Some(log_id) => self.write_meta(KEY_COMMITTED, &log_id),
             None => self
@@ -344,7 +346,10 @@ where
                 .map(drop)
                 .map_err(Into::into),
         };
-        result.map_err(raft_err(ErrorSubject::Store, ErrorVerb::Write))
+        result.map_err(raft_err(ErrorSubject::Store, ErrorVerb::Write))?;
+        self.flush()
+            .await
+            .map_err(raft_err(ErrorSubject::Store, ErrorVerb::Write))
     }
 
     async fn read_committed(

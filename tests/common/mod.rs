@@ -258,14 +258,34 @@ impl TestCluster {
         })
     }
 
-    /// Waits until node `id` reports `revision`.
+    /// Waits until every running node reports the same revision, at least `revision`
+    /// (the leader may add its own changes, such as node records, after a restart).
+    pub fn wait_converged(&self, revision: u64) -> u64 {
+        wait_for(
+            &format!("running nodes to converge at revision >= {revision}"),
+            Duration::from_secs(30),
+            || {
+                let mut seen = None;
+                for node in self.nodes.iter().filter(|n| n.is_running()) {
+                    let r = self.status(node.id)?["revision"].as_u64()?;
+                    if r < revision || seen.is_some_and(|s| s != r) {
+                        return None;
+                    }
+                    seen = Some(r);
+                }
+                seen
+            },
+        )
+    }
+
+    /// Waits until node `id` has applied at least `revision`.
     pub fn wait_revision(&self, id: u64, revision: u64) {
         wait_for(
             &format!("node {id} to reach revision {revision}"),
             Duration::from_secs(30),
             || {
                 let s = self.status(id)?;
-                (s["revision"].as_u64()? == revision).then_some(())
+                (s["revision"].as_u64()? >= revision).then_some(())
             },
         )
     }
@@ -288,6 +308,17 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "test cluster dir: {}\n{}",
+                self.dir.path().display(),
+                self.logs()
+            );
+            if std::env::var_os("MCPD_TEST_KEEP").is_some() {
+                let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+                let _ = kept.keep();
+            }
+        }
         for node in &mut self.nodes {
             if let Some(mut child) = node.child.take() {
                 let _ = child.kill();

@@ -21,7 +21,9 @@ use mcp_raft::registry::spec::{self, MAX_REPLICAS};
 use mcp_raft::registry::ServerRecord;
 use mcp_raft::types::Raft;
 use mcp_raft::{Command, CommandOutcome, NodeId, RegistryReader, TypeConfig};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
+};
 use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use tonic::transport::Channel;
@@ -33,6 +35,8 @@ use crate::forward::{self, PeerChannels};
 
 /// How long adding a learner may take, including its catch-up by log or snapshot.
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause between attempts of a membership change that found another one in progress.
+const MEMBERSHIP_RETRY: Duration = Duration::from_millis(50);
 
 /// The `ClusterService` implementation of a node.
 #[derive(Clone)]
@@ -152,28 +156,44 @@ impl ClusterApi {
     }
 
     /// Runs a membership change on the leader, or says where the leader is.
-    async fn change_membership(
+    ///
+    /// openraft refuses a change while the previous one (its joint-consensus second step)
+    /// is still being committed; that window is short, so the change is retried until
+    /// `timeout` instead of bouncing a transient error to the user.
+    async fn change_membership<F, Fut>(
         &self,
-        change: impl Future<
+        change: F,
+        timeout: Duration,
+    ) -> Result<Route<()>, ClusterError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<
             Output = Result<
                 ClientWriteResponse<TypeConfig>,
                 RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
             >,
         >,
-        timeout: Duration,
-    ) -> Result<Route<()>, ClusterError> {
-        let changed = tokio::time::timeout(timeout, change)
-            .await
-            .map_err(|_| self.write_timed_out())?;
-        match changed {
-            Ok(_) => Ok(Route::Done(())),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Ok(Route::Leader(leader_addr(f)?))
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = tokio::time::timeout_at(deadline, change())
+                .await
+                .map_err(|_| self.write_timed_out())?;
+            match changed {
+                Ok(_) => return Ok(Route::Done(())),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    return Ok(Route::Leader(leader_addr(f)?))
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) if tokio::time::Instant::now() + MEMBERSHIP_RETRY < deadline => {
+                    tokio::time::sleep(MEMBERSHIP_RETRY).await;
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(ClusterError::Membership(e.to_string()))
+                }
+                Err(RaftError::Fatal(e)) => return Err(fatal(self.id, e)),
             }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ClusterError::Membership(e.to_string()))
-            }
-            Err(RaftError::Fatal(e)) => Err(fatal(self.id, e)),
         }
     }
 
@@ -419,9 +439,10 @@ impl ClusterService for ClusterApi {
             ))
             .into());
         }
-        let change = self
-            .raft
-            .add_learner(id, BasicNode::new(addr.clone()), true);
+        let change = || {
+            self.raft
+                .add_learner(id, BasicNode::new(addr.clone()), true)
+        };
         match self.change_membership(change, ADD_LEARNER_TIMEOUT).await? {
             Route::Done(()) => {
                 tracing::info!(node = id, %addr, "added learner");
@@ -444,9 +465,10 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<MembersReply>, Status> {
         self.guard.check(request.metadata())?;
         let id = request.get_ref().id;
-        let change = self
-            .raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false);
+        let change = || {
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+        };
         match self.change_membership(change, self.write_timeout).await? {
             Route::Done(()) => {
                 tracing::info!(node = id, "promoted to voter");
@@ -471,14 +493,16 @@ impl ClusterService for ClusterApi {
         let Some(member) = current.members.iter().find(|m| m.id == id) else {
             return Err(ClusterError::Membership(format!("node {id} is not a member")).into());
         };
-        let ids = BTreeSet::from([id]);
-        let change = if member.voter {
+        let voter = member.voter;
+        let change = || {
+            let ids = BTreeSet::from([id]);
             // retain = false: a removed voter is dropped from the cluster, not kept as learner.
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(ids), false)
-        } else {
-            self.raft
-                .change_membership(ChangeMembers::RemoveNodes(ids), false)
+            let members = if voter {
+                ChangeMembers::RemoveVoters(ids)
+            } else {
+                ChangeMembers::RemoveNodes(ids)
+            };
+            self.raft.change_membership(members, false)
         };
         match self.change_membership(change, self.write_timeout).await? {
             Route::Done(()) => {
