@@ -91,11 +91,41 @@ pub enum Command {
     },
     /// Show the contacted node's view of the cluster.
     Status,
+    /// Call a tool of a server: `mcpd call time get_current_time '{"timezone": "UTC"}'`.
+    Call {
+        server: String,
+        tool: String,
+        /// Tool arguments as a JSON object.
+        #[arg(default_value = "{}")]
+        arguments: String,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Send any JSON-RPC request to a server: `mcpd exec time '{"method": "tools/list"}'`.
+    Exec {
+        server: String,
+        /// The JSON-RPC request (`jsonrpc` and `id` are filled in when missing).
+        request: String,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
     /// List cluster members, or change membership.
     Members {
         #[command(subcommand)]
         action: Option<MembersAction>,
     },
+}
+
+/// Options of `call` and `exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Request timeout in milliseconds (default: the server's or node's).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Allow re-sending a non-idempotent request after a failure that may have reached the
+    /// server (a tools/call may then run twice).
+    #[arg(long)]
+    pub retry_unsafe: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +182,41 @@ pub struct NodeArgs {
     /// How long a write waits to commit before failing as unavailable [default: 5000].
     #[arg(long, env = "MCPD_WRITE_TIMEOUT_MS")]
     pub write_timeout_ms: Option<u64>,
+    #[command(flatten)]
+    pub dataplane: DataPlaneArgs,
+}
+
+/// Data-plane flags, named after the Python `MCPConfig` fields.
+#[derive(Debug, Clone, Default, Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataPlaneArgs {
+    /// Default timeout of one request to an MCP server [default: 30000].
+    #[arg(long, env = "MCPD_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Timeout to start/connect to a server and finish the MCP handshake [default: 10000].
+    #[arg(long, env = "MCPD_CONNECTION_TIMEOUT_MS")]
+    pub connection_timeout_ms: Option<u64>,
+    /// Seconds between health checks of each instance [default: 10].
+    #[arg(long, env = "MCPD_HEALTH_CHECK_INTERVAL_SECS")]
+    pub health_check_interval_secs: Option<u64>,
+    /// Concurrent requests per instance before it counts as saturated [default: 256].
+    #[arg(long, env = "MCPD_MAX_IN_FLIGHT_PER_INSTANCE")]
+    pub max_in_flight_per_instance: Option<usize>,
+    /// Sessions per remote HTTP server on this node [default: 20].
+    #[arg(long, env = "MCPD_MAX_CONNECTIONS_PER_SERVER")]
+    pub max_connections_per_server: Option<usize>,
+    /// Largest message accepted from an MCP server, in bytes [default: 16777216].
+    #[arg(long, env = "MCPD_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Total attempts of a request that may be retried [default: 3].
+    #[arg(long, env = "MCPD_MAX_RETRIES")]
+    pub max_retries: Option<u32>,
+    /// Consecutive failures that open an instance's circuit breaker [default: 5].
+    #[arg(long, env = "MCPD_CIRCUIT_BREAKER_THRESHOLD")]
+    pub circuit_breaker_threshold: Option<u32>,
+    /// Seconds an open breaker waits before admitting trial calls [default: 30].
+    #[arg(long, env = "MCPD_CIRCUIT_BREAKER_RECOVERY_SECS")]
+    pub circuit_breaker_recovery_secs: Option<u64>,
 }
 
 /// Flags of `mcpd dev`.

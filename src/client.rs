@@ -2,6 +2,7 @@
 //! admin token to every request.
 
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
+use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -28,11 +29,28 @@ impl tonic::service::Interceptor for TokenInterceptor {
     }
 }
 
-/// The client type CLI commands use.
+/// The cluster-API client CLI commands use.
 pub type Client = ClusterServiceClient<InterceptedService<Channel, TokenInterceptor>>;
+/// The data-plane client CLI commands use.
+pub type ExecClient = ExecuteServiceClient<InterceptedService<Channel, TokenInterceptor>>;
 
 /// Connects to the node at `args.endpoint`.
 pub async fn connect(args: &ClientArgs) -> Result<Client, Box<dyn std::error::Error>> {
+    let (channel, interceptor) = channel(args).await?;
+    Ok(ClusterServiceClient::with_interceptor(channel, interceptor)
+        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES))
+}
+
+/// Connects to the data plane of the node at `args.endpoint`.
+pub async fn connect_exec(args: &ClientArgs) -> Result<ExecClient, Box<dyn std::error::Error>> {
+    let (channel, interceptor) = channel(args).await?;
+    Ok(ExecuteServiceClient::with_interceptor(channel, interceptor)
+        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES))
+}
+
+async fn channel(
+    args: &ClientArgs,
+) -> Result<(Channel, TokenInterceptor), Box<dyn std::error::Error>> {
     let uri = if args.endpoint.contains("://") {
         args.endpoint.clone()
     } else {
@@ -50,8 +68,5 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, Box<dyn std::error::Er
         ),
         None => None,
     };
-    Ok(
-        ClusterServiceClient::with_interceptor(channel, TokenInterceptor { header })
-            .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
-    )
+    Ok((channel, TokenInterceptor { header }))
 }

@@ -8,9 +8,10 @@ use mcp_proto::cluster::{
     MembersRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo,
     StatusRequest, UndeployRequest, WriteReply,
 };
+use mcp_proto::execute::{ExecuteRequest, ExecuteToolRequest};
 use serde_json::{json, Value};
 
-use crate::cli::{ClientArgs, Command, MembersAction, OutputFormat};
+use crate::cli::{ClientArgs, Command, ExecArgs, MembersAction, OutputFormat};
 use crate::client::{self, Client};
 use crate::output;
 
@@ -41,6 +42,20 @@ type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Runs one client subcommand.
 pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
+    match command {
+        Command::Call {
+            server,
+            tool,
+            arguments,
+            exec,
+        } => return call(args, server, tool, arguments, exec).await,
+        Command::Exec {
+            server,
+            request,
+            exec,
+        } => return exec_raw(args, server, request, exec).await,
+        _ => {}
+    }
     let mut client = client::connect(args).await?;
     let out = args.output;
     match command {
@@ -156,10 +171,78 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
             .map_err(RemoteError::from)?;
             print_members(out, reply.get_ref());
         }
-        Command::Node(_) | Command::Dev(_) => {
-            return Err("node commands are not client commands".into());
+        Command::Node(_) | Command::Dev(_) | Command::Call { .. } | Command::Exec { .. } => {
+            return Err("not a cluster-API command".into());
         }
     }
+    Ok(())
+}
+
+async fn call(
+    args: &ClientArgs,
+    server: String,
+    tool: String,
+    arguments: String,
+    exec: ExecArgs,
+) -> CmdResult {
+    let mut client = client::connect_exec(args).await?;
+    let reply = client
+        .execute_tool(ExecuteToolRequest {
+            server,
+            tool,
+            arguments_json: arguments,
+            retry_unsafe: exec.retry_unsafe,
+            timeout_ms: exec.timeout_ms,
+        })
+        .await
+        .map_err(RemoteError::from)?
+        .into_inner();
+    let response: Value = serde_json::from_str(&reply.response_json)?;
+    match args.output {
+        OutputFormat::Json => print!("{}", output::json(&response)),
+        OutputFormat::Table => {
+            let result = &response["result"];
+            let texts: Vec<&str> = result["content"]
+                .as_array()
+                .map(|items| items.iter().filter_map(|i| i["text"].as_str()).collect())
+                .unwrap_or_default();
+            if texts.is_empty() {
+                print!("{}", output::json(result));
+            } else {
+                for text in texts {
+                    println!("{text}");
+                }
+            }
+            if result["isError"] == true {
+                return Err("the tool reported an error (isError: true)".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn exec_raw(args: &ClientArgs, server: String, request: String, exec: ExecArgs) -> CmdResult {
+    let mut message: Value =
+        serde_json::from_str(&request).map_err(|e| format!("the request is not JSON: {e}"))?;
+    if let Some(object) = message.as_object_mut() {
+        object.entry("jsonrpc").or_insert_with(|| json!("2.0"));
+        if object.contains_key("method") {
+            object.entry("id").or_insert_with(|| json!(1));
+        }
+    }
+    let mut client = client::connect_exec(args).await?;
+    let reply = client
+        .execute(ExecuteRequest {
+            server,
+            request_json: message.to_string(),
+            retry_unsafe: exec.retry_unsafe,
+            timeout_ms: exec.timeout_ms,
+        })
+        .await
+        .map_err(RemoteError::from)?
+        .into_inner();
+    let response: Value = serde_json::from_str(&reply.response_json)?;
+    print!("{}", output::json(&response));
     Ok(())
 }
 
@@ -242,6 +325,10 @@ async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
                 "revision": s.revision,
                 "server_count": s.server_count,
                 "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
+                "instances": s.instances.iter().map(|i| json!({
+                    "id": i.id, "server": i.server, "state": i.state, "breaker": i.breaker,
+                    "in_flight": i.in_flight, "restarts": i.restarts,
+                })).collect::<Vec<_>>(),
             }))
         ),
         OutputFormat::Table => {
@@ -263,6 +350,37 @@ async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
                 vec!["members".to_owned(), s.members.len().to_string()],
             ];
             print!("{}", output::table(&["FIELD", "VALUE"], &rows));
+            if !s.instances.is_empty() {
+                let rows: Vec<Vec<String>> = s
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.id.clone(),
+                            i.server.clone(),
+                            i.state.clone(),
+                            i.breaker.clone(),
+                            i.in_flight.to_string(),
+                            i.restarts.to_string(),
+                        ]
+                    })
+                    .collect();
+                println!();
+                print!(
+                    "{}",
+                    output::table(
+                        &[
+                            "INSTANCE",
+                            "SERVER",
+                            "STATE",
+                            "BREAKER",
+                            "IN FLIGHT",
+                            "RESTARTS"
+                        ],
+                        &rows
+                    )
+                );
+            }
         }
     }
     Ok(())

@@ -26,6 +26,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             ..RaftTuning::default()
         },
         write_timeout: Duration::from_secs(5),
+        dataplane: Default::default(),
     };
     let node = ClusterNode::start(config).await?;
     let endpoint = if addr == "127.0.0.1:7400" {

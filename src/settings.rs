@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR};
+use mcp_cluster::dataplane::DataPlaneConfig;
 use mcp_cluster::{NodeConfig, RaftTuning};
 use serde::Deserialize;
 
-use crate::cli::NodeArgs;
+use crate::cli::{DataPlaneArgs, NodeArgs};
 
 /// Node settings as written in a TOML file; same names as the flags, with underscores.
 #[derive(Debug, Default, Deserialize)]
@@ -26,6 +27,9 @@ pub struct FileSettings {
     snapshot_logs: Option<u64>,
     logs_to_keep: Option<u64>,
     write_timeout_ms: Option<u64>,
+    /// The `[dataplane]` table.
+    #[serde(default)]
+    dataplane: DataPlaneArgs,
 }
 
 /// Why settings could not be assembled.
@@ -97,6 +101,7 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             .or(file.logs_to_keep)
             .unwrap_or(defaults.logs_to_keep),
     };
+    let dataplane = dataplane_config(&args.dataplane, &file.dataplane)?;
     Ok(NodeConfig {
         id: args.id.or(file.id),
         listen_addr: args.grpc_addr.or(file.grpc_addr),
@@ -113,6 +118,7 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             file.write_timeout_ms,
             Duration::from_secs(5),
         ),
+        dataplane,
     })
     .map(|mut config| {
         // A pristine node without an address gets the loopback default; a restarted one
@@ -122,6 +128,69 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
         }
         config
     })
+}
+
+/// The data-plane settings: flag/env first, then the file's `[dataplane]` table.
+fn dataplane_config(
+    args: &DataPlaneArgs,
+    file: &DataPlaneArgs,
+) -> Result<DataPlaneConfig, SettingsError> {
+    let mut config = DataPlaneConfig::default();
+    let positive = |name: &str, value: u64| {
+        if value == 0 {
+            Err(SettingsError::Invalid(format!("{name} must be at least 1")))
+        } else {
+            Ok(value)
+        }
+    };
+    if let Some(v) = args.request_timeout_ms.or(file.request_timeout_ms) {
+        config.request_timeout = Duration::from_millis(positive("request_timeout_ms", v)?);
+    }
+    if let Some(v) = args.connection_timeout_ms.or(file.connection_timeout_ms) {
+        config.connect_timeout = Duration::from_millis(positive("connection_timeout_ms", v)?);
+    }
+    if let Some(v) = args
+        .health_check_interval_secs
+        .or(file.health_check_interval_secs)
+    {
+        config.health_check_interval =
+            Duration::from_secs(positive("health_check_interval_secs", v)?);
+    }
+    if let Some(v) = args
+        .max_in_flight_per_instance
+        .or(file.max_in_flight_per_instance)
+    {
+        config.max_in_flight_per_instance =
+            positive("max_in_flight_per_instance", v as u64)? as usize;
+    }
+    if let Some(v) = args
+        .max_connections_per_server
+        .or(file.max_connections_per_server)
+    {
+        config.max_connections_per_server =
+            positive("max_connections_per_server", v as u64)? as usize;
+    }
+    if let Some(v) = args.max_message_bytes.or(file.max_message_bytes) {
+        config.max_message_bytes = positive("max_message_bytes", v as u64)? as usize;
+    }
+    if let Some(v) = args.max_retries.or(file.max_retries) {
+        config.retry.max_attempts = positive("max_retries", u64::from(v))? as u32;
+    }
+    if let Some(v) = args
+        .circuit_breaker_threshold
+        .or(file.circuit_breaker_threshold)
+    {
+        config.breaker.failure_threshold =
+            positive("circuit_breaker_threshold", u64::from(v))? as u32;
+    }
+    if let Some(v) = args
+        .circuit_breaker_recovery_secs
+        .or(file.circuit_breaker_recovery_secs)
+    {
+        config.breaker.open_timeout =
+            Duration::from_secs(positive("circuit_breaker_recovery_secs", v)?);
+    }
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -100,6 +100,8 @@ pub struct NodeConfig {
     /// How long a write may wait to be committed before the caller gets an "unavailable"
     /// error (the write may still commit later).
     pub write_timeout: Duration,
+    /// Data plane settings.
+    pub dataplane: crate::dataplane::DataPlaneConfig,
 }
 
 /// Parses `1=127.0.0.1:7401,2=127.0.0.1:7402` into id -> address.

@@ -174,6 +174,7 @@ mod tests {
             admin_token: None,
             raft: RaftTuning::default(),
             write_timeout: Duration::from_secs(5),
+            dataplane: Default::default(),
         }
     }
 

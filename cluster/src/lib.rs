@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dataplane;
 pub mod error;
 pub mod forward;
 pub mod grpc;

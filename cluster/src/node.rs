@@ -6,8 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use mcp_proto::cluster::cluster_service_server::ClusterServiceServer;
+use mcp_proto::execute::execute_service_server::ExecuteServiceServer;
 use mcp_proto::raft::raft_service_server::RaftServiceServer;
 use mcp_raft::network::GrpcNetworkFactory;
 use mcp_raft::types::Raft;
@@ -21,9 +23,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::AdminGuard;
 use crate::config::NodeConfig;
+use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
 use crate::forward::PeerChannels;
-use crate::grpc::{ClusterApi, RaftApi};
+use crate::grpc::{ClusterApi, ExecuteApi, RaftApi};
 use crate::identity::NodeIdentity;
 
 /// sled page cache per node; the registry is small, the default 1 GiB would be waste.
@@ -38,13 +41,14 @@ pub struct ClusterNode {
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     leader_duties: JoinHandle<()>,
+    dataplane: Arc<DataPlane>,
 }
 
 impl ClusterNode {
     /// Starts a node from `config`.
     pub async fn start(config: NodeConfig) -> Result<Self, ClusterError> {
         let identity = NodeIdentity::load_or_create(&config)?;
-        let raft_config = std::sync::Arc::new(config.raft.to_openraft()?);
+        let raft_config = Arc::new(config.raft.to_openraft()?);
 
         let db = mcp_storage::open_db(&config.data_dir.join("raft.db"), SLED_CACHE_BYTES)?;
         let log_store = SledLogStore::open(&db)?;
@@ -69,6 +73,13 @@ impl ClusterNode {
             source,
         })?;
 
+        let peers = PeerChannels::default();
+        let dataplane = DataPlane::start(
+            identity.id,
+            config.dataplane.clone(),
+            registry.clone(),
+            peers.clone(),
+        );
         let guard = AdminGuard::new(config.admin_token.clone());
         let raft_api = RaftApi::new(raft.clone(), guard.clone());
         let cluster_api = ClusterApi::new(
@@ -76,9 +87,10 @@ impl ClusterNode {
             raft.clone(),
             registry.clone(),
             guard,
-            PeerChannels::default(),
+            peers,
             config.write_timeout,
-        );
+        )
+        .with_dataplane(Arc::clone(&dataplane));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
@@ -90,6 +102,11 @@ impl ClusterNode {
                 .add_service(
                     ClusterServiceServer::new(cluster_api)
                         .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+                )
+                .add_service(
+                    ExecuteServiceServer::new(ExecuteApi::new(Arc::clone(&dataplane)))
+                        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
                 )
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stop_rx.await;
@@ -113,6 +130,7 @@ impl ClusterNode {
             stop_server: Some(stop_tx),
             server,
             leader_duties,
+            dataplane,
         })
     }
 
@@ -141,9 +159,15 @@ impl ClusterNode {
         &self.registry
     }
 
-    /// Stops serving and shuts Raft down.
+    /// The data plane.
+    pub fn dataplane(&self) -> &Arc<DataPlane> {
+        &self.dataplane
+    }
+
+    /// Stops serving, stops every local instance and shuts Raft down.
     pub async fn shutdown(mut self) -> Result<(), ClusterError> {
         self.leader_duties.abort();
+        self.dataplane.shutdown().await;
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }

@@ -1,7 +1,7 @@
 //! Generated protobuf messages and tonic clients/servers for mcp-rust.
 //!
 //! One module per .proto file in `proto/proto/`: `raft` (internal node-to-node
-//! Raft RPCs) and `cluster` (the public cluster API).
+//! Raft RPCs), `cluster` (the public cluster API) and `execute` (the data plane).
 
 /// Internal Raft RPCs (`proto/raft.proto`).
 pub mod raft {
@@ -13,6 +13,12 @@ pub mod raft {
 pub mod cluster {
     #![allow(missing_docs, clippy::all)]
     tonic::include_proto!("mcp.cluster.v1");
+}
+
+/// The data plane (`proto/execute.proto`).
+pub mod execute {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("mcp.execute.v1");
 }
 
 /// gRPC metadata key carrying the admin token as `Bearer <token>`.

@@ -30,12 +30,36 @@ pub struct AppliedState {
 }
 
 /// A cheap, cloneable read handle on the applied registry state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RegistryReader {
     state: Arc<RwLock<AppliedState>>,
+    /// The applied revision, for those who react to changes (the reconciler).
+    revision: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl RegistryReader {
+    fn new(state: AppliedState) -> Self {
+        let (revision, _) = tokio::sync::watch::channel(state.registry.revision());
+        Self {
+            state: Arc::new(RwLock::new(state)),
+            revision: Arc::new(revision),
+        }
+    }
+
+    /// A receiver that wakes up whenever the applied registry changes.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    fn publish(&self) {
+        let revision = self.read(|s| s.registry.revision());
+        self.revision.send_if_modified(|current| {
+            let changed = *current != revision;
+            *current = revision;
+            changed
+        });
+    }
+
     /// Runs `f` on the current applied state.
     pub fn read<R>(&self, f: impl FnOnce(&AppliedState) -> R) -> R {
         f(&self.lock_read())
@@ -76,9 +100,7 @@ impl RegistryStateMachine {
             None => AppliedState::default(),
         };
         Ok(Self {
-            reader: RegistryReader {
-                state: Arc::new(RwLock::new(state)),
-            },
+            reader: RegistryReader::new(state),
             snapshots,
         })
     }
@@ -186,6 +208,8 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
             };
             results.push(result);
         }
+        drop(state);
+        self.reader.publish();
         Ok(results)
     }
 
@@ -222,6 +246,7 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
             "installed snapshot from leader"
         );
         *self.reader.lock_write() = new_state;
+        self.reader.publish();
         Ok(())
     }
 

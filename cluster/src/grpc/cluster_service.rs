@@ -7,15 +7,16 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::cluster_service_server::ClusterService;
 use mcp_proto::cluster::{
-    AddLearnerRequest, DeployRequest, GetServerRequest, InstancePlacement, ListServersReply,
-    ListServersRequest, Member, MembersReply, MembersRequest, PromoteVoterRequest,
-    RemoveNodeRequest, ScaleRequest, ServerInfo, StatusReply, StatusRequest, UndeployRequest,
-    WriteReply,
+    AddLearnerRequest, DeployRequest, GetServerRequest, InstanceInfo, InstancePlacement,
+    ListServersReply, ListServersRequest, Member, MembersReply, MembersRequest,
+    PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo, StatusReply, StatusRequest,
+    UndeployRequest, WriteReply,
 };
 use mcp_raft::registry::spec::{self, MAX_REPLICAS};
 use mcp_raft::registry::ServerRecord;
@@ -30,6 +31,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::auth::AdminGuard;
+use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
 use crate::forward::{self, PeerChannels};
 
@@ -47,6 +49,7 @@ pub struct ClusterApi {
     guard: AdminGuard,
     peers: PeerChannels,
     write_timeout: Duration,
+    dataplane: Option<Arc<DataPlane>>,
 }
 
 /// Where a request that needs the leader ends up.
@@ -92,7 +95,14 @@ impl ClusterApi {
             guard,
             peers,
             write_timeout,
+            dataplane: None,
         }
+    }
+
+    /// Lists this data plane's instances in status replies.
+    pub fn with_dataplane(mut self, dataplane: Arc<DataPlane>) -> Self {
+        self.dataplane = Some(dataplane);
+        self
     }
 
     /// Proposes `command` and waits until it is committed and applied.
@@ -417,6 +427,24 @@ impl ClusterService for ClusterApi {
             revision,
             server_count: u32::try_from(server_count).unwrap_or(u32::MAX),
             members: self.members().members,
+            instances: self
+                .dataplane
+                .as_ref()
+                .map(|plane| {
+                    plane
+                        .instances()
+                        .into_iter()
+                        .map(|i| InstanceInfo {
+                            id: i.id,
+                            server: i.server,
+                            state: i.state,
+                            breaker: i.breaker.to_owned(),
+                            in_flight: i.in_flight as u64,
+                            restarts: i.restarts,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }))
     }
 

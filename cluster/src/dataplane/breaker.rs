@@ -1,0 +1,219 @@
+//! A per-instance circuit breaker.
+//!
+//! Closed: calls pass; `failure_threshold` consecutive failures open it. Open: calls are
+//! refused without touching the server until `open_timeout` has passed; then half-open:
+//! at most `half_open_max_calls` trial calls at a time; `success_threshold` successes close
+//! it, any failure opens it again.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Breaker settings (the migration guide's `CircuitBreakerConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// Successes in half-open that close it.
+    pub success_threshold: u32,
+    /// How long it stays open before admitting trial calls (`timeout_secs`).
+    pub open_timeout: Duration,
+    /// Trial calls admitted at once while half-open.
+    pub half_open_max_calls: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            success_threshold: 2,
+            open_timeout: Duration::from_secs(30),
+            half_open_max_calls: 3,
+        }
+    }
+}
+
+/// The breaker's state, as shown in status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls pass.
+    Closed,
+    /// Calls are refused.
+    Open,
+    /// A few trial calls pass.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// Lower-case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Inner {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { in_flight: u32, successes: u32 },
+}
+
+/// One instance's breaker.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    config: BreakerConfig,
+    inner: Mutex<Inner>,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    pub fn new(config: BreakerConfig) -> Self {
+        Self {
+            config,
+            inner: Mutex::new(Inner::Closed { failures: 0 }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current state (an open breaker past its timeout reports half-open).
+    pub fn state(&self) -> BreakerState {
+        match *self.lock() {
+            Inner::Closed { .. } => BreakerState::Closed,
+            Inner::Open { until } if Instant::now() < until => BreakerState::Open,
+            Inner::Open { .. } | Inner::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Asks to make a call. `false`: refused, the breaker is open (or half-open and full).
+    pub fn try_acquire(&self) -> bool {
+        let mut inner = self.lock();
+        match &mut *inner {
+            Inner::Closed { .. } => true,
+            Inner::Open { until } => {
+                if Instant::now() < *until {
+                    return false;
+                }
+                tracing::info!("circuit breaker half-open: admitting trial calls");
+                *inner = Inner::HalfOpen {
+                    in_flight: 1,
+                    successes: 0,
+                };
+                true
+            }
+            Inner::HalfOpen { in_flight, .. } => {
+                if *in_flight >= self.config.half_open_max_calls {
+                    return false;
+                }
+                *in_flight += 1;
+                true
+            }
+        }
+    }
+
+    /// Reports the outcome of an admitted call.
+    pub fn record(&self, success: bool) {
+        let mut inner = self.lock();
+        let open = Inner::Open {
+            until: Instant::now() + self.config.open_timeout,
+        };
+        match &mut *inner {
+            Inner::Closed { failures } => {
+                if success {
+                    *failures = 0;
+                } else {
+                    *failures += 1;
+                    if *failures >= self.config.failure_threshold {
+                        tracing::warn!(failures = *failures, "circuit breaker opened");
+                        *inner = open;
+                    }
+                }
+            }
+            Inner::HalfOpen {
+                in_flight,
+                successes,
+            } => {
+                *in_flight = in_flight.saturating_sub(1);
+                if !success {
+                    tracing::warn!("trial call failed: circuit breaker open again");
+                    *inner = open;
+                } else {
+                    *successes += 1;
+                    if *successes >= self.config.success_threshold {
+                        tracing::info!("circuit breaker closed");
+                        *inner = Inner::Closed { failures: 0 };
+                    }
+                }
+            }
+            // A call admitted before the breaker opened finished late: nothing to learn.
+            Inner::Open { .. } => {}
+        }
+    }
+
+    /// Opens the breaker at once (the instance is known to be broken).
+    pub fn trip(&self) {
+        *self.lock() = Inner::Open {
+            until: Instant::now() + self.config.open_timeout,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(open_ms: u64) -> CircuitBreaker {
+        CircuitBreaker::new(BreakerConfig {
+            failure_threshold: 2,
+            success_threshold: 2,
+            open_timeout: Duration::from_millis(open_ms),
+            half_open_max_calls: 1,
+        })
+    }
+
+    #[test]
+    fn opens_after_threshold_and_closes_after_successes() {
+        let b = breaker(0);
+        assert!(b.try_acquire());
+        b.record(false);
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.try_acquire());
+        b.record(false);
+        // Zero timeout: straight to half-open on the next call, one trial at a time.
+        assert!(b.try_acquire());
+        assert!(!b.try_acquire());
+        b.record(true);
+        assert!(b.try_acquire());
+        b.record(true);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn stays_open_until_timeout_and_reopens_on_trial_failure() {
+        let b = breaker(60_000);
+        b.record(false);
+        b.record(false);
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(!b.try_acquire());
+        let b = breaker(0);
+        b.record(false);
+        b.record(false);
+        assert!(b.try_acquire());
+        b.record(false);
+        assert!(b.try_acquire(), "zero timeout admits a new trial");
+    }
+
+    #[test]
+    fn success_resets_the_failure_count() {
+        let b = breaker(60_000);
+        b.record(false);
+        b.record(true);
+        b.record(false);
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+}

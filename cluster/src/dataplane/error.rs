@@ -1,0 +1,125 @@
+//! Errors of an execute request, by the category a caller acts on.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::upstream::UpstreamError;
+
+/// Why an execute request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// No server of that name in the registry.
+    #[error("unknown server {0:?}")]
+    UnknownServer(String),
+    /// The request is not valid JSON-RPC, or the arguments are not a JSON object.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The server has no instance that can take requests (none placed, all unhealthy,
+    /// starting, or in a crash loop).
+    #[error("no healthy instance of {server:?}: {detail}")]
+    NoHealthyInstance {
+        /// Server name.
+        server: String,
+        /// What the instances are doing.
+        detail: String,
+    },
+    /// Every candidate instance's circuit breaker is open.
+    #[error("circuit breaker open for every instance of {server:?}")]
+    CircuitOpen {
+        /// Server name.
+        server: String,
+    },
+    /// Every candidate instance is at its in-flight limit.
+    #[error("all instances of {server:?} are saturated ({limit} requests in flight each)")]
+    Saturated {
+        /// Server name.
+        server: String,
+        /// The per-instance limit.
+        limit: usize,
+    },
+    /// No answer in time.
+    #[error("no answer from {server:?} within {} ms", .after.as_millis())]
+    Timeout {
+        /// Server name.
+        server: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection to the server failed or broke (includes crashes and protocol
+    /// violations such as garbage output or oversized messages).
+    #[error("connection to {server:?} failed: {source}")]
+    Connection {
+        /// Server name.
+        server: String,
+        /// What happened.
+        source: UpstreamError,
+    },
+    /// The server answered with a JSON-RPC error (kept intact).
+    #[error("server error {code}: {message}")]
+    ServerError {
+        /// JSON-RPC error code.
+        code: i64,
+        /// Its message.
+        message: String,
+        /// The whole `error` object as the server sent it.
+        error: Value,
+    },
+    /// The request was forwarded and the peer answered with this status.
+    #[error("{}", .0.message())]
+    Forwarded(tonic::Status),
+}
+
+impl ExecuteError {
+    /// The category name carried in `x-mcpd-error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExecuteError::UnknownServer(_) => "unknown_server",
+            ExecuteError::InvalidRequest(_) => "invalid_request",
+            ExecuteError::NoHealthyInstance { .. } => "no_healthy_instance",
+            ExecuteError::CircuitOpen { .. } => "circuit_open",
+            ExecuteError::Saturated { .. } => "saturated",
+            ExecuteError::Timeout { .. } => "timeout",
+            ExecuteError::Connection { .. } => "connection",
+            ExecuteError::ServerError { .. } => "server_error",
+            ExecuteError::Forwarded(_) => "forwarded",
+        }
+    }
+}
+
+/// Binary metadata key carrying a server's JSON-RPC `error` object on `server_error`.
+pub const JSONRPC_ERROR_METADATA: &str = "x-mcpd-jsonrpc-error-bin";
+
+impl From<ExecuteError> for tonic::Status {
+    fn from(err: ExecuteError) -> Self {
+        use tonic::Code;
+        if let ExecuteError::Forwarded(status) = err {
+            return status;
+        }
+        let code = match &err {
+            ExecuteError::UnknownServer(_) => Code::NotFound,
+            ExecuteError::InvalidRequest(_) => Code::InvalidArgument,
+            ExecuteError::NoHealthyInstance { .. } | ExecuteError::CircuitOpen { .. } => {
+                Code::Unavailable
+            }
+            ExecuteError::Saturated { .. } => Code::ResourceExhausted,
+            ExecuteError::Timeout { .. } => Code::DeadlineExceeded,
+            ExecuteError::Connection { .. } => Code::Unavailable,
+            ExecuteError::ServerError { .. } => Code::Aborted,
+            ExecuteError::Forwarded(_) => Code::Unknown,
+        };
+        let mut status = tonic::Status::new(code, err.to_string());
+        let metadata = status.metadata_mut();
+        metadata.insert(
+            mcp_proto::ERROR_KIND,
+            tonic::metadata::MetadataValue::from_static(err.kind()),
+        );
+        if let ExecuteError::ServerError { error, .. } = &err {
+            metadata.insert_bin(
+                JSONRPC_ERROR_METADATA,
+                tonic::metadata::MetadataValue::from_bytes(error.to_string().as_bytes()),
+            );
+        }
+        status
+    }
+}

@@ -1,0 +1,272 @@
+//! One instance of a server on this node: a supervised session plus the state that load
+//! balancing reads (in-flight count, health, circuit breaker).
+//!
+//! A supervisor task keeps the session alive: it connects, watches the session, restarts
+//! it with capped exponential backoff when it dies, and after `crash_loop_after` failed
+//! starts in a row reports a crash loop (and slows down to the maximum backoff) instead of
+//! spinning. A health checker probes the session every `health_check_interval` and takes
+//! the instance out of rotation while probes fail.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mcp_raft::registry::spec::ServerSpec;
+use tokio::sync::watch;
+
+use super::breaker::CircuitBreaker;
+use super::config::DataPlaneConfig;
+use super::upstream::{Session, SessionOptions};
+
+/// Lifecycle state of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    /// Connecting for the first time.
+    Starting,
+    /// Session up.
+    Running,
+    /// The session died; waiting to reconnect.
+    Restarting {
+        /// Consecutive failed starts so far.
+        failures: u32,
+    },
+    /// Failing again and again; retried slowly.
+    CrashLoop {
+        /// Consecutive failed starts so far.
+        failures: u32,
+        /// The last error.
+        last_error: String,
+    },
+    /// Stopped for good.
+    Stopped,
+}
+
+impl InstanceState {
+    /// Short name for listings and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Restarting { .. } => "restarting",
+            InstanceState::CrashLoop { .. } => "crash_loop",
+            InstanceState::Stopped => "stopped",
+        }
+    }
+}
+
+/// A supervised instance.
+pub struct Instance {
+    /// Instance id (unique in the cluster).
+    pub id: String,
+    /// The server it belongs to.
+    pub server: String,
+    /// The spec it runs (a changed spec means a new instance).
+    pub spec: Arc<ServerSpec>,
+    session: watch::Sender<Option<Arc<Session>>>,
+    state: Mutex<InstanceState>,
+    in_flight: AtomicUsize,
+    healthy: AtomicBool,
+    restarts: AtomicU32,
+    /// The instance's circuit breaker.
+    pub breaker: CircuitBreaker,
+    stop: watch::Sender<bool>,
+}
+
+/// Decrements the in-flight count when a request ends, however it ends.
+pub struct InFlight(Arc<Instance>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Instance {
+    /// Creates the instance and starts its supervisor and health checker.
+    pub fn start(id: String, spec: Arc<ServerSpec>, config: &DataPlaneConfig) -> Arc<Self> {
+        let (session, _) = watch::channel(None);
+        let (stop, _) = watch::channel(false);
+        let instance = Arc::new(Self {
+            server: spec.name.clone(),
+            id,
+            spec,
+            session,
+            state: Mutex::new(InstanceState::Starting),
+            in_flight: AtomicUsize::new(0),
+            healthy: AtomicBool::new(false),
+            restarts: AtomicU32::new(0),
+            breaker: CircuitBreaker::new(config.breaker.clone()),
+            stop,
+        });
+        tokio::spawn(supervise(Arc::clone(&instance), config.clone()));
+        instance
+    }
+
+    /// The current lifecycle state.
+    pub fn state(&self) -> InstanceState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_state(&self, state: InstanceState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    /// Requests in flight right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// How often the session was restarted.
+    pub fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The live session, if the instance is running and passes health checks.
+    pub fn usable_session(&self) -> Option<Arc<Session>> {
+        if !self.healthy.load(Ordering::Acquire) {
+            return None;
+        }
+        self.session
+            .borrow()
+            .as_ref()
+            .filter(|s| s.is_alive())
+            .cloned()
+    }
+
+    /// Counts a request in flight, or refuses if `limit` are already in flight.
+    pub fn try_begin(self: &Arc<Self>, limit: usize) -> Option<InFlight> {
+        let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(Arc::clone(self));
+        (previous < limit).then_some(guard)
+    }
+
+    /// Stops the instance: the session is shut down (for stdio: stdin closed, SIGTERM,
+    /// SIGKILL) and the supervisor ends. Returns once the process is gone.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let mut session = self.session.subscribe();
+        // Wait for the supervisor to take the session down.
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if self.state() == InstanceState::Stopped {
+                    return;
+                }
+                if session.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig) {
+    let options = SessionOptions {
+        connect_timeout: config.connect_timeout,
+        max_message_bytes: config.max_message_bytes,
+        label: instance.id.clone(),
+    };
+    let policy = &config.restart;
+    let mut stop = instance.stop.subscribe();
+    let mut failures: u32 = 0;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let started = Instant::now();
+        let connected = tokio::select! {
+            connected = Session::connect(&instance.spec, &options) => connected,
+            _ = stop.changed() => break,
+        };
+        let last_error = match connected {
+            Ok(session) => {
+                let session = Arc::new(session);
+                instance.session.send_replace(Some(Arc::clone(&session)));
+                instance.healthy.store(true, Ordering::Release);
+                instance.set_state(InstanceState::Running);
+                let ended = watch_session(&instance, &session, &config, &mut stop).await;
+                instance.healthy.store(false, Ordering::Release);
+                instance.session.send_replace(None);
+                session.shutdown().await;
+                if ended == SessionEnd::Stopped {
+                    break;
+                }
+                if started.elapsed() >= policy.stable_after {
+                    failures = 0;
+                }
+                "session ended".to_owned()
+            }
+            Err(e) => e.to_string(),
+        };
+        failures += 1;
+        instance.restarts.fetch_add(1, Ordering::Relaxed);
+        let backoff = if failures >= policy.crash_loop_after {
+            if failures == policy.crash_loop_after {
+                tracing::error!(instance = %instance.id, failures, error = %last_error, "instance is crash-looping");
+            }
+            instance.set_state(InstanceState::CrashLoop {
+                failures,
+                last_error,
+            });
+            policy.max_backoff
+        } else {
+            tracing::warn!(instance = %instance.id, failures, error = %last_error, "instance down; restarting");
+            instance.set_state(InstanceState::Restarting { failures });
+            let exponent = failures.saturating_sub(1).min(16);
+            policy
+                .initial_backoff
+                .saturating_mul(1u32 << exponent)
+                .min(policy.max_backoff)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    instance.healthy.store(false, Ordering::Release);
+    instance.set_state(InstanceState::Stopped);
+    // Wake `Instance::stop`, which waits on this channel.
+    instance.session.send_replace(None);
+    tracing::info!(instance = %instance.id, "instance stopped");
+}
+
+#[derive(PartialEq, Eq)]
+enum SessionEnd {
+    Died,
+    Stopped,
+}
+
+/// Waits until the session dies or the instance is stopped, probing its health meanwhile.
+async fn watch_session(
+    instance: &Instance,
+    session: &Session,
+    config: &DataPlaneConfig,
+    stop: &mut watch::Receiver<bool>,
+) -> SessionEnd {
+    // Liveness is cheap to read; checking it often makes crash detection quick.
+    let mut liveness = tokio::time::interval(Duration::from_millis(50));
+    let mut health = tokio::time::interval(config.health_check_interval);
+    health.tick().await;
+    let probe_timeout = config.request_timeout.min(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return SessionEnd::Stopped,
+            _ = liveness.tick() => {
+                if !session.is_alive() {
+                    return SessionEnd::Died;
+                }
+            }
+            _ = health.tick() => {
+                let ok = matches!(tokio::time::timeout(probe_timeout, session.probe()).await, Ok(Ok(())));
+                let was = instance.healthy.swap(ok, Ordering::AcqRel);
+                if was != ok {
+                    if ok {
+                        tracing::info!(instance = %instance.id, "health check passes again: back in rotation");
+                    } else {
+                        tracing::warn!(instance = %instance.id, "health check failed: out of rotation");
+                    }
+                }
+            }
+        }
+    }
+}

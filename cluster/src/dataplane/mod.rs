@@ -1,0 +1,111 @@
+//! The data plane: runs the MCP server instances placed on this node and executes
+//! requests against them.
+//!
+//! Requests flow one way: [`router`] (which node, which attempt) -> [`pool`] (which
+//! instance) -> [`instance`] (a supervised session) -> [`upstream`] (the transport).
+//! [`reconciler`] starts and stops instances as the replicated registry changes. Nothing
+//! here needs the Raft leader: it works from this node's last applied registry state.
+
+pub mod breaker;
+pub mod config;
+pub mod error;
+pub mod instance;
+pub mod jsonrpc;
+pub mod placement;
+pub mod pool;
+pub mod reconciler;
+pub mod router;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use mcp_raft::{NodeId, RegistryReader};
+use tokio::sync::watch;
+
+pub use config::DataPlaneConfig;
+pub use error::ExecuteError;
+pub use router::{ExecuteOptions, Executed};
+
+use crate::forward::PeerChannels;
+use pool::InstancePool;
+
+/// The data plane of one node.
+pub struct DataPlane {
+    node_id: NodeId,
+    config: DataPlaneConfig,
+    registry: RegistryReader,
+    pool: InstancePool,
+    peers: PeerChannels,
+    stop: watch::Sender<bool>,
+}
+
+/// One local instance, as listed in status.
+#[derive(Debug, Clone)]
+pub struct InstanceStatus {
+    /// Instance id.
+    pub id: String,
+    /// Server name.
+    pub server: String,
+    /// Lifecycle state name.
+    pub state: String,
+    /// Circuit breaker state name.
+    pub breaker: &'static str,
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// Restarts so far.
+    pub restarts: u32,
+}
+
+impl DataPlane {
+    /// Creates the data plane of `node_id` and starts reconciling instances.
+    pub fn start(
+        node_id: NodeId,
+        config: DataPlaneConfig,
+        registry: RegistryReader,
+        peers: PeerChannels,
+    ) -> Arc<Self> {
+        let (stop, _) = watch::channel(false);
+        let plane = Arc::new(Self {
+            node_id,
+            config,
+            registry,
+            pool: InstancePool::default(),
+            peers,
+            stop,
+        });
+        tokio::spawn(reconciler::run(Arc::clone(&plane)));
+        plane
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The local instances and their state.
+    pub fn instances(&self) -> Vec<InstanceStatus> {
+        self.pool
+            .all()
+            .into_values()
+            .map(|i| InstanceStatus {
+                id: i.id.clone(),
+                server: i.server.clone(),
+                state: i.state().name().to_owned(),
+                breaker: i.breaker.state().as_str(),
+                in_flight: i.in_flight(),
+                restarts: i.restarts(),
+            })
+            .collect()
+    }
+
+    /// Stops reconciling and stops every instance (their processes are gone on return).
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let instances: Vec<_> = self.pool.all().into_keys().collect();
+        let stops = instances
+            .iter()
+            .filter_map(|id| self.pool.remove(id))
+            .map(|instance| async move { instance.stop().await });
+        futures::future::join_all(stops).await;
+    }
+}

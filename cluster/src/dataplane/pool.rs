@@ -1,0 +1,145 @@
+//! The instances this node runs, grouped by server, and the choice of one per request.
+//!
+//! Choice: among instances that are running, healthy, not yet tried for this request and
+//! admitted by their circuit breaker, take two at random and use the one with fewer
+//! requests in flight ("power of two choices": close to least-loaded, without a global
+//! scan or lock). An instance at its in-flight limit is skipped; when every candidate is
+//! skipped the caller learns why (saturated, breaker open, or nothing healthy).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use rand::seq::SliceRandom;
+
+use super::instance::{InFlight, Instance};
+use super::upstream::Session;
+
+/// Local instances by server.
+#[derive(Default)]
+pub struct InstancePool {
+    by_server: RwLock<HashMap<String, Vec<Arc<Instance>>>>,
+}
+
+/// A chosen instance, its session, and its in-flight slot (released on drop).
+pub struct Chosen {
+    /// The instance.
+    pub instance: Arc<Instance>,
+    /// Its live session.
+    pub session: Arc<Session>,
+    /// Holds the in-flight slot; the breaker permit is reported by the caller.
+    pub _slot: InFlight,
+}
+
+/// Why no instance was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoChoice {
+    /// This node has no instance of the server.
+    NoLocalInstance,
+    /// Every usable instance is at its in-flight limit.
+    Saturated,
+    /// Every usable instance's breaker refused.
+    CircuitOpen,
+    /// Instances exist but none is running and healthy (or all were tried).
+    NoneHealthy,
+}
+
+impl InstancePool {
+    /// The instances of `server` on this node.
+    pub fn instances(&self, server: &str) -> Vec<Arc<Instance>> {
+        self.by_server
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(server)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every local instance, by id.
+    pub fn all(&self) -> BTreeMap<String, Arc<Instance>> {
+        self.by_server
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .map(|i| (i.id.clone(), Arc::clone(i)))
+            .collect()
+    }
+
+    /// Adds a started instance.
+    pub fn insert(&self, instance: Arc<Instance>) {
+        self.by_server
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(instance.server.clone())
+            .or_default()
+            .push(instance);
+    }
+
+    /// Removes an instance from rotation (the caller stops it).
+    pub fn remove(&self, id: &str) -> Option<Arc<Instance>> {
+        let mut by_server = self.by_server.write().unwrap_or_else(|e| e.into_inner());
+        let mut removed = None;
+        by_server.retain(|_, instances| {
+            if let Some(pos) = instances.iter().position(|i| i.id == id) {
+                removed = Some(instances.remove(pos));
+            }
+            !instances.is_empty()
+        });
+        removed
+    }
+
+    /// Picks an instance of `server` that is not in `tried`.
+    pub fn choose(&self, server: &str, tried: &[String], limit: usize) -> Result<Chosen, NoChoice> {
+        let instances = self.instances(server);
+        if instances.is_empty() {
+            return Err(NoChoice::NoLocalInstance);
+        }
+        let mut candidates: Vec<(Arc<Instance>, Arc<Session>)> = instances
+            .into_iter()
+            .filter(|i| !tried.contains(&i.id))
+            .filter_map(|i| i.usable_session().map(|s| (i, s)))
+            .collect();
+        let (mut saturated, mut open) = (false, false);
+        while !candidates.is_empty() {
+            let index = pick_two(&candidates);
+            let (instance, session) = candidates.swap_remove(index);
+            let Some(slot) = instance.try_begin(limit) else {
+                saturated = true;
+                continue;
+            };
+            // The slot comes first so that a refused breaker permit is never taken.
+            if !instance.breaker.try_acquire() {
+                open = true;
+                continue;
+            }
+            return Ok(Chosen {
+                instance,
+                session,
+                _slot: slot,
+            });
+        }
+        Err(if saturated {
+            NoChoice::Saturated
+        } else if open {
+            NoChoice::CircuitOpen
+        } else {
+            NoChoice::NoneHealthy
+        })
+    }
+}
+
+/// Index of the less loaded of two random candidates.
+fn pick_two(candidates: &[(Arc<Instance>, Arc<Session>)]) -> usize {
+    if candidates.len() == 1 {
+        return 0;
+    }
+    let mut rng = rand::thread_rng();
+    let indexes: Vec<usize> = (0..candidates.len()).collect();
+    let two: Vec<&usize> = indexes.choose_multiple(&mut rng, 2).collect();
+    let (a, b) = (*two[0], *two[1]);
+    if candidates[b].0.in_flight() < candidates[a].0.in_flight() {
+        b
+    } else {
+        a
+    }
+}

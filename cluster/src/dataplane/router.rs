@@ -1,0 +1,246 @@
+//! Routes one execute request: to a local instance, with retries where they are safe, or
+//! to a node that hosts one.
+//!
+//! Retry rule: a request is sent again (to another instance, after a backoff with jitter)
+//! only if it provably never reached a server (connect failure, open breaker, saturated
+//! instance), or if its method is safe to repeat (`ping`, `tools/list`, `resources/read`,
+//! ...), or if the caller opted in. A `tools/call` that timed out is never sent twice
+//! silently.
+
+use std::time::Duration;
+
+use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
+use mcp_proto::execute::ExecuteRequest;
+use mcp_raft::NodeId;
+use rand::seq::SliceRandom;
+use serde_json::Value;
+use tonic::metadata::MetadataValue;
+
+use super::error::ExecuteError;
+use super::pool::NoChoice;
+use super::{jsonrpc, placement, DataPlane};
+
+/// Per-request options.
+#[derive(Debug, Clone, Default)]
+pub struct ExecuteOptions {
+    /// Allow re-sending a non-idempotent request after a failure that may have reached
+    /// the server.
+    pub retry_unsafe: bool,
+    /// Overrides the request timeout.
+    pub timeout: Option<Duration>,
+    /// Set when another node forwarded this request: it must not travel further.
+    pub forwarded: bool,
+}
+
+/// A successful execution.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    /// The server's JSON-RPC response (result or error) with the caller's id.
+    pub response: Value,
+    /// Node that answered.
+    pub node_id: NodeId,
+    /// Instance that answered.
+    pub instance_id: String,
+}
+
+impl DataPlane {
+    /// Executes `request` against `server`.
+    pub async fn execute(
+        &self,
+        server: &str,
+        request: Value,
+        options: ExecuteOptions,
+    ) -> Result<Executed, ExecuteError> {
+        jsonrpc::validate_request(&request).map_err(ExecuteError::InvalidRequest)?;
+        let lookup = self.registry.read(|state| {
+            let record = state.registry.server(server)?;
+            let hosts: Vec<(NodeId, String)> = placement::hosts(&state.registry, server)
+                .into_iter()
+                .filter(|id| *id != self.node_id)
+                .filter_map(|id| {
+                    state
+                        .registry
+                        .nodes()
+                        .find(|n| n.id == id)
+                        .map(|n| (id, n.addr.clone()))
+                })
+                .collect();
+            Some((record.spec.request_timeout_ms, hosts))
+        });
+        let Some((spec_timeout, mut peers)) = lookup else {
+            return Err(ExecuteError::UnknownServer(server.to_owned()));
+        };
+        let timeout = options
+            .timeout
+            .or(spec_timeout.map(Duration::from_millis))
+            .unwrap_or(self.config.request_timeout);
+
+        let local = self
+            .execute_local(server, &request, timeout, options.retry_unsafe)
+            .await;
+        let local_error = match local {
+            Ok(executed) => return Ok(executed),
+            Err(e) => e,
+        };
+        // Only "nothing here could take it" is worth a hop; any other error is the answer.
+        let try_peers = matches!(local_error, ExecuteError::NoHealthyInstance { .. });
+        if !try_peers || options.forwarded || peers.is_empty() {
+            return Err(local_error);
+        }
+        peers.shuffle(&mut rand::thread_rng());
+        let mut last = local_error;
+        for (peer, addr) in peers {
+            match self
+                .forward(server, &request, &options, timeout, &addr)
+                .await
+            {
+                Ok(executed) => return Ok(executed),
+                Err(e @ ExecuteError::Connection { .. }) => {
+                    tracing::debug!(peer, error = %e, "peer unreachable, trying the next");
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    async fn execute_local(
+        &self,
+        server: &str,
+        request: &Value,
+        timeout: Duration,
+        retry_unsafe: bool,
+    ) -> Result<Executed, ExecuteError> {
+        let repeatable =
+            retry_unsafe || jsonrpc::method(request).is_some_and(jsonrpc::is_idempotent);
+        let retry = &self.config.retry;
+        let limit = self.config.max_in_flight_per_instance;
+        let mut tried: Vec<String> = Vec::new();
+        let mut last: Option<ExecuteError> = None;
+        for attempt in 1..=retry.max_attempts.max(1) {
+            if attempt > 1 {
+                tokio::time::sleep(retry.delay(attempt - 1)).await;
+            }
+            let chosen = match self.pool.choose(server, &tried, limit) {
+                Ok(chosen) => chosen,
+                Err(why) => return Err(last.unwrap_or_else(|| self.no_choice(server, why, limit))),
+            };
+            tried.push(chosen.instance.id.clone());
+            let outcome = tokio::time::timeout(timeout, chosen.session.request(request)).await;
+            match outcome {
+                Ok(Ok(response)) => {
+                    // A JSON-RPC error is a working server saying no: not a breaker failure.
+                    chosen.instance.breaker.record(true);
+                    return Ok(Executed {
+                        response,
+                        node_id: self.node_id,
+                        instance_id: chosen.instance.id.clone(),
+                    });
+                }
+                Ok(Err(source)) => {
+                    chosen.instance.breaker.record(false);
+                    let reached = source.reached_server();
+                    if reached {
+                        // Garbage, oversized or broken sessions are not worth a second
+                        // look: the supervisor restarts them; keep traffic away meanwhile.
+                        chosen.instance.breaker.trip();
+                    }
+                    let error = ExecuteError::Connection {
+                        server: server.to_owned(),
+                        source,
+                    };
+                    if reached && !repeatable {
+                        return Err(error);
+                    }
+                    tracing::debug!(instance = %chosen.instance.id, attempt, error = %error, "attempt failed");
+                    last = Some(error);
+                }
+                Err(_) => {
+                    chosen.instance.breaker.record(false);
+                    let error = ExecuteError::Timeout {
+                        server: server.to_owned(),
+                        after: timeout,
+                    };
+                    if !repeatable {
+                        return Err(error);
+                    }
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| self.no_choice(server, NoChoice::NoneHealthy, limit)))
+    }
+
+    fn no_choice(&self, server: &str, why: NoChoice, limit: usize) -> ExecuteError {
+        match why {
+            NoChoice::Saturated => ExecuteError::Saturated {
+                server: server.to_owned(),
+                limit,
+            },
+            NoChoice::CircuitOpen => ExecuteError::CircuitOpen {
+                server: server.to_owned(),
+            },
+            NoChoice::NoLocalInstance => ExecuteError::NoHealthyInstance {
+                server: server.to_owned(),
+                detail: format!("node {} runs no instance of it", self.node_id),
+            },
+            NoChoice::NoneHealthy => {
+                let states: Vec<String> = self
+                    .pool
+                    .instances(server)
+                    .iter()
+                    .map(|i| format!("{}: {}", i.id, i.state().name()))
+                    .collect();
+                ExecuteError::NoHealthyInstance {
+                    server: server.to_owned(),
+                    detail: states.join(", "),
+                }
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        server: &str,
+        request: &Value,
+        options: &ExecuteOptions,
+        timeout: Duration,
+        addr: &str,
+    ) -> Result<Executed, ExecuteError> {
+        let connection = |message: String| ExecuteError::Connection {
+            server: server.to_owned(),
+            source: super::upstream::UpstreamError::Connect(message),
+        };
+        let channel = self
+            .peers
+            .channel(addr)
+            .map_err(|e| connection(e.to_string()))?;
+        let mut client = ExecuteServiceClient::new(channel)
+            .max_decoding_message_size(self.config.max_message_bytes.saturating_mul(2));
+        let mut call = tonic::Request::new(ExecuteRequest {
+            server: server.to_owned(),
+            request_json: request.to_string(),
+            retry_unsafe: options.retry_unsafe,
+            timeout_ms: u64::try_from(timeout.as_millis()).ok(),
+        });
+        call.metadata_mut()
+            .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(self.node_id));
+        match client.execute(call).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                let response = serde_json::from_str(&reply.response_json)
+                    .map_err(|e| connection(format!("peer sent an undecodable reply: {e}")))?;
+                Ok(Executed {
+                    response,
+                    node_id: reply.node_id,
+                    instance_id: reply.instance_id,
+                })
+            }
+            Err(status) if status.metadata().get(mcp_proto::ERROR_KIND).is_none() => {
+                Err(connection(format!("peer {addr}: {}", status.message())))
+            }
+            Err(status) => Err(ExecuteError::Forwarded(status)),
+        }
+    }
+}
