@@ -327,7 +327,7 @@ async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
                 "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
                 "instances": s.instances.iter().map(|i| json!({
                     "id": i.id, "server": i.server, "state": i.state, "breaker": i.breaker,
-                    "in_flight": i.in_flight, "restarts": i.restarts,
+                    "in_flight": i.in_flight, "restarts": i.restarts, "protocol_version": i.protocol_version,
                 })).collect::<Vec<_>>(),
             }))
         ),

@@ -59,7 +59,7 @@ fn deploy_through_a_follower_is_visible_on_all_nodes() {
         assert!(server_names(&local).contains("time"), "node {id}: {local}");
         let server = cluster.json(id, &["get", "time", "--stale"]);
         assert_eq!(server["spec"]["command"], "python3");
-        assert_eq!(server["replicas"], 1);
+        assert_eq!(server["replicas"], 0);
     }
 }
 
@@ -238,7 +238,7 @@ fn admin_token_guards_writes_on_every_node() {
         );
     }
     let server = cluster.json(1, &["get", "guarded"]);
-    assert_eq!(server["replicas"], 1);
+    assert_eq!(server["replicas"], 0);
 }
 
 #[test]

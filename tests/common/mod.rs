@@ -1,6 +1,8 @@
 //! Test harness: real `mcpd node` processes on loopback, driven through the real CLI.
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -328,7 +330,92 @@ impl Drop for TestCluster {
     }
 }
 
-/// A minimal valid stdio spec.
+/// A child process killed when dropped (test servers outside the cluster).
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl TestCluster {
+    /// Deploys a spec given as a JSON value; panics if refused.
+    pub fn deploy_json(&self, id: u64, spec: &serde_json::Value) -> Value {
+        let out = self.deploy(id, &spec.to_string());
+        assert!(
+            out.status.success(),
+            "deploy {spec} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    /// `mcpd call` through node `id`: the JSON-RPC response, or the error text.
+    pub fn call(
+        &self,
+        id: u64,
+        server: &str,
+        tool: &str,
+        args: &serde_json::Value,
+    ) -> Result<Value, String> {
+        let out = self.cli(id, &["-o", "json", "call", server, tool, &args.to_string()]);
+        if out.status.success() {
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Waits until a tool call through node `id` succeeds, and returns its response.
+    pub fn call_eventually(
+        &self,
+        id: u64,
+        server: &str,
+        tool: &str,
+        args: &serde_json::Value,
+    ) -> Value {
+        let mut last = String::new();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(
+                &format!("{server}/{tool} to answer on node {id}"),
+                Duration::from_secs(60),
+                || match self.call(id, server, tool, args) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        last = e;
+                        None
+                    }
+                },
+            )
+        }));
+        match result {
+            Ok(v) => v,
+            Err(_) => panic!(
+                "{server}/{tool} never answered on node {id}; last error: {last}\n{}",
+                self.logs()
+            ),
+        }
+    }
+
+    /// The instances node `id` reports.
+    pub fn instances(&self, id: u64) -> Vec<Value> {
+        self.status(id)
+            .and_then(|s| s["instances"].as_array().cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// The text of the first content item of a tools/call response.
+pub fn text_of(response: &Value) -> String {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A valid stdio spec with no replicas: registry tests need no running processes.
 pub fn stdio_spec(name: &str) -> String {
-    serde_json::json!({"name": name, "transport": "stdio", "command": "python3", "args": ["-m", "mcp_server_time"]}).to_string()
+    serde_json::json!({"name": name, "transport": "stdio", "command": "python3", "args": ["-m", "mcp_server_time"], "replicas": 0}).to_string()
 }

@@ -121,6 +121,14 @@ impl Instance {
         self.restarts.load(Ordering::Relaxed)
     }
 
+    /// The protocol version of the current session, if connected.
+    pub fn protocol_version(&self) -> Option<String> {
+        self.session
+            .borrow()
+            .as_ref()
+            .map(|s| s.era().protocol_version().to_owned())
+    }
+
     /// The live session, if the instance is running and passes health checks.
     pub fn usable_session(&self) -> Option<Arc<Session>> {
         if !self.healthy.load(Ordering::Acquire) {

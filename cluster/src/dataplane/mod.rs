@@ -54,6 +54,8 @@ pub struct InstanceStatus {
     pub in_flight: usize,
     /// Restarts so far.
     pub restarts: u32,
+    /// Negotiated protocol version, while connected.
+    pub protocol_version: Option<String>,
 }
 
 impl DataPlane {
@@ -94,6 +96,7 @@ impl DataPlane {
                 breaker: i.breaker.state().as_str(),
                 in_flight: i.in_flight(),
                 restarts: i.restarts(),
+                protocol_version: i.protocol_version(),
             })
             .collect()
     }

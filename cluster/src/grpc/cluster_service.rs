@@ -441,6 +441,7 @@ impl ClusterService for ClusterApi {
                             breaker: i.breaker.to_owned(),
                             in_flight: i.in_flight as u64,
                             restarts: i.restarts,
+                            protocol_version: i.protocol_version.unwrap_or_default(),
                         })
                         .collect()
                 })

@@ -106,6 +106,17 @@ impl StdioWire {
         if let Some(cwd) = cwd {
             cmd.current_dir(cwd);
         }
+        // If mcpd itself is killed (even with SIGKILL), its servers must not live on as
+        // orphans. The signal is tied to the spawning thread, which is a runtime worker that
+        // lives as long as the node.
+        // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+        // async-signal-safe and takes no pointers.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| UpstreamError::Connect(format!("cannot start {command:?}: {e}")))?;
