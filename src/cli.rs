@@ -199,7 +199,7 @@ pub struct DataPlaneArgs {
     /// Seconds between health checks of each instance [default: 10].
     #[arg(long, env = "MCPD_HEALTH_CHECK_INTERVAL_SECS")]
     pub health_check_interval_secs: Option<u64>,
-    /// Concurrent requests per instance before it counts as saturated [default: 256].
+    /// Concurrent requests per instance before it counts as saturated [default: 512].
     #[arg(long, env = "MCPD_MAX_IN_FLIGHT_PER_INSTANCE")]
     pub max_in_flight_per_instance: Option<usize>,
     /// Sessions per remote HTTP server on this node [default: 20].

@@ -50,6 +50,11 @@ impl TestNode {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// The node process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 /// Options for a test cluster.

@@ -100,7 +100,7 @@ impl Default for DataPlaneConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             health_check_interval: Duration::from_secs(10),
-            max_in_flight_per_instance: 256,
+            max_in_flight_per_instance: 512,
             max_connections_per_server: 20,
             max_message_bytes: 16 * 1024 * 1024,
             breaker: BreakerConfig::default(),
