@@ -9,6 +9,35 @@ use mcp_cluster::{ClusterNode, NodeConfig, RaftTuning};
 use crate::cli::DevArgs;
 use crate::node::shutdown_signal;
 
+/// Deploys the bundled `mcp-test-server` (found next to this binary) as server `demo`,
+/// and returns the lines that tell the user how to call it.
+async fn deploy_demo(node: &ClusterNode) -> String {
+    let Some(server) = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("mcp-test-server"))
+        .filter(|path| path.exists())
+    else {
+        return String::new();
+    };
+    let spec = serde_json::json!({"name": "demo", "command": server, "replicas": 1});
+    let Ok(spec) = mcp_raft::registry::spec::from_value(spec) else {
+        return String::new();
+    };
+    let command = mcp_raft::Command::PutServer {
+        spec,
+        expected_revision: None,
+    };
+    // The single node elects itself at once; give it a moment before writing.
+    for _ in 0..50 {
+        if node.raft().client_write(command.clone()).await.is_ok() {
+            return "  mcpd call demo echo '{\"text\": \"hello\"}'\n  mcpd exec demo '{\"method\": \"tools/list\"}'\n".to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("could not deploy the demo server");
+    String::new()
+}
+
 /// Runs the dev node until Ctrl-C.
 pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new().prefix("mcpd-dev-").tempdir()?;
@@ -29,6 +58,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         dataplane: Default::default(),
     };
     let node = ClusterNode::start(config).await?;
+    let demo = deploy_demo(&node).await;
     let endpoint = if addr == "127.0.0.1:7400" {
         String::new()
     } else {
@@ -38,7 +68,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         "\nmcpd dev: a single-node cluster is running at {addr}\n\
          data dir (deleted on exit): {}\n\n\
          Try, in another terminal:\n  \
-         mcpd{endpoint} status\n  \
+         mcpd{endpoint} status\n{demo}  \
          echo '{{\"name\": \"time\", \"command\": \"python3\", \"args\": [\"-m\", \"mcp_server_time\"]}}' | mcpd{endpoint} deploy -f -\n  \
          mcpd{endpoint} ls\n  \
          mcpd{endpoint} scale time 2\n  \

@@ -122,7 +122,25 @@ fn dev_mode_runs_a_single_node_cluster_and_cleans_up() {
     wait_for("dev node to lead", Duration::from_secs(30), || {
         status_at(&addr).filter(|s| s["role"] == "Leader")
     });
-    let spec = r#"{"name": "demo", "command": "true"}"#;
+    // The bundled test server is deployed as "demo" and answers calls.
+    let called = wait_for("the demo server to answer", Duration::from_secs(60), || {
+        let out = Command::new(mcpd_bin())
+            .args([
+                "--endpoint",
+                &addr,
+                "call",
+                "demo",
+                "echo",
+                r#"{"text": "hello"}"#,
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(called.trim(), "hello");
+    let spec = r#"{"name": "extra", "command": "true", "replicas": 0}"#;
     let mut deploy = Command::new(mcpd_bin())
         .args(["--endpoint", &addr, "deploy", "-f", "-"])
         .stdin(Stdio::piped())

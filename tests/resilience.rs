@@ -388,3 +388,44 @@ fn server_errors_pass_through_intact() {
         .unwrap_or_default();
     assert_eq!(names, BTreeSet::from(["-32601".to_owned()]));
 }
+
+#[test]
+fn lost_http_session_is_reinitialized() {
+    let port = common::free_port();
+    let start_server = || {
+        common::ChildGuard(
+            std::process::Command::new(test_server())
+                .args([
+                    "--transport",
+                    "http",
+                    "--port",
+                    &port.to_string(),
+                    "--handshake-only",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start the HTTP test server"),
+        )
+    };
+    let server = start_server();
+    let cluster = node_with(&["--max-retries", "1"]);
+    cluster.deploy_json(
+        1,
+        &json!({"name": "remote", "url": format!("http://127.0.0.1:{port}/mcp")}),
+    );
+    let first = cluster.call_eventually(1, "remote", "echo", &json!({"text": "one"}));
+    assert_eq!(text_of(&first), "one");
+    let version = cluster.instances(1)[0]["protocol_version"].clone();
+    assert_eq!(
+        version, "2025-11-25",
+        "a handshake-only server negotiates the handshake era"
+    );
+
+    // A restarted server has forgotten every session: the next request gets a 404, and
+    // the instance re-initializes instead of failing forever.
+    drop(server);
+    let _server = start_server();
+    let again = cluster.call_eventually(1, "remote", "echo", &json!({"text": "two"}));
+    assert_eq!(text_of(&again), "two");
+}

@@ -19,7 +19,7 @@ use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::auth::AdminGuard;
 use crate::config::NodeConfig;
@@ -108,9 +108,12 @@ impl ClusterNode {
                         .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
                 )
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = stop_rx.await;
-                }),
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                ),
         );
         tracing::info!(
             node = identity.id,
