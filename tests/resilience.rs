@@ -429,3 +429,36 @@ fn lost_http_session_is_reinitialized() {
     let again = cluster.call_eventually(1, "remote", "echo", &json!({"text": "two"}));
     assert_eq!(text_of(&again), "two");
 }
+
+#[test]
+fn request_that_never_reached_a_server_is_retried_elsewhere() {
+    let mut cluster = TestCluster::start(3, ClusterOptions::default());
+    cluster.wait_leader();
+    // Two replicas land on nodes 1 and 2 (one per node); node 3 hosts none and forwards.
+    cluster.deploy_json(1, &spec("spread", 2, &[]));
+    for id in [1, 2] {
+        wait_for(
+            &format!("node {id} to run a replica"),
+            Duration::from_secs(60),
+            || {
+                cluster
+                    .instances(id)
+                    .iter()
+                    .any(|i| i["server"] == "spread" && i["state"] == "running")
+                    .then_some(())
+            },
+        );
+    }
+    assert!(cluster.instances(3).is_empty());
+    cluster.kill(1);
+    // Node 3 still believes node 1 hosts a replica; connecting to it fails before anything
+    // is sent, so every request (even a tools/call) moves on to node 2.
+    for i in 0..10 {
+        let pong = cluster.json(3, &["exec", "spread", r#"{"method": "ping"}"#]);
+        assert_eq!(pong["result"], json!({}), "ping {i}: {pong}");
+        let echoed = cluster
+            .call(3, "spread", "echo", &json!({"text": i.to_string()}))
+            .expect("tools/call after a connect failure");
+        assert_eq!(text_of(&echoed), i.to_string());
+    }
+}

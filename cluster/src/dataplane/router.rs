@@ -18,6 +18,7 @@ use tonic::metadata::MetadataValue;
 
 use super::error::ExecuteError;
 use super::pool::NoChoice;
+use super::upstream::UpstreamError;
 use super::{jsonrpc, placement, DataPlane};
 
 /// Per-request options.
@@ -210,7 +211,7 @@ impl DataPlane {
     ) -> Result<Executed, ExecuteError> {
         let connection = |message: String| ExecuteError::Connection {
             server: server.to_owned(),
-            source: super::upstream::UpstreamError::Connect(message),
+            source: UpstreamError::Connect(message),
         };
         let channel = self
             .peers
@@ -238,9 +239,40 @@ impl DataPlane {
                 })
             }
             Err(status) if status.metadata().get(mcp_proto::ERROR_KIND).is_none() => {
-                Err(connection(format!("peer {addr}: {}", status.message())))
+                let message = format!("peer {addr}: {}", status.message());
+                // Only a failed connect proves the peer never saw the request.
+                let source = if is_connect_failure(&status) {
+                    UpstreamError::Connect(message)
+                } else {
+                    UpstreamError::Closed(message)
+                };
+                Err(ExecuteError::Connection {
+                    server: server.to_owned(),
+                    source,
+                })
             }
             Err(status) => Err(ExecuteError::Forwarded(status)),
         }
     }
+}
+
+/// True if the status comes from failing to connect (so nothing was sent).
+fn is_connect_failure(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable
+            ) {
+                return true;
+            }
+        }
+        if error.to_string().contains("tcp connect error") {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
