@@ -68,6 +68,22 @@ fn proc_entries() -> impl Iterator<Item = (u32, String, String)> {
         })
 }
 
+/// Waits until node `id` runs `count` instances.
+fn wait_running(cluster: &TestCluster, id: u64, count: usize) {
+    wait_for(
+        &format!("{count} running instances on node {id}"),
+        Duration::from_secs(60),
+        || {
+            let running = cluster
+                .instances(id)
+                .iter()
+                .filter(|i| i["state"] == "running")
+                .count();
+            (running == count).then_some(())
+        },
+    );
+}
+
 fn error_kind(result: &Result<Value, String>) -> String {
     match result {
         Ok(v) => format!("ok: {v}"),
@@ -92,14 +108,7 @@ async fn thousand_concurrent_calls_each_get_their_own_answer() {
     let cluster = node_with(&[]);
     cluster.deploy_json(1, &spec("echo", 2, &[]));
     let addr = cluster.node(1).addr.clone();
-    wait_for("both replicas to run", Duration::from_secs(60), || {
-        let running = cluster
-            .instances(1)
-            .iter()
-            .filter(|i| i["state"] == "running")
-            .count();
-        (running == 2).then_some(())
-    });
+    wait_running(&cluster, 1, 2);
     let client = exec_client(&addr).await;
     let calls = (0..1000).map(|i| {
         let mut client = client.clone();
@@ -145,14 +154,7 @@ fn killed_replica_is_restarted_while_calls_keep_succeeding() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("whoami names a pid");
-    wait_for("both replicas to run", Duration::from_secs(60), || {
-        let running = cluster
-            .instances(1)
-            .iter()
-            .filter(|i| i["state"] == "running")
-            .count();
-        (running == 2).then_some(())
-    });
+    wait_running(&cluster, 1, 2);
     assert!(std::process::Command::new("kill")
         .args(["-9", &victim.to_string()])
         .status()
@@ -238,14 +240,7 @@ fn hanging_tool_times_out_and_a_timed_out_call_is_not_sent_twice() {
     let cluster = node_with(&["--request-timeout-ms", "1000"]);
     cluster.deploy_json(1, &spec("slow", 2, &[]));
     cluster.call_eventually(1, "slow", "echo", &json!({"text": "warm"}));
-    wait_for("both replicas to run", Duration::from_secs(60), || {
-        let running = cluster
-            .instances(1)
-            .iter()
-            .filter(|i| i["state"] == "running")
-            .count();
-        (running == 2).then_some(())
-    });
+    wait_running(&cluster, 1, 2);
 
     let started = Instant::now();
     let result = cluster.call(1, "slow", "sleep", &json!({"ms": 30_000}));
