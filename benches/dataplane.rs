@@ -86,6 +86,8 @@ async fn main() {
         connect_timeout: Duration::from_secs(10),
         max_message_bytes: 16 << 20,
         label: "bench-direct".into(),
+        idle_timeout: Duration::from_secs(300),
+        keepalive: true,
     };
     let session = Arc::new(
         Session::connect(&spec, &options)

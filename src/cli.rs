@@ -205,6 +205,15 @@ pub struct DataPlaneArgs {
     /// Sessions per remote HTTP server on this node [default: 20].
     #[arg(long, env = "MCPD_MAX_CONNECTIONS_PER_SERVER")]
     pub max_connections_per_server: Option<usize>,
+    /// Fewest sessions per remote HTTP server on this node [default: 1].
+    #[arg(long, env = "MCPD_INITIAL_SIZE")]
+    pub initial_size: Option<usize>,
+    /// Seconds before an idle HTTP connection to a server is closed [default: 300].
+    #[arg(long, env = "MCPD_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// TCP keep-alive on HTTP connections to servers [default: true].
+    #[arg(long, env = "MCPD_ENABLE_KEEPALIVE")]
+    pub enable_keepalive: Option<bool>,
     /// Largest message accepted from an MCP server, in bytes [default: 16777216].
     #[arg(long, env = "MCPD_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,

@@ -170,6 +170,15 @@ fn dataplane_config(
         config.max_connections_per_server =
             positive("max_connections_per_server", v as u64)? as usize;
     }
+    if let Some(v) = args.initial_size.or(file.initial_size) {
+        config.initial_size = v;
+    }
+    if let Some(v) = args.idle_timeout_secs.or(file.idle_timeout_secs) {
+        config.idle_timeout = Duration::from_secs(positive("idle_timeout_secs", v)?);
+    }
+    if let Some(v) = args.enable_keepalive.or(file.enable_keepalive) {
+        config.keepalive = v;
+    }
     if let Some(v) = args.max_message_bytes.or(file.max_message_bytes) {
         config.max_message_bytes = positive("max_message_bytes", v as u64)? as usize;
     }

@@ -82,8 +82,15 @@ pub struct DataPlaneConfig {
     pub health_check_interval: Duration,
     /// Concurrent requests per instance before it counts as saturated.
     pub max_in_flight_per_instance: usize,
-    /// Sessions per remote HTTP server on one node (`max_connections_per_server`).
+    /// Most sessions per remote HTTP server on one node (`max_connections_per_server`).
     pub max_connections_per_server: usize,
+    /// Fewest sessions per remote HTTP server on one node (`initial_size`); a server's
+    /// `replicas` asks for more, up to `max_connections_per_server`.
+    pub initial_size: usize,
+    /// Idle HTTP connections are closed after this long (`idle_timeout_secs`).
+    pub idle_timeout: Duration,
+    /// TCP keep-alive on HTTP connections (`enable_keepalive`).
+    pub keepalive: bool,
     /// Largest message accepted from a server.
     pub max_message_bytes: usize,
     /// Circuit breaker per instance.
@@ -102,6 +109,9 @@ impl Default for DataPlaneConfig {
             health_check_interval: Duration::from_secs(10),
             max_in_flight_per_instance: 512,
             max_connections_per_server: 20,
+            initial_size: 1,
+            idle_timeout: Duration::from_secs(300),
+            keepalive: true,
             max_message_bytes: 16 * 1024 * 1024,
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),

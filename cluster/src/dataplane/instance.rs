@@ -173,6 +173,8 @@ async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig) {
         connect_timeout: config.connect_timeout,
         max_message_bytes: config.max_message_bytes,
         label: instance.id.clone(),
+        idle_timeout: config.idle_timeout,
+        keepalive: config.keepalive,
     };
     let policy = &config.restart;
     let mut stop = instance.stop.subscribe();

@@ -35,12 +35,14 @@ pub fn runs_everywhere(record: &ServerRecord) -> bool {
     matches!(record.spec.transport, Transport::Http { .. })
 }
 
-/// The instances `node` must run: instance id -> server name.
+/// The instances `node` must run: instance id -> server name. `http_sessions` bounds the
+/// sessions per remote HTTP server (fewest, most).
 pub fn local_instances(
     registry: &Registry,
     node: NodeId,
-    http_sessions: usize,
+    http_sessions: (usize, usize),
 ) -> BTreeMap<String, String> {
+    let (min_sessions, max_sessions) = http_sessions;
     let nodes = node_ids(registry);
     let mut wanted = BTreeMap::new();
     for record in registry.servers() {
@@ -49,7 +51,9 @@ pub fn local_instances(
             if record.spec.replicas == 0 {
                 continue;
             }
-            let sessions = (record.spec.replicas as usize).clamp(1, http_sessions.max(1));
+            let sessions = (record.spec.replicas as usize)
+                .max(min_sessions)
+                .clamp(1, max_sessions.max(1));
             for i in 0..sessions {
                 wanted.insert(format!("{name}-{i}@{node}"), name.clone());
             }

@@ -30,7 +30,10 @@ fn reconcile(plane: &DataPlane) {
         placement::local_instances(
             &state.registry,
             plane.node_id,
-            plane.config.max_connections_per_server,
+            (
+                plane.config.initial_size,
+                plane.config.max_connections_per_server,
+            ),
         )
         .into_iter()
         .filter_map(|(instance, server)| {

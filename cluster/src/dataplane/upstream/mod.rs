@@ -56,6 +56,10 @@ pub struct SessionOptions {
     pub max_message_bytes: usize,
     /// Label for logs: server name and instance id.
     pub label: String,
+    /// Idle HTTP connections close after this long.
+    pub idle_timeout: Duration,
+    /// TCP keep-alive on HTTP connections.
+    pub keepalive: bool,
 }
 
 /// Why a session request failed.
