@@ -108,6 +108,7 @@ async fn main() {
         raft: RaftTuning::default(),
         write_timeout: Duration::from_secs(5),
         dataplane: Default::default(),
+        metrics_addr: None,
     })
     .await
     .expect("node");

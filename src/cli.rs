@@ -182,6 +182,9 @@ pub struct NodeArgs {
     /// How long a write waits to commit before failing as unavailable [default: 5000].
     #[arg(long, env = "MCPD_WRITE_TIMEOUT_MS")]
     pub write_timeout_ms: Option<u64>,
+    /// Address of /metrics, /metrics/cluster, /healthz and /readyz [default: 127.0.0.1:9400].
+    #[arg(long, env = "MCPD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub dataplane: DataPlaneArgs,
 }
@@ -234,4 +237,7 @@ pub struct DevArgs {
     /// gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub grpc_addr: SocketAddr,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9400")]
+    pub metrics_addr: SocketAddr,
 }

@@ -56,6 +56,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         write_timeout: Duration::from_secs(5),
         dataplane: Default::default(),
+        metrics_addr: Some(args.metrics_addr),
     };
     let node = ClusterNode::start(config).await?;
     let demo = deploy_demo(&node).await;
@@ -66,6 +67,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     eprintln!(
         "\nmcpd dev: a single-node cluster is running at {addr}\n\
+         metrics: http://{}/metrics\n\
          data dir (deleted on exit): {}\n\n\
          Try, in another terminal:\n  \
          mcpd{endpoint} status\n{demo}  \
@@ -74,6 +76,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
          mcpd{endpoint} scale time 2\n  \
          mcpd{endpoint} undeploy time\n\n\
          Press Ctrl-C to stop.\n",
+        args.metrics_addr,
         dir.path().display()
     );
     shutdown_signal().await;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR};
+use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR, DEFAULT_METRICS_ADDR};
 use mcp_cluster::dataplane::DataPlaneConfig;
 use mcp_cluster::{NodeConfig, RaftTuning};
 use serde::Deserialize;
@@ -27,6 +27,7 @@ pub struct FileSettings {
     snapshot_logs: Option<u64>,
     logs_to_keep: Option<u64>,
     write_timeout_ms: Option<u64>,
+    metrics_addr: Option<SocketAddr>,
     /// The `[dataplane]` table.
     #[serde(default)]
     dataplane: DataPlaneArgs,
@@ -119,6 +120,11 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             Duration::from_secs(5),
         ),
         dataplane,
+        metrics_addr: Some(
+            args.metrics_addr
+                .or(file.metrics_addr)
+                .unwrap_or(DEFAULT_METRICS_ADDR),
+        ),
     })
     .map(|mut config| {
         // A pristine node without an address gets the loopback default; a restarted one

@@ -39,6 +39,7 @@ fn node_settings_come_from_flags_then_env_then_file() {
         .args(["node", "--config"])
         .arg(&config)
         .args(["--id", "1"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
         .env("MCPD_GRPC_ADDR", &addr)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -103,6 +104,7 @@ fn dev_mode_runs_a_single_node_cluster_and_cleans_up() {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(mcpd_bin())
         .args(["dev", "--grpc-addr", &addr])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

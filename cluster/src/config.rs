@@ -14,6 +14,10 @@ use crate::error::ClusterError;
 pub const DEFAULT_GRPC_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7400);
 
+/// The metrics/health address when none is given: loopback only.
+pub const DEFAULT_METRICS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9400);
+
 /// Raft timing and log-compaction settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTuning {
@@ -102,6 +106,8 @@ pub struct NodeConfig {
     pub write_timeout: Duration,
     /// Data plane settings.
     pub dataplane: crate::dataplane::DataPlaneConfig,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` disables them.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Parses `1=127.0.0.1:7401,2=127.0.0.1:7402` into id -> address.

@@ -175,6 +175,7 @@ mod tests {
             raft: RaftTuning::default(),
             write_timeout: Duration::from_secs(5),
             dataplane: Default::default(),
+            metrics_addr: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`leader`]: duties of the current leader (node records follow membership).
 //! - [`auth`]: the admin-token guard for writes.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
+//! - [`metrics`]: every Prometheus metric of a node; [`http`]: /metrics, /healthz, /readyz.
 //! - [`error`]: the node's typed errors and their gRPC status mapping.
 
 pub mod auth;
@@ -15,8 +16,10 @@ pub mod dataplane;
 pub mod error;
 pub mod forward;
 pub mod grpc;
+pub mod http;
 pub mod identity;
 pub mod leader;
+pub mod metrics;
 pub mod node;
 
 pub use config::{NodeConfig, RaftTuning};

@@ -27,7 +27,9 @@ use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
 use crate::forward::PeerChannels;
 use crate::grpc::{ClusterApi, ExecuteApi, RaftApi};
+use crate::http::HttpState;
 use crate::identity::NodeIdentity;
+use crate::metrics::Metrics;
 
 /// sled page cache per node; the registry is small, the default 1 GiB would be waste.
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -42,6 +44,7 @@ pub struct ClusterNode {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     leader_duties: JoinHandle<()>,
     dataplane: Arc<DataPlane>,
+    stop_http: tokio::sync::watch::Sender<bool>,
 }
 
 impl ClusterNode {
@@ -74,11 +77,16 @@ impl ClusterNode {
         })?;
 
         let peers = PeerChannels::default();
+        let metrics = Arc::new(Metrics::new(identity.id).map_err(|e| ClusterError::Fatal {
+            node: identity.id,
+            reason: e.to_string(),
+        })?);
         let dataplane = DataPlane::start(
             identity.id,
             config.dataplane.clone(),
             registry.clone(),
             peers.clone(),
+            Arc::clone(&metrics),
         );
         let guard = AdminGuard::new(config.admin_token.clone());
         let raft_api = RaftApi::new(raft.clone(), guard.clone());
@@ -87,10 +95,18 @@ impl ClusterNode {
             raft.clone(),
             registry.clone(),
             guard,
-            peers,
+            peers.clone(),
             config.write_timeout,
         )
-        .with_dataplane(Arc::clone(&dataplane));
+        .with_dataplane(Arc::clone(&dataplane), Arc::clone(&metrics));
+        let http_state = Arc::new(HttpState {
+            id: identity.id,
+            raft: raft.clone(),
+            registry: registry.clone(),
+            plane: Arc::clone(&dataplane),
+            metrics,
+            peers: peers.clone(),
+        });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
@@ -115,6 +131,24 @@ impl ClusterNode {
                     },
                 ),
         );
+        let (stop_http, mut http_stopped) = tokio::sync::watch::channel(false);
+        if let Some(addr) = config.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ClusterError::Io {
+                    context: format!("bind metrics address {addr}"),
+                    source,
+                })?;
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = http_stopped.changed().await;
+                };
+                if let Err(e) = crate::http::serve(listener, http_state, shutdown).await {
+                    tracing::warn!(error = %e, "metrics endpoint stopped");
+                }
+            });
+        }
         tracing::info!(
             node = identity.id,
             listen = %local_addr,
@@ -134,6 +168,7 @@ impl ClusterNode {
             server,
             leader_duties,
             dataplane,
+            stop_http,
         })
     }
 
@@ -170,6 +205,7 @@ impl ClusterNode {
     /// Stops serving, stops every local instance and shuts Raft down.
     pub async fn shutdown(mut self) -> Result<(), ClusterError> {
         self.leader_duties.abort();
+        let _ = self.stop_http.send(true);
         self.dataplane.shutdown().await;
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());

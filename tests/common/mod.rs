@@ -41,6 +41,8 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 pub struct TestNode {
     pub id: u64,
     pub addr: String,
+    /// Where the node serves /metrics, /healthz and /readyz.
+    pub metrics_addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -111,9 +113,13 @@ impl TestCluster {
             args.push("--initial-cluster".to_owned());
             args.push(initial.to_owned());
         }
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        args.push("--metrics-addr".to_owned());
+        args.push(metrics_addr.clone());
         let mut node = TestNode {
             id,
             addr: addr.to_owned(),
+            metrics_addr,
             data_dir,
             log,
             child: None,
@@ -173,10 +179,14 @@ impl TestCluster {
     /// Restarts a killed node with nothing but its data dir.
     pub fn restart(&mut self, id: u64) {
         let node = self.node(id);
+        // Only the data dir: the node's identity comes from it. The metrics address is not
+        // part of the identity, so it is given again.
         let args = vec![
             "node".to_owned(),
             "--data-dir".to_owned(),
             node.data_dir.display().to_string(),
+            "--metrics-addr".to_owned(),
+            node.metrics_addr.clone(),
         ];
         let child = self.spawn(&args, &node.log.clone());
         self.node_mut(id).child = Some(child);

@@ -61,11 +61,22 @@ enum Inner {
     HalfOpen { in_flight: u32, successes: u32 },
 }
 
+/// Called with the state a breaker enters (for metrics and logs).
+pub type TransitionHook = Box<dyn Fn(BreakerState) + Send + Sync>;
+
 /// One instance's breaker.
-#[derive(Debug)]
 pub struct CircuitBreaker {
     config: BreakerConfig,
     inner: Mutex<Inner>,
+    on_transition: Option<TransitionHook>,
+}
+
+impl std::fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("state", &self.state())
+            .finish()
+    }
 }
 
 impl CircuitBreaker {
@@ -74,6 +85,19 @@ impl CircuitBreaker {
         Self {
             config,
             inner: Mutex::new(Inner::Closed { failures: 0 }),
+            on_transition: None,
+        }
+    }
+
+    /// Calls `hook` with every state the breaker enters.
+    pub fn with_hook(mut self, hook: TransitionHook) -> Self {
+        self.on_transition = Some(hook);
+        self
+    }
+
+    fn entered(&self, state: BreakerState) {
+        if let Some(hook) = &self.on_transition {
+            hook(state);
         }
     }
 
@@ -104,6 +128,8 @@ impl CircuitBreaker {
                     in_flight: 1,
                     successes: 0,
                 };
+                drop(inner);
+                self.entered(BreakerState::HalfOpen);
                 true
             }
             Inner::HalfOpen { in_flight, .. } => {
@@ -118,6 +144,13 @@ impl CircuitBreaker {
 
     /// Reports the outcome of an admitted call.
     pub fn record(&self, success: bool) {
+        let entered = self.record_locked(success);
+        if let Some(state) = entered {
+            self.entered(state);
+        }
+    }
+
+    fn record_locked(&self, success: bool) -> Option<BreakerState> {
         let mut inner = self.lock();
         let open = Inner::Open {
             until: Instant::now() + self.config.open_timeout,
@@ -131,8 +164,10 @@ impl CircuitBreaker {
                     if *failures >= self.config.failure_threshold {
                         tracing::warn!(failures = *failures, "circuit breaker opened");
                         *inner = open;
+                        return Some(BreakerState::Open);
                     }
                 }
+                None
             }
             Inner::HalfOpen {
                 in_flight,
@@ -142,24 +177,35 @@ impl CircuitBreaker {
                 if !success {
                     tracing::warn!("trial call failed: circuit breaker open again");
                     *inner = open;
-                } else {
-                    *successes += 1;
-                    if *successes >= self.config.success_threshold {
-                        tracing::info!("circuit breaker closed");
-                        *inner = Inner::Closed { failures: 0 };
-                    }
+                    return Some(BreakerState::Open);
                 }
+                *successes += 1;
+                if *successes >= self.config.success_threshold {
+                    tracing::info!("circuit breaker closed");
+                    *inner = Inner::Closed { failures: 0 };
+                    return Some(BreakerState::Closed);
+                }
+                None
             }
             // A call admitted before the breaker opened finished late: nothing to learn.
-            Inner::Open { .. } => {}
+            Inner::Open { .. } => None,
         }
     }
 
     /// Opens the breaker at once (the instance is known to be broken).
     pub fn trip(&self) {
-        *self.lock() = Inner::Open {
-            until: Instant::now() + self.config.open_timeout,
+        let was_open = {
+            let mut inner = self.lock();
+            let was_open = matches!(*inner, Inner::Open { .. });
+            *inner = Inner::Open {
+                until: Instant::now() + self.config.open_timeout,
+            };
+            was_open
         };
+        if !was_open {
+            tracing::warn!("circuit breaker tripped by a broken session");
+            self.entered(BreakerState::Open);
+        }
     }
 }
 

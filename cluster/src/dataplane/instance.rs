@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::breaker::CircuitBreaker;
 use super::config::DataPlaneConfig;
 use super::upstream::{Session, SessionOptions};
+use crate::metrics::Metrics;
 
 /// Lifecycle state of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +84,20 @@ impl Drop for InFlight {
 
 impl Instance {
     /// Creates the instance and starts its supervisor and health checker.
-    pub fn start(id: String, spec: Arc<ServerSpec>, config: &DataPlaneConfig) -> Arc<Self> {
+    pub fn start(
+        id: String,
+        spec: Arc<ServerSpec>,
+        config: &DataPlaneConfig,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let (session, _) = watch::channel(None);
         let (stop, _) = watch::channel(false);
+        let transitions = metrics.breaker_transitions.clone();
+        let (server, label) = (spec.name.clone(), id.clone());
+        let breaker = CircuitBreaker::new(config.breaker.clone()).with_hook(Box::new(move |state| {
+            tracing::info!(instance = %label, state = state.as_str(), "circuit breaker changed state");
+            transitions.with_label_values(&[&server, state.as_str()]).inc();
+        }));
         let instance = Arc::new(Self {
             server: spec.name.clone(),
             id,
@@ -95,10 +107,10 @@ impl Instance {
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
-            breaker: CircuitBreaker::new(config.breaker.clone()),
+            breaker,
             stop,
         });
-        tokio::spawn(supervise(Arc::clone(&instance), config.clone()));
+        tokio::spawn(supervise(Arc::clone(&instance), config.clone(), metrics));
         instance
     }
 
@@ -168,7 +180,7 @@ impl Instance {
     }
 }
 
-async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig) {
+async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig, metrics: Arc<Metrics>) {
     let options = SessionOptions {
         connect_timeout: config.connect_timeout,
         max_message_bytes: config.max_message_bytes,
@@ -210,6 +222,10 @@ async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig) {
         };
         failures += 1;
         instance.restarts.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .instance_restarts
+            .with_label_values(&[&instance.server])
+            .inc();
         let backoff = if failures >= policy.crash_loop_after {
             if failures == policy.crash_loop_after {
                 tracing::error!(instance = %instance.id, failures, error = %last_error, "instance is crash-looping");

@@ -27,6 +27,7 @@ pub use error::ExecuteError;
 pub use router::{ExecuteOptions, Executed};
 
 use crate::forward::PeerChannels;
+use crate::metrics::Metrics;
 use pool::InstancePool;
 
 /// The data plane of one node.
@@ -36,6 +37,7 @@ pub struct DataPlane {
     registry: RegistryReader,
     pool: InstancePool,
     peers: PeerChannels,
+    metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
 }
 
@@ -65,6 +67,7 @@ impl DataPlane {
         config: DataPlaneConfig,
         registry: RegistryReader,
         peers: PeerChannels,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let (stop, _) = watch::channel(false);
         let plane = Arc::new(Self {
@@ -73,6 +76,7 @@ impl DataPlane {
             registry,
             pool: InstancePool::default(),
             peers,
+            metrics,
             stop,
         });
         tokio::spawn(reconciler::run(Arc::clone(&plane)));

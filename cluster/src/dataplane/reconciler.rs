@@ -56,7 +56,12 @@ fn reconcile(plane: &DataPlane) {
         let current = running.get(&id).filter(|i| *i.spec == *spec);
         if current.is_none() {
             tracing::info!(instance = %id, server = %spec.name, "starting instance");
-            plane.pool.insert(Instance::start(id, spec, &plane.config));
+            plane.pool.insert(Instance::start(
+                id,
+                spec,
+                &plane.config,
+                Arc::clone(&plane.metrics),
+            ));
         }
     }
 }

@@ -52,6 +52,30 @@ impl DataPlane {
         request: Value,
         options: ExecuteOptions,
     ) -> Result<Executed, ExecuteError> {
+        let method = metric_method(jsonrpc::method(&request));
+        let result = self.route(server, request, options).await;
+        // Each request is counted once: by the node that ran it, or by the node that
+        // answered with an error of its own (a peer's error was counted by the peer).
+        let outcome = match &result {
+            Ok(executed) if executed.node_id == self.node_id => Some("success"),
+            Ok(_) | Err(ExecuteError::Forwarded(_)) => None,
+            Err(e) => Some(e.kind()),
+        };
+        if let Some(outcome) = outcome {
+            self.metrics
+                .requests
+                .with_label_values(&[server, method, outcome])
+                .inc();
+        }
+        result
+    }
+
+    async fn route(
+        &self,
+        server: &str,
+        request: Value,
+        options: ExecuteOptions,
+    ) -> Result<Executed, ExecuteError> {
         jsonrpc::validate_request(&request).map_err(ExecuteError::InvalidRequest)?;
         let lookup = self.registry.read(|state| {
             let record = state.registry.server(server)?;
@@ -89,16 +113,22 @@ impl DataPlane {
             return Err(local_error);
         }
         peers.shuffle(&mut rand::thread_rng());
+        let repeatable =
+            options.retry_unsafe || jsonrpc::method(&request).is_some_and(jsonrpc::is_idempotent);
         let mut last = local_error;
         for (peer, addr) in peers {
-            match self
-                .forward(server, &request, &options, timeout, &addr)
-                .await
-            {
+            let forwarded = self
+                .forward(server, &request, &options, timeout, peer, &addr)
+                .await;
+            match forwarded {
                 Ok(executed) => return Ok(executed),
-                Err(e @ ExecuteError::Connection { .. }) => {
-                    tracing::debug!(peer, error = %e, "peer unreachable, trying the next");
-                    last = e;
+                // Next peer only if this one provably never saw the request, or repeating
+                // it is harmless.
+                Err(ExecuteError::Connection { server, source })
+                    if repeatable || !source.reached_server() =>
+                {
+                    tracing::debug!(peer, error = %source, "peer failed, trying the next");
+                    last = ExecuteError::Connection { server, source };
                 }
                 Err(e) => return Err(e),
             }
@@ -121,14 +151,28 @@ impl DataPlane {
         let mut last: Option<ExecuteError> = None;
         for attempt in 1..=retry.max_attempts.max(1) {
             if attempt > 1 {
+                self.metrics.retries.with_label_values(&[server]).inc();
                 tokio::time::sleep(retry.delay(attempt - 1)).await;
             }
             let chosen = match self.pool.choose(server, &tried, limit) {
                 Ok(chosen) => chosen,
-                Err(why) => return Err(last.unwrap_or_else(|| self.no_choice(server, why, limit))),
+                Err(why) => {
+                    if why == NoChoice::Saturated {
+                        self.metrics
+                            .saturation_rejections
+                            .with_label_values(&[server])
+                            .inc();
+                    }
+                    return Err(last.unwrap_or_else(|| self.no_choice(server, why, limit)));
+                }
             };
             tried.push(chosen.instance.id.clone());
+            let started = std::time::Instant::now();
             let outcome = tokio::time::timeout(timeout, chosen.session.request(request)).await;
+            self.metrics
+                .request_duration
+                .with_label_values(&[server])
+                .observe(started.elapsed().as_secs_f64());
             match outcome {
                 Ok(Ok(response)) => {
                     // A JSON-RPC error is a working server saying no: not a breaker failure.
@@ -207,6 +251,7 @@ impl DataPlane {
         request: &Value,
         options: &ExecuteOptions,
         timeout: Duration,
+        peer: NodeId,
         addr: &str,
     ) -> Result<Executed, ExecuteError> {
         let connection = |message: String| ExecuteError::Connection {
@@ -217,6 +262,10 @@ impl DataPlane {
             .peers
             .channel(addr)
             .map_err(|e| connection(e.to_string()))?;
+        self.metrics
+            .forwarded
+            .with_label_values(&[&peer.to_string()])
+            .inc();
         let mut client = ExecuteServiceClient::new(channel)
             .max_decoding_message_size(self.config.max_message_bytes.saturating_mul(2));
         let mut call = tonic::Request::new(ExecuteRequest {
@@ -275,4 +324,28 @@ fn is_connect_failure(status: &tonic::Status) -> bool {
         source = error.source();
     }
     false
+}
+
+/// The method as a metric label: MCP's own methods by name, anything else as "other", so a
+/// caller cannot create unbounded label values.
+fn metric_method(method: Option<&str>) -> &'static str {
+    const KNOWN: [&str; 14] = [
+        "tools/call",
+        "tools/list",
+        "ping",
+        "initialize",
+        "server/discover",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "subscriptions/listen",
+        "notifications/cancelled",
+    ];
+    method
+        .and_then(|m| KNOWN.iter().find(|k| **k == m).copied())
+        .unwrap_or("other")
 }

@@ -14,9 +14,9 @@ use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::cluster_service_server::ClusterService;
 use mcp_proto::cluster::{
     AddLearnerRequest, DeployRequest, GetServerRequest, InstanceInfo, InstancePlacement,
-    ListServersReply, ListServersRequest, Member, MembersReply, MembersRequest,
-    PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo, StatusReply, StatusRequest,
-    UndeployRequest, WriteReply,
+    ListServersReply, ListServersRequest, Member, MembersReply, MembersRequest, MetricsReply,
+    MetricsRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo, StatusReply,
+    StatusRequest, UndeployRequest, WriteReply,
 };
 use mcp_raft::registry::spec::{self, MAX_REPLICAS};
 use mcp_raft::registry::ServerRecord;
@@ -34,6 +34,7 @@ use crate::auth::AdminGuard;
 use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
 use crate::forward::{self, PeerChannels};
+use crate::metrics::Metrics;
 
 /// How long adding a learner may take, including its catch-up by log or snapshot.
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,7 +50,7 @@ pub struct ClusterApi {
     guard: AdminGuard,
     peers: PeerChannels,
     write_timeout: Duration,
-    dataplane: Option<Arc<DataPlane>>,
+    dataplane: Option<(Arc<DataPlane>, Arc<Metrics>)>,
 }
 
 /// Where a request that needs the leader ends up.
@@ -99,10 +100,16 @@ impl ClusterApi {
         }
     }
 
-    /// Lists this data plane's instances in status replies.
-    pub fn with_dataplane(mut self, dataplane: Arc<DataPlane>) -> Self {
-        self.dataplane = Some(dataplane);
+    /// Lists this data plane's instances in status replies and serves its metrics.
+    pub fn with_dataplane(mut self, dataplane: Arc<DataPlane>, metrics: Arc<Metrics>) -> Self {
+        self.dataplane = Some((dataplane, metrics));
         self
+    }
+
+    fn count_proposal(&self, outcome: &str) {
+        if let Some((_, metrics)) = &self.dataplane {
+            metrics.proposals.with_label_values(&[outcome]).inc();
+        }
     }
 
     /// Proposes `command` and waits until it is committed and applied.
@@ -126,12 +133,17 @@ impl ClusterApi {
                 Ok(Route::Done((outcome, log_id.index)))
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                self.count_proposal("forwarded");
                 Ok(Route::Leader(leader_addr(f)?))
             }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                self.count_proposal("rejected");
                 Err(ClusterError::Membership(e.to_string()))
             }
-            Err(RaftError::Fatal(e)) => Err(fatal(self.id, e)),
+            Err(RaftError::Fatal(e)) => {
+                self.count_proposal("failed");
+                Err(fatal(self.id, e))
+            }
         }
     }
 
@@ -283,6 +295,19 @@ fn check_name(name: &str) -> Result<(), ClusterError> {
 
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
+    async fn metrics(
+        &self,
+        _request: Request<MetricsRequest>,
+    ) -> Result<Response<MetricsReply>, Status> {
+        let Some((plane, metrics)) = &self.dataplane else {
+            return Err(Status::unavailable("this node has no metrics"));
+        };
+        let text = metrics
+            .render(&self.raft, &self.registry, plane)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(MetricsReply { text }))
+    }
+
     async fn deploy(
         &self,
         request: Request<DeployRequest>,
@@ -430,7 +455,7 @@ impl ClusterService for ClusterApi {
             instances: self
                 .dataplane
                 .as_ref()
-                .map(|plane| {
+                .map(|(plane, _)| {
                     plane
                         .instances()
                         .into_iter()

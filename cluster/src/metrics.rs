@@ -1,0 +1,346 @@
+//! Every Prometheus metric a node exposes, in one place (the catalogue is
+//! `docs/metrics.md`; a test keeps the two in step).
+//!
+//! Event metrics (requests, retries, proposals, ...) are updated where the event happens.
+//! State metrics (Raft role and indexes, instances, breakers, replicas) are read from their
+//! owners at scrape time, so they can never drift from the truth. Every series carries a
+//! `node` label with the node id.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mcp_raft::types::Raft;
+use mcp_raft::RegistryReader;
+use openraft::ServerState;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::dataplane::{placement, DataPlane};
+
+/// Latency buckets from 50 µs to 60 s: resolves sub-millisecond calls and long tool runs.
+const LATENCY_BUCKETS: [f64; 18] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0, 30.0, 60.0,
+];
+
+/// Why a metric could not be created or encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// The metrics of one node.
+pub struct Metrics {
+    registry: Registry,
+    /// `mcp_requests_total{server,method,outcome}`: execute requests answered by this node.
+    pub requests: IntCounterVec,
+    /// `mcp_request_duration_seconds{server}`: latency of requests executed here.
+    pub request_duration: HistogramVec,
+    /// `mcp_retries_total{server}`: extra attempts on another instance.
+    pub retries: IntCounterVec,
+    /// `mcp_saturation_rejections_total{server}`: requests refused because every instance
+    /// was at its in-flight limit.
+    pub saturation_rejections: IntCounterVec,
+    /// `mcp_circuit_breaker_transitions_total{server,state}`.
+    pub breaker_transitions: IntCounterVec,
+    /// `mcp_instance_restarts_total{server}`.
+    pub instance_restarts: IntCounterVec,
+    /// `mcp_forwarded_requests_total{target}`: requests sent to another node.
+    pub forwarded: IntCounterVec,
+    /// `mcp_raft_proposals_total{outcome}`.
+    pub proposals: IntCounterVec,
+    /// `mcp_raft_commit_duration_seconds`: from proposal to applied, on the leader.
+    pub commit_duration: HistogramVec,
+    raft_term: IntGauge,
+    raft_is_leader: IntGauge,
+    raft_last_log_index: IntGauge,
+    raft_last_applied_index: IntGauge,
+    raft_snapshot_index: IntGauge,
+    registry_revision: IntGauge,
+    cluster_nodes: IntGaugeVec,
+    instances: IntGaugeVec,
+    in_flight: IntGaugeVec,
+    breaker_open: IntGaugeVec,
+    replicas_desired: IntGaugeVec,
+    replicas_running: IntGaugeVec,
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
+    let metric = IntGauge::new(name, help)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<HistogramVec, MetricsError> {
+    let metric = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl Metrics {
+    /// The metrics of node `node`, process metrics included.
+    pub fn new(node: u64) -> Result<Self, MetricsError> {
+        let labels = HashMap::from([("node".to_owned(), node.to_string())]);
+        let registry = Registry::new_custom(None, Some(labels))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let r = &registry;
+        Ok(Self {
+            requests: counter(r, "mcp_requests_total", "Execute requests answered by this node, by server, JSON-RPC method and outcome (success or error kind).", &["server", "method", "outcome"])?,
+            request_duration: histogram(r, "mcp_request_duration_seconds", "Latency of execute requests run on this node's instances.", &["server"])?,
+            retries: counter(r, "mcp_retries_total", "Extra attempts of a request on another instance.", &["server"])?,
+            saturation_rejections: counter(r, "mcp_saturation_rejections_total", "Requests refused because every instance was at its in-flight limit.", &["server"])?,
+            breaker_transitions: counter(r, "mcp_circuit_breaker_transitions_total", "Circuit breaker state changes, by the state entered.", &["server", "state"])?,
+            instance_restarts: counter(r, "mcp_instance_restarts_total", "Restarts of crashed or broken instances.", &["server"])?,
+            forwarded: counter(r, "mcp_forwarded_requests_total", "Execute requests forwarded to another node, by target node id.", &["target"])?,
+            proposals: counter(r, "mcp_raft_proposals_total", "Registry writes proposed on this node, by outcome.", &["outcome"])?,
+            commit_duration: histogram(r, "mcp_raft_commit_duration_seconds", "Time from proposing a registry write to having it applied, on the leader.", &["op"])?,
+            raft_term: gauge(r, "mcp_raft_term", "Current Raft term.")?,
+            raft_is_leader: gauge(r, "mcp_raft_is_leader", "1 if this node is the Raft leader.")?,
+            raft_last_log_index: gauge(r, "mcp_raft_last_log_index", "Index of the last entry in this node's Raft log.")?,
+            raft_last_applied_index: gauge(r, "mcp_raft_last_applied_index", "Index of the last Raft entry applied to the registry (committed and applied).")?,
+            raft_snapshot_index: gauge(r, "mcp_raft_snapshot_index", "Last log index covered by this node's snapshot.")?,
+            registry_revision: gauge(r, "mcp_registry_revision", "Registry revision applied on this node.")?,
+            cluster_nodes: gauge_vec(r, "mcp_cluster_nodes", "Cluster members by role (voter or learner), as this node sees them.", &["role"])?,
+            instances: gauge_vec(r, "mcp_instances", "Server instances on this node by state (starting, running, restarting, crash_loop).", &["server", "state"])?,
+            in_flight: gauge_vec(r, "mcp_in_flight_requests", "Requests in flight on this node's instances.", &["server"])?,
+            breaker_open: gauge_vec(r, "mcp_circuit_breaker_open", "Instances of a server on this node whose circuit breaker is open.", &["server"])?,
+            replicas_desired: gauge_vec(r, "mcp_server_replicas_desired", "Desired replicas of each server (cluster-wide, from the registry).", &["server"])?,
+            replicas_running: gauge_vec(r, "mcp_server_replicas_running", "Running instances of each server on this node.", &["server"])?,
+            registry,
+        })
+    }
+
+    /// Refreshes the state metrics and renders everything in the Prometheus text format.
+    pub fn render(
+        &self,
+        raft: &Raft,
+        registry: &RegistryReader,
+        plane: &DataPlane,
+    ) -> Result<String, MetricsError> {
+        let m = raft.metrics().borrow().clone();
+        self.raft_term.set(as_i64(m.current_term));
+        self.raft_is_leader
+            .set(i64::from(m.state == ServerState::Leader));
+        self.raft_last_log_index
+            .set(as_i64(m.last_log_index.unwrap_or(0)));
+        self.raft_last_applied_index
+            .set(as_i64(m.last_applied.map_or(0, |l| l.index)));
+        self.raft_snapshot_index
+            .set(as_i64(m.snapshot.map_or(0, |l| l.index)));
+        let membership = m.membership_config.membership();
+        let voters = membership.voter_ids().count();
+        let members = membership.nodes().count();
+        self.cluster_nodes
+            .with_label_values(&["voter"])
+            .set(as_i64(voters as u64));
+        self.cluster_nodes
+            .with_label_values(&["learner"])
+            .set(as_i64(members.saturating_sub(voters) as u64));
+
+        let desired: BTreeMap<String, u32> = registry.read(|state| {
+            self.registry_revision
+                .set(as_i64(state.registry.revision()));
+            state
+                .registry
+                .servers()
+                .map(|s| {
+                    let everywhere = placement::runs_everywhere(s);
+                    (
+                        s.spec.name.clone(),
+                        if everywhere { 0 } else { s.spec.replicas },
+                    )
+                })
+                .collect()
+        });
+        self.replicas_desired.reset();
+        for (server, replicas) in &desired {
+            self.replicas_desired
+                .with_label_values(&[server])
+                .set(i64::from(*replicas));
+        }
+        self.instances.reset();
+        self.in_flight.reset();
+        self.breaker_open.reset();
+        self.replicas_running.reset();
+        for instance in plane.instances() {
+            let server = instance.server.as_str();
+            self.instances
+                .with_label_values(&[server, &instance.state])
+                .inc();
+            self.in_flight
+                .with_label_values(&[server])
+                .add(as_i64(instance.in_flight as u64));
+            self.breaker_open
+                .with_label_values(&[server])
+                .add(i64::from(instance.breaker == "open"));
+            self.replicas_running
+                .with_label_values(&[server])
+                .add(i64::from(instance.state == "running"));
+        }
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+}
+
+fn as_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Merges the expositions of several nodes into one valid exposition: each metric family's
+/// HELP and TYPE once, followed by every node's samples (they differ by their `node` label).
+pub fn merge_expositions(texts: &[String]) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut families: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
+    for text in texts {
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+            {
+                let name = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let entry = families.entry(name.clone()).or_insert_with(|| {
+                    order.push(name.clone());
+                    (Vec::new(), Vec::new())
+                });
+                if !entry.0.iter().any(|h| h == line) {
+                    entry.0.push(line.to_owned());
+                }
+                current = name;
+            } else if !line.trim().is_empty() && !line.starts_with('#') {
+                families
+                    .entry(current.clone())
+                    .or_insert_with(|| {
+                        order.push(current.clone());
+                        (Vec::new(), Vec::new())
+                    })
+                    .1
+                    .push(line.to_owned());
+            }
+        }
+    }
+    let mut out = String::new();
+    for name in order {
+        if let Some((headers, samples)) = families.get(&name) {
+            for line in headers.iter().chain(samples) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives every labelled family one series, so that `gather` lists it.
+    fn touch_all(m: &Metrics) {
+        m.requests
+            .with_label_values(&["s", "tools/call", "success"])
+            .inc();
+        m.request_duration.with_label_values(&["s"]).observe(0.001);
+        m.retries.with_label_values(&["s"]).inc();
+        m.saturation_rejections.with_label_values(&["s"]).inc();
+        m.breaker_transitions
+            .with_label_values(&["s", "open"])
+            .inc();
+        m.instance_restarts.with_label_values(&["s"]).inc();
+        m.forwarded.with_label_values(&["2"]).inc();
+        m.proposals.with_label_values(&["committed"]).inc();
+        m.commit_duration
+            .with_label_values(&["put_server"])
+            .observe(0.001);
+        m.cluster_nodes.with_label_values(&["voter"]).set(1);
+        m.instances.with_label_values(&["s", "running"]).set(1);
+        m.in_flight.with_label_values(&["s"]).set(0);
+        m.breaker_open.with_label_values(&["s"]).set(0);
+        m.replicas_desired.with_label_values(&["s"]).set(1);
+        m.replicas_running.with_label_values(&["s"]).set(1);
+    }
+
+    #[test]
+    fn catalogue_matches_the_exposition() {
+        let metrics = Metrics::new(1).unwrap();
+        touch_all(&metrics);
+        let exposed: std::collections::BTreeSet<String> = metrics
+            .registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let catalogue: std::collections::BTreeSet<String> = include_str!("../../docs/metrics.md")
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            exposed, catalogue,
+            "docs/metrics.md and the exposition differ"
+        );
+    }
+
+    #[test]
+    fn every_series_names_the_node() {
+        let metrics = Metrics::new(7).unwrap();
+        touch_all(&metrics);
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&metrics.registry.gather(), &mut buffer)
+            .unwrap();
+        let text = String::from_utf8(buffer).unwrap();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.contains("node=\"7\""), "{line}");
+        }
+    }
+
+    #[test]
+    fn merging_keeps_one_header_per_family() {
+        let a = "# HELP x_total X.\n# TYPE x_total counter\nx_total{node=\"1\"} 1\n".to_owned();
+        let b = "# HELP x_total X.\n# TYPE x_total counter\nx_total{node=\"2\"} 2\n".to_owned();
+        let merged = merge_expositions(&[a, b]);
+        assert_eq!(
+            merged,
+            "# HELP x_total X.\n# TYPE x_total counter\nx_total{node=\"1\"} 1\nx_total{node=\"2\"} 2\n"
+        );
+    }
+}
