@@ -91,6 +91,8 @@ pub enum Command {
     },
     /// Show the contacted node's view of the cluster.
     Status,
+    /// Request totals, success rate and latency of calls executed by the contacted node.
+    Stats,
     /// Call a tool of a server: `mcpd call time get_current_time '{"timezone": "UTC"}'`.
     Call {
         server: String,

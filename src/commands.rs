@@ -4,9 +4,9 @@ use std::io::Read;
 use std::path::Path;
 
 use mcp_proto::cluster::{
-    AddLearnerRequest, DeployRequest, GetServerRequest, ListServersRequest, MembersReply,
-    MembersRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo,
-    StatusRequest, UndeployRequest, WriteReply,
+    AddLearnerRequest, DeployRequest, GetMetricsRequest, GetServerRequest, ListServersRequest,
+    MembersReply, MembersRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo,
+    ServerStats, StatusRequest, UndeployRequest, WriteReply,
 };
 use mcp_proto::execute::{ExecuteRequest, ExecuteToolRequest};
 use serde_json::{json, Value};
@@ -155,6 +155,7 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
             }
         }
         Command::Status => status(&mut client, out).await?,
+        Command::Stats => stats(&mut client, out).await?,
         Command::Members { action } => {
             let reply = match action {
                 None => client.members(MembersRequest {}).await,
@@ -381,6 +382,57 @@ async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
                     )
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+async fn stats(client: &mut Client, out: OutputFormat) -> CmdResult {
+    let reply = client
+        .get_metrics(GetMetricsRequest {})
+        .await
+        .map_err(RemoteError::from)?
+        .into_inner();
+    let row = |s: &ServerStats| {
+        json!({
+            "server": s.server,
+            "total_requests": s.total_requests,
+            "successful_requests": s.successful_requests,
+            "success_rate": s.success_rate,
+            "avg_latency_ms": s.avg_latency_ms,
+            "p99_latency_ms": s.p99_latency_ms,
+        })
+    };
+    let total = reply.total.unwrap_or_default();
+    match out {
+        OutputFormat::Json => print!(
+            "{}",
+            output::json(&json!({
+                "node_id": reply.node_id,
+                "total": row(&total),
+                "servers": reply.servers.iter().map(row).collect::<Vec<_>>(),
+            }))
+        ),
+        OutputFormat::Table => {
+            let cells = |name: &str, s: &ServerStats| {
+                vec![
+                    name.to_owned(),
+                    s.total_requests.to_string(),
+                    format!("{:.1}%", 100.0 * s.success_rate),
+                    format!("{:.2}", s.avg_latency_ms),
+                    format!("{:.2}", s.p99_latency_ms),
+                ]
+            };
+            let mut rows: Vec<Vec<String>> =
+                reply.servers.iter().map(|s| cells(&s.server, s)).collect();
+            rows.push(cells("(all)", &total));
+            print!(
+                "{}",
+                output::table(
+                    &["SERVER", "REQUESTS", "SUCCESS", "AVG MS", "P99 MS"],
+                    &rows
+                )
+            );
         }
     }
     Ok(())

@@ -215,6 +215,134 @@ impl Metrics {
     }
 }
 
+/// Request totals and latency of one server (or all of them), as `GetMetrics` reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestStats {
+    /// Server name ("" for the total).
+    pub server: String,
+    /// Requests counted.
+    pub total: u64,
+    /// Of which succeeded.
+    pub successful: u64,
+    /// Sum of observed latencies, seconds.
+    latency_sum: f64,
+    /// Latency observations.
+    latency_count: u64,
+    /// Cumulative bucket counts by upper bound.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl RequestStats {
+    /// successful / total (1.0 without requests).
+    pub fn success_rate(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            self.successful as f64 / self.total as f64
+        }
+    }
+
+    /// Mean latency in milliseconds.
+    pub fn avg_latency_ms(&self) -> f64 {
+        if self.latency_count == 0 {
+            0.0
+        } else {
+            1000.0 * self.latency_sum / self.latency_count as f64
+        }
+    }
+
+    /// The `q` quantile of latency in milliseconds, interpolated within its bucket.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latency_count == 0 {
+            return 0.0;
+        }
+        let rank = q * self.latency_count as f64;
+        let (mut lower, mut below) = (0.0, 0u64);
+        for (upper, cumulative) in &self.buckets {
+            if *cumulative as f64 >= rank {
+                let in_bucket = (cumulative - below) as f64;
+                let upper = if upper.is_finite() { *upper } else { lower };
+                let fraction = if in_bucket > 0.0 {
+                    (rank - below as f64) / in_bucket
+                } else {
+                    1.0
+                };
+                return 1000.0 * (lower + (upper - lower) * fraction);
+            }
+            lower = *upper;
+            below = *cumulative;
+        }
+        1000.0 * lower
+    }
+
+    fn add(&mut self, other: &RequestStats) {
+        self.total += other.total;
+        self.successful += other.successful;
+        self.latency_sum += other.latency_sum;
+        self.latency_count += other.latency_count;
+        if self.buckets.is_empty() {
+            self.buckets = other.buckets.clone();
+        } else {
+            for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+                mine.1 += theirs.1;
+            }
+        }
+    }
+}
+
+impl Metrics {
+    /// Per-server request statistics and their total, from this node's counters.
+    pub fn request_stats(&self) -> (RequestStats, Vec<RequestStats>) {
+        let mut by_server: BTreeMap<String, RequestStats> = BTreeMap::new();
+        let label = |m: &prometheus::proto::Metric, name: &str| {
+            m.get_label()
+                .iter()
+                .find(|l| l.name() == name)
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default()
+        };
+        for family in self.registry.gather() {
+            match family.name() {
+                "mcp_requests_total" => {
+                    for m in family.get_metric() {
+                        let stats = by_server.entry(label(m, "server")).or_default();
+                        let count = m.get_counter().get_value() as u64;
+                        stats.total += count;
+                        if label(m, "outcome") == "success" {
+                            stats.successful += count;
+                        }
+                    }
+                }
+                "mcp_request_duration_seconds" => {
+                    for m in family.get_metric() {
+                        let stats = by_server.entry(label(m, "server")).or_default();
+                        let h = m.get_histogram();
+                        stats.latency_sum += h.get_sample_sum();
+                        stats.latency_count += h.get_sample_count();
+                        stats.buckets = h
+                            .get_bucket()
+                            .iter()
+                            .map(|b| (b.upper_bound(), b.cumulative_count()))
+                            .collect();
+                        stats.buckets.push((f64::INFINITY, h.get_sample_count()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut total = RequestStats::default();
+        let servers: Vec<RequestStats> = by_server
+            .into_iter()
+            .map(|(server, mut stats)| {
+                stats.server = server;
+                total.add(&stats);
+                stats
+            })
+            .collect();
+        (total, servers)
+    }
+}
+
 fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -331,6 +459,37 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.contains("node=\"7\""), "{line}");
         }
+    }
+
+    #[test]
+    fn request_stats_sum_counters_and_estimate_p99() {
+        let m = Metrics::new(1).unwrap();
+        for _ in 0..99 {
+            m.requests
+                .with_label_values(&["a", "tools/call", "success"])
+                .inc();
+            m.request_duration.with_label_values(&["a"]).observe(0.0007);
+        }
+        m.requests
+            .with_label_values(&["a", "tools/call", "timeout"])
+            .inc();
+        m.request_duration.with_label_values(&["a"]).observe(0.02);
+        m.requests
+            .with_label_values(&["b", "ping", "success"])
+            .inc();
+        let (total, servers) = m.request_stats();
+        assert_eq!((total.total, total.successful), (101, 100));
+        let a = &servers[0];
+        assert_eq!(a.server, "a");
+        assert!((a.success_rate() - 0.99).abs() < 1e-9);
+        assert!(
+            a.quantile_ms(0.5) > 0.5 && a.quantile_ms(0.5) <= 1.0,
+            "{}",
+            a.quantile_ms(0.5)
+        );
+        assert!(a.quantile_ms(0.99) <= 1.0, "{}", a.quantile_ms(0.99));
+        assert!(a.quantile_ms(1.0) > 10.0);
+        assert!((a.avg_latency_ms() - (99.0 * 0.7 + 20.0) / 100.0).abs() < 1e-6);
     }
 
     #[test]

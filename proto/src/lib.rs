@@ -28,6 +28,10 @@ pub const AUTHORIZATION: &str = "authorization";
 /// forwarded at most once (no loops while leadership moves).
 pub const FORWARDED_BY: &str = "x-mcpd-forwarded-by";
 
+/// gRPC metadata key carrying a request id across forwarding hops (logged on every node
+/// that handles the request).
+pub const REQUEST_ID: &str = "x-request-id";
+
 /// gRPC metadata key on error replies naming the error category (`invalid_spec`,
 /// `not_found`, `unauthorized`, ...), for clients that map errors to types.
 pub const ERROR_KIND: &str = "x-mcpd-error";

@@ -31,6 +31,8 @@ pub struct ExecuteOptions {
     pub timeout: Option<Duration>,
     /// Set when another node forwarded this request: it must not travel further.
     pub forwarded: bool,
+    /// Carried across forwarding hops and logged on each node that handles the request.
+    pub request_id: String,
 }
 
 /// A successful execution.
@@ -276,6 +278,10 @@ impl DataPlane {
         });
         call.metadata_mut()
             .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(self.node_id));
+        if let Ok(id) = MetadataValue::try_from(options.request_id.as_str()) {
+            call.metadata_mut().insert(mcp_proto::REQUEST_ID, id);
+        }
+        tracing::info!(request_id = %options.request_id, server, peer, "forwarding request");
         match client.execute(call).await {
             Ok(reply) => {
                 let reply = reply.into_inner();

@@ -13,10 +13,10 @@ use std::time::Duration;
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::cluster_service_server::ClusterService;
 use mcp_proto::cluster::{
-    AddLearnerRequest, DeployRequest, GetServerRequest, InstanceInfo, InstancePlacement,
-    ListServersReply, ListServersRequest, Member, MembersReply, MembersRequest, MetricsReply,
-    MetricsRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo, StatusReply,
-    StatusRequest, UndeployRequest, WriteReply,
+    AddLearnerRequest, DeployRequest, GetMetricsReply, GetMetricsRequest, GetServerRequest,
+    InstanceInfo, InstancePlacement, ListServersReply, ListServersRequest, Member, MembersReply,
+    MembersRequest, MetricsReply, MetricsRequest, PromoteVoterRequest, RemoveNodeRequest,
+    ScaleRequest, ServerInfo, ServerStats, StatusReply, StatusRequest, UndeployRequest, WriteReply,
 };
 use mcp_raft::registry::spec::{self, MAX_REPLICAS};
 use mcp_raft::registry::ServerRecord;
@@ -34,7 +34,7 @@ use crate::auth::AdminGuard;
 use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
 use crate::forward::{self, PeerChannels};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestStats};
 
 /// How long adding a learner may take, including its catch-up by log or snapshot.
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -293,8 +293,34 @@ fn check_name(name: &str) -> Result<(), ClusterError> {
     spec::validate_name(name).map_err(ClusterError::InvalidSpec)
 }
 
+fn server_stats(stats: &RequestStats) -> ServerStats {
+    ServerStats {
+        server: stats.server.clone(),
+        total_requests: stats.total,
+        successful_requests: stats.successful,
+        success_rate: stats.success_rate(),
+        avg_latency_ms: stats.avg_latency_ms(),
+        p99_latency_ms: stats.quantile_ms(0.99),
+    }
+}
+
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
+    async fn get_metrics(
+        &self,
+        _request: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsReply>, Status> {
+        let Some((_, metrics)) = &self.dataplane else {
+            return Err(Status::unavailable("this node has no metrics"));
+        };
+        let (total, servers) = metrics.request_stats();
+        Ok(Response::new(GetMetricsReply {
+            node_id: self.id,
+            total: Some(server_stats(&total)),
+            servers: servers.iter().map(server_stats).collect(),
+        }))
+    }
+
     async fn metrics(
         &self,
         _request: Request<MetricsRequest>,

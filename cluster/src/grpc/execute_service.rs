@@ -25,11 +25,41 @@ impl ExecuteApi {
 }
 
 fn options<T>(request: &Request<T>, retry_unsafe: bool, timeout_ms: Option<u64>) -> ExecuteOptions {
+    let forwarded = was_forwarded(request);
+    // Keep the caller's id if it is a sane token; otherwise mint one.
+    let request_id = request
+        .metadata()
+        .get(mcp_proto::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+    if forwarded {
+        let from = request
+            .metadata()
+            .get(mcp_proto::FORWARDED_BY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?");
+        tracing::info!(request_id = %request_id, from_node = from, "serving forwarded request");
+    }
     ExecuteOptions {
         retry_unsafe,
         timeout: timeout_ms.filter(|t| *t > 0).map(Duration::from_millis),
-        forwarded: was_forwarded(request),
+        forwarded,
+        request_id,
     }
+}
+
+/// Logs a failed request with its id (successes are counted in metrics, not logged).
+fn logged(
+    result: Result<Executed, ExecuteError>,
+    request_id: &str,
+    server: &str,
+) -> Result<Executed, ExecuteError> {
+    if let Err(e) = &result {
+        tracing::info!(request_id, server, kind = e.kind(), error = %e, "request failed");
+    }
+    result
 }
 
 fn reply(executed: Executed) -> Response<ExecuteReply> {
@@ -58,7 +88,12 @@ impl ExecuteService for ExecuteApi {
         } = request.into_inner();
         let message: Value = serde_json::from_str(&request_json)
             .map_err(|e| ExecuteError::InvalidRequest(format!("request is not JSON: {e}")))?;
-        Ok(reply(self.plane.execute(&server, message, opts).await?))
+        let id = opts.request_id.clone();
+        Ok(reply(logged(
+            self.plane.execute(&server, message, opts).await,
+            &id,
+            &server,
+        )?))
     }
 
     async fn execute_tool(
@@ -93,7 +128,12 @@ impl ExecuteService for ExecuteApi {
             "tools/call",
             json!({"name": tool, "arguments": arguments}),
         );
-        let executed = self.plane.execute(&server, message, opts).await?;
+        let id = opts.request_id.clone();
+        let executed = logged(
+            self.plane.execute(&server, message, opts).await,
+            &id,
+            &server,
+        )?;
         if let Some(error) = jsonrpc::error_of(&executed.response) {
             return Err(ExecuteError::ServerError {
                 code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
