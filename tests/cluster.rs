@@ -304,3 +304,59 @@ fn new_node_catches_up_by_snapshot_and_becomes_voter() {
         "{members}"
     );
 }
+
+#[test]
+fn a_thousand_concurrent_deploys_share_few_raft_entries() {
+    use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
+    use mcp_proto::cluster::DeployRequest;
+
+    let cluster = TestCluster::start(3, ClusterOptions::default());
+    let leader = cluster.wait_leader();
+    let before = cluster.status(leader).expect("status")["last_log_index"]
+        .as_u64()
+        .unwrap_or(0);
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let failures = rt.block_on(async {
+        let mut clients = Vec::new();
+        for addr in &addrs {
+            clients.push(
+                ClusterServiceClient::connect(format!("http://{addr}"))
+                    .await
+                    .expect("connect"),
+            );
+        }
+        let deploys = (0..1000).map(|i| {
+            let mut client = clients[i % clients.len()].clone();
+            async move {
+                client
+                    .deploy(DeployRequest {
+                        spec_json: stdio_spec(&format!("bulk-{i}")),
+                        expected_revision: None,
+                    })
+                    .await
+                    .err()
+            }
+        });
+        futures::future::join_all(deploys)
+            .await
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} deploys failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+
+    let listing = cluster.json(leader, &["ls"]);
+    assert_eq!(server_names(&listing).len(), 1000);
+    let after = cluster.status(leader).expect("status")["last_log_index"]
+        .as_u64()
+        .unwrap_or(0);
+    let entries = after - before;
+    println!("1000 concurrent deploys took {entries} Raft entries");
+    assert!(entries < 1000, "no batching: {entries} entries");
+}

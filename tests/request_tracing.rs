@@ -62,6 +62,9 @@ fn forwarded_requests_keep_their_id_and_are_counted_once() {
         .expect("node 1 has stats for echo");
     assert_eq!(echo["total_requests"], 5);
     assert_eq!(echo["success_rate"], 1.0);
-    assert!(echo["p99_latency_ms"].as_f64().unwrap_or(0.0) > 0.0, "{echo}");
+    assert!(
+        echo["p99_latency_ms"].as_f64().unwrap_or(0.0) > 0.0,
+        "{echo}"
+    );
     assert_eq!(cluster.json(3, &["stats"])["total"]["total_requests"], 0);
 }

@@ -77,6 +77,7 @@ impl ClusterError {
             ClusterError::Rejected(CommandError::ServerNotFound { .. }) => "not_found",
             ClusterError::Rejected(CommandError::NodeNotFound { .. }) => "not_found",
             ClusterError::Rejected(CommandError::RevisionMismatch { .. }) => "revision_mismatch",
+            ClusterError::Rejected(CommandError::NestedBatch) => "invalid_argument",
             ClusterError::Unauthorized => "unauthorized",
             ClusterError::Unavailable(_) => "unavailable",
             ClusterError::Membership(_) => "membership",
@@ -96,6 +97,7 @@ impl From<ClusterError> for tonic::Status {
                 Code::InvalidArgument
             }
             ClusterError::Rejected(CommandError::RevisionMismatch { .. }) => Code::Aborted,
+            ClusterError::Rejected(CommandError::NestedBatch) => Code::InvalidArgument,
             ClusterError::Rejected(_) => Code::NotFound,
             ClusterError::Unauthorized => Code::Unauthenticated,
             ClusterError::Unavailable(_) => Code::Unavailable,

@@ -5,12 +5,14 @@
 //! - [`node`]: opens storage, starts Raft and the gRPC server, bootstraps the cluster.
 //! - [`grpc`]: one module per gRPC service (`raft_service`, `cluster_service`).
 //! - [`leader`]: duties of the current leader (node records follow membership).
+//! - [`batcher`]: concurrent registry writes share Raft entries.
 //! - [`auth`]: the admin-token guard for writes.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
 //! - [`metrics`]: every Prometheus metric of a node; [`http`]: /metrics, /healthz, /readyz.
 //! - [`error`]: the node's typed errors and their gRPC status mapping.
 
 pub mod auth;
+pub mod batcher;
 pub mod config;
 pub mod dataplane;
 pub mod error;

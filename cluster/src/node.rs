@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::AdminGuard;
+use crate::batcher::ProposalBatcher;
 use crate::config::NodeConfig;
 use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
@@ -97,6 +98,7 @@ impl ClusterNode {
             guard,
             peers.clone(),
             config.write_timeout,
+            ProposalBatcher::start(raft.clone(), config.write_timeout, Arc::clone(&metrics)),
         )
         .with_dataplane(Arc::clone(&dataplane), Arc::clone(&metrics));
         let http_state = Arc::new(HttpState {

@@ -183,6 +183,7 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
                 EntryPayload::Blank => Ok(CommandOutcome {
                     revision: state.registry.revision(),
                     created: false,
+                    batch: Vec::new(),
                 }),
                 EntryPayload::Normal(command) => {
                     let result = state.registry.apply(&command);
@@ -203,6 +204,7 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
                     Ok(CommandOutcome {
                         revision: state.registry.revision(),
                         created: false,
+                        batch: Vec::new(),
                     })
                 }
             };

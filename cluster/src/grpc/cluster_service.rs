@@ -31,6 +31,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::auth::AdminGuard;
+use crate::batcher::{ProposalBatcher, Proposed};
 use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
 use crate::forward::{self, PeerChannels};
@@ -50,6 +51,7 @@ pub struct ClusterApi {
     guard: AdminGuard,
     peers: PeerChannels,
     write_timeout: Duration,
+    batcher: ProposalBatcher,
     dataplane: Option<(Arc<DataPlane>, Arc<Metrics>)>,
 }
 
@@ -88,6 +90,7 @@ impl ClusterApi {
         guard: AdminGuard,
         peers: PeerChannels,
         write_timeout: Duration,
+        batcher: ProposalBatcher,
     ) -> Self {
         Self {
             id,
@@ -96,6 +99,7 @@ impl ClusterApi {
             guard,
             peers,
             write_timeout,
+            batcher,
             dataplane: None,
         }
     }
@@ -106,44 +110,26 @@ impl ClusterApi {
         self
     }
 
-    fn count_proposal(&self, outcome: &str) {
-        if let Some((_, metrics)) = &self.dataplane {
-            metrics.proposals.with_label_values(&[outcome]).inc();
-        }
-    }
-
-    /// Proposes `command` and waits until it is committed and applied.
+    /// Proposes `command` and waits until it is committed and applied. Concurrent
+    /// proposals share Raft entries (see [`ProposalBatcher`]).
     async fn propose(
         &self,
         command: Command,
     ) -> Result<Route<(CommandOutcome, u64)>, ClusterError> {
         let op = command.op();
-        let written = tokio::time::timeout(self.write_timeout, self.raft.client_write(command))
-            .await
-            .map_err(|_| self.write_timed_out())?;
-        match written {
-            Ok(ClientWriteResponse { log_id, data, .. }) => {
-                let outcome = data?;
-                tracing::info!(
-                    op,
-                    revision = outcome.revision,
-                    index = log_id.index,
-                    "committed"
-                );
-                Ok(Route::Done((outcome, log_id.index)))
+        match self.batcher.propose(command).await {
+            Proposed::Applied { result, index } => {
+                let outcome = result?;
+                tracing::info!(op, revision = outcome.revision, index, "committed");
+                Ok(Route::Done((outcome, index)))
             }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                self.count_proposal("forwarded");
-                Ok(Route::Leader(leader_addr(f)?))
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                self.count_proposal("rejected");
-                Err(ClusterError::Membership(e.to_string()))
-            }
-            Err(RaftError::Fatal(e)) => {
-                self.count_proposal("failed");
-                Err(fatal(self.id, e))
-            }
+            Proposed::NotLeader(Some(addr)) => Ok(Route::Leader(addr)),
+            Proposed::NotLeader(None) => Err(ClusterError::Unavailable(
+                "no leader is elected right now (the cluster may have lost quorum); retry shortly"
+                    .to_owned(),
+            )),
+            Proposed::TimedOut => Err(self.write_timed_out()),
+            Proposed::Failed(reason) => Err(fatal(self.id, reason)),
         }
     }
 

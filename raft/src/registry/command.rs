@@ -57,6 +57,12 @@ pub enum Command {
         /// Node id.
         id: NodeId,
     },
+    /// Several independent commands in one log entry (concurrent writes batched into one
+    /// fsync). Each is applied on its own: one failed precondition does not affect others.
+    Batch {
+        /// The commands, applied in order. Batches do not nest.
+        commands: Vec<Command>,
+    },
 }
 
 impl Command {
@@ -69,6 +75,7 @@ impl Command {
             Command::Place { .. } => "place",
             Command::PutNode { .. } => "put_node",
             Command::DeleteNode { .. } => "delete_node",
+            Command::Batch { .. } => "batch",
         }
     }
 }
@@ -80,6 +87,9 @@ pub struct CommandOutcome {
     pub revision: u64,
     /// `PutServer` created a new server (rather than replacing one).
     pub created: bool,
+    /// For a `Batch`: the result of each command, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<CommandResult>,
 }
 
 /// A command whose precondition did not hold when it was applied; nothing changed.
@@ -108,6 +118,9 @@ pub enum CommandError {
         /// Node id.
         id: NodeId,
     },
+    /// A batch inside a batch.
+    #[error("batches do not nest")]
+    NestedBatch,
 }
 
 /// The response of applying one log entry: an outcome, or the precondition that failed.

@@ -77,6 +77,20 @@ impl Registry {
 
     /// Applies one command. On success the revision grows by one; on error nothing changes.
     pub fn apply(&mut self, command: &Command) -> CommandResult {
+        if let Command::Batch { commands } = command {
+            let batch = commands
+                .iter()
+                .map(|c| match c {
+                    Command::Batch { .. } => Err(CommandError::NestedBatch),
+                    c => self.apply(c),
+                })
+                .collect();
+            return Ok(CommandOutcome {
+                revision: self.revision,
+                created: false,
+                batch,
+            });
+        }
         let next = self.revision + 1;
         let created = match command {
             Command::PutServer {
@@ -151,11 +165,13 @@ impl Registry {
                 }
                 false
             }
+            Command::Batch { .. } => return Err(CommandError::NestedBatch),
         };
         self.revision = next;
         Ok(CommandOutcome {
             revision: next,
             created,
+            batch: Vec::new(),
         })
     }
 
@@ -190,14 +206,16 @@ mod tests {
             r.apply(&put("a", None)).unwrap(),
             CommandOutcome {
                 revision: 1,
-                created: true
+                created: true,
+                batch: vec![]
             }
         );
         assert_eq!(
             r.apply(&put("a", None)).unwrap(),
             CommandOutcome {
                 revision: 2,
-                created: false
+                created: false,
+                batch: vec![]
             }
         );
         let a = r.server("a").unwrap();
@@ -240,6 +258,32 @@ mod tests {
         assert_eq!(r, before);
         r.apply(&put("a", Some(1))).unwrap();
         assert_eq!(r.revision(), 2);
+    }
+
+    #[test]
+    fn batch_applies_each_command_on_its_own() {
+        let mut r = Registry::default();
+        let outcome = r
+            .apply(&Command::Batch {
+                commands: vec![
+                    put("a", None),
+                    Command::Scale {
+                        name: "missing".into(),
+                        replicas: 1,
+                    },
+                    put("b", Some(0)),
+                    Command::Batch { commands: vec![] },
+                ],
+            })
+            .unwrap();
+        assert_eq!(outcome.revision, 2);
+        assert!(outcome.batch[0].is_ok() && outcome.batch[2].is_ok());
+        assert!(matches!(
+            outcome.batch[1],
+            Err(CommandError::ServerNotFound { .. })
+        ));
+        assert_eq!(outcome.batch[3], Err(CommandError::NestedBatch));
+        assert_eq!(r.server_count(), 2);
     }
 
     #[test]
