@@ -109,6 +109,7 @@ async fn main() {
         write_timeout: Duration::from_secs(5),
         dataplane: Default::default(),
         metrics_addr: None,
+        node_grace: Duration::from_secs(10),
     })
     .await
     .expect("node");

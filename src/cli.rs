@@ -184,6 +184,10 @@ pub struct NodeArgs {
     /// How long a write waits to commit before failing as unavailable [default: 5000].
     #[arg(long, env = "MCPD_WRITE_TIMEOUT_MS")]
     pub write_timeout_ms: Option<u64>,
+    /// The leader re-places a node's instances after it has not answered for this long
+    /// [default: 10000].
+    #[arg(long, env = "MCPD_NODE_GRACE_MS")]
+    pub node_grace_ms: Option<u64>,
     /// Address of /metrics, /metrics/cluster, /healthz and /readyz [default: 127.0.0.1:9400].
     #[arg(long, env = "MCPD_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,

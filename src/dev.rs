@@ -57,6 +57,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         write_timeout: Duration::from_secs(5),
         dataplane: Default::default(),
         metrics_addr: Some(args.metrics_addr),
+        node_grace: Duration::from_secs(10),
     };
     let node = ClusterNode::start(config).await?;
     let demo = deploy_demo(&node).await;

@@ -28,6 +28,7 @@ pub struct FileSettings {
     logs_to_keep: Option<u64>,
     write_timeout_ms: Option<u64>,
     metrics_addr: Option<SocketAddr>,
+    node_grace_ms: Option<u64>,
     /// The `[dataplane]` table.
     #[serde(default)]
     dataplane: DataPlaneArgs,
@@ -120,6 +121,11 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             Duration::from_secs(5),
         ),
         dataplane,
+        node_grace: ms(
+            args.node_grace_ms,
+            file.node_grace_ms,
+            Duration::from_secs(10),
+        ),
         metrics_addr: Some(
             args.metrics_addr
                 .or(file.metrics_addr)

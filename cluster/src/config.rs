@@ -108,6 +108,9 @@ pub struct NodeConfig {
     pub dataplane: crate::dataplane::DataPlaneConfig,
     /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` disables them.
     pub metrics_addr: Option<SocketAddr>,
+    /// The leader declares a node dead (and re-places its instances) after it has not
+    /// answered for this long.
+    pub node_grace: Duration,
 }
 
 /// Parses `1=127.0.0.1:7401,2=127.0.0.1:7402` into id -> address.

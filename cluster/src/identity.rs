@@ -176,6 +176,7 @@ mod tests {
             write_timeout: Duration::from_secs(5),
             dataplane: Default::default(),
             metrics_addr: None,
+            node_grace: Duration::from_secs(10),
         }
     }
 

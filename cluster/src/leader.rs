@@ -65,6 +65,7 @@ fn node_sync_commands(
                         id: *id,
                         addr: addr.clone(),
                         tags: Vec::new(),
+                        draining: false,
                     },
                 }),
             }

@@ -4,7 +4,8 @@
 //! - [`identity`]: the node's id and addresses, pinned in its data dir on first start.
 //! - [`node`]: opens storage, starts Raft and the gRPC server, bootstraps the cluster.
 //! - [`grpc`]: one module per gRPC service (`raft_service`, `cluster_service`).
-//! - [`leader`]: duties of the current leader (node records follow membership).
+//! - [`leader`]: duties of the current leader (node records follow membership);
+//!   [`scheduler`]: the leader places instances on live nodes.
 //! - [`batcher`]: concurrent registry writes share Raft entries.
 //! - [`auth`]: the admin-token guard for writes.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
@@ -23,6 +24,7 @@ pub mod identity;
 pub mod leader;
 pub mod metrics;
 pub mod node;
+pub mod scheduler;
 
 pub use config::{NodeConfig, RaftTuning};
 pub use error::ClusterError;

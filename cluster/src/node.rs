@@ -44,6 +44,7 @@ pub struct ClusterNode {
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     leader_duties: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
     dataplane: Arc<DataPlane>,
     stop_http: tokio::sync::watch::Sender<bool>,
 }
@@ -160,6 +161,13 @@ impl ClusterNode {
 
         bootstrap(&raft, &identity, &config.initial_cluster).await?;
         let leader_duties = crate::leader::spawn(raft.clone(), registry.clone());
+        let scheduler = crate::scheduler::spawn(
+            identity.id,
+            raft.clone(),
+            registry.clone(),
+            peers.clone(),
+            config.node_grace,
+        );
 
         Ok(Self {
             identity,
@@ -169,6 +177,7 @@ impl ClusterNode {
             stop_server: Some(stop_tx),
             server,
             leader_duties,
+            scheduler,
             dataplane,
             stop_http,
         })
@@ -207,6 +216,7 @@ impl ClusterNode {
     /// Stops serving, stops every local instance and shuts Raft down.
     pub async fn shutdown(mut self) -> Result<(), ClusterError> {
         self.leader_duties.abort();
+        self.scheduler.abort();
         let _ = self.stop_http.send(true);
         self.dataplane.shutdown().await;
         if let Some(stop) = self.stop_server.take() {

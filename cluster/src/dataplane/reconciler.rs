@@ -2,7 +2,7 @@
 //!
 //! Runs on every applied registry change: instances that this node should run and does not
 //! are started; instances it runs but should not (undeployed, scaled down, moved, or whose
-//! spec changed) are taken out of rotation and stopped.
+//! spec changed) are taken out of rotation, drained of requests in flight, and stopped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,8 +47,17 @@ fn reconcile(plane: &DataPlane) {
         let keep = wanted.get(id).is_some_and(|spec| **spec == *instance.spec);
         if !keep {
             if let Some(instance) = plane.pool.remove(id) {
-                tracing::info!(instance = %id, "stopping instance");
-                tokio::spawn(async move { instance.stop().await });
+                // Out of rotation already; let requests in flight finish (up to the request
+                // timeout) before the session goes.
+                let drain = plane.config.request_timeout;
+                tracing::info!(instance = %id, "draining and stopping instance");
+                tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + drain;
+                    while instance.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    instance.stop().await
+                });
             }
         }
     }

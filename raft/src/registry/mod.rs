@@ -23,7 +23,9 @@ pub struct ServerRecord {
     pub spec: ServerSpec,
     /// Registry revision that created the server.
     pub create_revision: u64,
-    /// Registry revision of the server's last change (spec, scale or placement).
+    /// Registry revision of the server's last change by a user (spec or scale). Placement
+    /// changes, made by the scheduler, leave it alone, so compare-and-set by users is not
+    /// disturbed by the system moving instances.
     pub mod_revision: u64,
     /// Instance id -> node that runs it.
     pub placements: BTreeMap<String, NodeId>,
@@ -39,6 +41,9 @@ pub struct NodeRecord {
     /// Free-form labels used by placement constraints.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// A draining node gets no instances; the scheduler moves its instances away.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// The replicated registry state.
@@ -152,7 +157,6 @@ impl Registry {
                 for (instance, node) in assign {
                     record.placements.insert(instance.clone(), *node);
                 }
-                record.mod_revision = next;
                 false
             }
             Command::PutNode { node } => {

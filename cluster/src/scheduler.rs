@@ -1,0 +1,285 @@
+//! The leader's scheduler: turns each stdio server's desired replicas into placements
+//! (instance id -> node), written through Raft.
+//!
+//! It runs on every node but acts only on the leader. It watches node liveness out of the
+//! Raft log (a cheap `Status` probe of each member every second) and declares a node dead
+//! after the grace period; a node that just became leader first gives every node one full
+//! grace period, since it has no history of its own. Plans are a pure function of the
+//! registry and the set of live nodes, so a new leader continues exactly where the old one
+//! stopped: existing placements on live nodes are kept, nothing is placed twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use mcp_proto::cluster::StatusRequest;
+use mcp_raft::registry::spec::Transport;
+use mcp_raft::registry::{NodeRecord, ServerRecord};
+use mcp_raft::types::Raft;
+use mcp_raft::{Command, NodeId, RegistryReader};
+use openraft::ServerState;
+use tokio::task::JoinHandle;
+
+use crate::forward::PeerChannels;
+
+/// How often the leader probes members and re-plans.
+const TICK: Duration = Duration::from_secs(1);
+/// How long one liveness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// A placement change for one server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlacementChange {
+    /// Instance id -> node, new or moved.
+    pub assign: BTreeMap<String, NodeId>,
+    /// Instance ids to drop.
+    pub unassign: Vec<String>,
+}
+
+fn eligible(record: &ServerRecord, node: &NodeRecord) -> bool {
+    let constraints = &record.spec.placement;
+    (constraints.allowed_nodes.is_empty() || constraints.allowed_nodes.contains(&node.id))
+        && constraints.node_tags.iter().all(|t| node.tags.contains(t))
+}
+
+/// The change that gives `record` its desired replicas on `live` nodes, or `None` if its
+/// placements are already right. `load` counts instances per node (all servers) and is
+/// updated with the plan.
+pub fn plan(
+    record: &ServerRecord,
+    live: &[NodeRecord],
+    load: &mut BTreeMap<NodeId, usize>,
+) -> Option<PlacementChange> {
+    let name = &record.spec.name;
+    let desired: BTreeSet<String> = (0..record.spec.replicas)
+        .map(|i| format!("{name}-{i}"))
+        .collect();
+    let candidates: Vec<&NodeRecord> = live.iter().filter(|n| eligible(record, n)).collect();
+    let mut change = PlacementChange::default();
+    let mut kept: BTreeMap<String, NodeId> = BTreeMap::new();
+    for (instance, node) in &record.placements {
+        let stays = desired.contains(instance) && candidates.iter().any(|n| n.id == *node);
+        if stays {
+            kept.insert(instance.clone(), *node);
+        } else {
+            change.unassign.push(instance.clone());
+            if let Some(count) = load.get_mut(node) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+    let missing: Vec<String> = desired
+        .iter()
+        .filter(|i| !kept.contains_key(*i))
+        .cloned()
+        .collect();
+    for instance in missing {
+        let same_server = |node: NodeId| kept.values().filter(|n| **n == node).count();
+        let best = candidates.iter().min_by_key(|n| {
+            (
+                same_server(n.id),
+                load.get(&n.id).copied().unwrap_or(0),
+                n.id,
+            )
+        });
+        let Some(best) = best else {
+            break; // no eligible live node: the instance stays unplaced
+        };
+        kept.insert(instance.clone(), best.id);
+        change.assign.insert(instance, best.id);
+        *load.entry(best.id).or_default() += 1;
+    }
+    // An instance both dropped (dead node) and re-assigned is a move: keep only `assign`.
+    change.unassign.retain(|i| !change.assign.contains_key(i));
+    (!change.assign.is_empty() || !change.unassign.is_empty()).then_some(change)
+}
+
+/// Starts the scheduler loop of this node.
+pub fn spawn(
+    id: NodeId,
+    raft: Raft,
+    registry: RegistryReader,
+    peers: PeerChannels,
+    grace: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_seen: HashMap<NodeId, Instant> = HashMap::new();
+        let mut was_leader = false;
+        let mut changes = registry.subscribe();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            let (is_leader, members) = {
+                let m = raft.metrics().borrow().clone();
+                let members: Vec<(NodeId, String)> = m
+                    .membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(id, node)| (*id, node.addr.clone()))
+                    .collect();
+                (m.state == ServerState::Leader, members)
+            };
+            if !is_leader {
+                was_leader = false;
+                continue;
+            }
+            let now = Instant::now();
+            if !was_leader {
+                // No history yet: everyone gets a full grace period.
+                last_seen = members.iter().map(|(n, _)| (*n, now)).collect();
+                was_leader = true;
+                tracing::info!(node = id, "leader: scheduling placements");
+            }
+            probe(id, &members, &peers, &mut last_seen).await;
+            let live: BTreeSet<NodeId> = members
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| last_seen.get(n).is_some_and(|t| t.elapsed() <= grace))
+                .collect();
+            for command in placement_commands(&registry, &live) {
+                if let Err(e) = raft.client_write(command).await {
+                    tracing::debug!(error = %e, "placement deferred");
+                    break;
+                }
+            }
+        }
+    })
+}
+
+/// Probes every member but this node; records who answered.
+async fn probe(
+    id: NodeId,
+    members: &[(NodeId, String)],
+    peers: &PeerChannels,
+    last_seen: &mut HashMap<NodeId, Instant>,
+) {
+    last_seen.insert(id, Instant::now());
+    let probes = members.iter().filter(|(n, _)| *n != id).map(|(n, addr)| {
+        let peers = peers.clone();
+        let (n, addr) = (*n, addr.clone());
+        async move {
+            let Ok(mut client) = peers.cluster_client(&addr) else {
+                return (n, false);
+            };
+            let ok = matches!(
+                tokio::time::timeout(PROBE_TIMEOUT, client.status(StatusRequest {})).await,
+                Ok(Ok(_))
+            );
+            (n, ok)
+        }
+    });
+    for (n, ok) in futures::future::join_all(probes).await {
+        if ok {
+            last_seen.insert(n, Instant::now());
+        }
+    }
+}
+
+/// The `Place` commands that bring the registry's placements in line with `live` nodes.
+fn placement_commands(registry: &RegistryReader, live: &BTreeSet<NodeId>) -> Vec<Command> {
+    registry.read(|state| {
+        let live_nodes: Vec<NodeRecord> = state
+            .registry
+            .nodes()
+            .filter(|n| live.contains(&n.id) && !n.draining)
+            .cloned()
+            .collect();
+        let mut load: BTreeMap<NodeId, usize> = live_nodes.iter().map(|n| (n.id, 0)).collect();
+        for record in state.registry.servers() {
+            for node in record.placements.values() {
+                if let Some(count) = load.get_mut(node) {
+                    *count += 1;
+                }
+            }
+        }
+        state
+            .registry
+            .servers()
+            .filter(|r| matches!(r.spec.transport, Transport::Stdio { .. }))
+            .filter_map(|record| {
+                let change = plan(record, &live_nodes, &mut load)?;
+                tracing::info!(
+                    server = %record.spec.name,
+                    assign = ?change.assign,
+                    unassign = ?change.unassign,
+                    "placing instances"
+                );
+                Some(Command::Place {
+                    name: record.spec.name.clone(),
+                    assign: change.assign,
+                    unassign: change.unassign,
+                })
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_raft::registry::spec;
+
+    fn record(replicas: u32, placements: &[(&str, NodeId)]) -> ServerRecord {
+        let spec = spec::parse_json(&format!(
+            r#"{{"name": "s", "command": "x", "replicas": {replicas}}}"#
+        ))
+        .unwrap();
+        ServerRecord {
+            spec,
+            create_revision: 1,
+            mod_revision: 1,
+            placements: placements
+                .iter()
+                .map(|(i, n)| ((*i).to_owned(), *n))
+                .collect(),
+        }
+    }
+
+    fn nodes(ids: &[NodeId]) -> Vec<NodeRecord> {
+        ids.iter()
+            .map(|id| NodeRecord {
+                id: *id,
+                addr: format!("n{id}:1"),
+                tags: vec![],
+                draining: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spreads_replicas_over_distinct_nodes() {
+        let mut load = BTreeMap::new();
+        let change = plan(&record(3, &[]), &nodes(&[1, 2, 3]), &mut load).unwrap();
+        let used: BTreeSet<NodeId> = change.assign.values().copied().collect();
+        assert_eq!(used, BTreeSet::from([1, 2, 3]));
+    }
+
+    #[test]
+    fn keeps_live_placements_and_moves_dead_ones() {
+        let mut load = BTreeMap::new();
+        let current = record(3, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
+        assert_eq!(plan(&current, &nodes(&[1, 2, 3]), &mut load), None);
+        let change = plan(&current, &nodes(&[1, 2]), &mut BTreeMap::new()).unwrap();
+        assert_eq!(change.assign.len(), 1);
+        assert!(change.assign.contains_key("s-2"));
+        assert!(change.unassign.is_empty());
+    }
+
+    #[test]
+    fn scaling_down_drops_the_highest_instances() {
+        let current = record(1, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
+        let change = plan(&current, &nodes(&[1, 2, 3]), &mut BTreeMap::new()).unwrap();
+        assert!(change.assign.is_empty());
+        assert_eq!(change.unassign, vec!["s-1".to_owned(), "s-2".to_owned()]);
+    }
+
+    #[test]
+    fn honours_allowed_nodes() {
+        let mut r = record(2, &[]);
+        r.spec.placement.allowed_nodes = vec![3];
+        let change = plan(&r, &nodes(&[1, 2, 3]), &mut BTreeMap::new()).unwrap();
+        assert!(change.assign.values().all(|n| *n == 3));
+    }
+}
