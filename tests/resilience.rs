@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{text_of, wait_for, ClusterOptions, TestCluster};
+use common::{pids_with, text_of, wait_for, zombies_of, ClusterOptions, TestCluster};
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::ExecuteToolRequest;
 use serde_json::{json, Value};
@@ -32,40 +32,6 @@ fn node_with(args: &[&str]) -> TestCluster {
     );
     cluster.wait_leader();
     cluster
-}
-
-/// Pids of processes whose command line contains `marker`.
-fn pids_with(marker: &str) -> Vec<u32> {
-    proc_entries()
-        .filter(|(_, cmdline, _)| cmdline.contains(marker))
-        .map(|(pid, _, _)| pid)
-        .collect()
-}
-
-/// Zombie children of `parent` (exited but never reaped).
-fn zombies_of(parent: u32) -> Vec<u32> {
-    proc_entries()
-        .filter(|(_, _, stat)| {
-            // stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
-            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-            fields.next() == Some("Z") && fields.next() == Some(parent.to_string().as_str())
-        })
-        .map(|(pid, _, _)| pid)
-        .collect()
-}
-
-fn proc_entries() -> impl Iterator<Item = (u32, String, String)> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            Some((pid, cmdline, stat))
-        })
 }
 
 /// Waits until node `id` runs `count` instances.

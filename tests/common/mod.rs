@@ -430,6 +430,40 @@ pub fn text_of(response: &Value) -> String {
         .to_owned()
 }
 
+/// Pids of processes whose command line contains `marker`.
+pub fn pids_with(marker: &str) -> Vec<u32> {
+    proc_entries()
+        .filter(|(_, cmdline, _)| cmdline.contains(marker))
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// Zombie children of `parent` (exited but never reaped).
+pub fn zombies_of(parent: u32) -> Vec<u32> {
+    proc_entries()
+        .filter(|(_, _, stat)| {
+            // stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+            fields.next() == Some("Z") && fields.next() == Some(parent.to_string().as_str())
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+fn proc_entries() -> impl Iterator<Item = (u32, String, String)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            Some((pid, cmdline, stat))
+        })
+}
+
 /// A valid stdio spec with no replicas: registry tests need no running processes.
 pub fn stdio_spec(name: &str) -> String {
     serde_json::json!({"name": name, "transport": "stdio", "command": "python3", "args": ["-m", "mcp_server_time"], "replicas": 0}).to_string()

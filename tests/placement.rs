@@ -1,0 +1,183 @@
+//! The leader's scheduler against real processes: spreading, scaling, node death and
+//! return, and a leader lost in the middle of a scale-up.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{pids_with, text_of, wait_for, ClusterOptions, TestCluster};
+use serde_json::json;
+
+const GRACE_MS: &str = "2000";
+
+fn cluster() -> TestCluster {
+    let cluster = TestCluster::start(
+        3,
+        ClusterOptions {
+            extra_args: vec!["--node-grace-ms".into(), GRACE_MS.into()],
+            ..ClusterOptions::default()
+        },
+    );
+    cluster.wait_leader();
+    cluster
+}
+
+fn deploy(cluster: &TestCluster, name: &str, replicas: u32) {
+    cluster.deploy_json(
+        1,
+        &json!({
+            "name": name,
+            "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+            "args": ["--instance-name", format!("marker-{name}")],
+            "replicas": replicas,
+        }),
+    );
+}
+
+/// Running instances of `server` per running node.
+fn running(cluster: &TestCluster, server: &str) -> BTreeMap<u64, usize> {
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| n.is_running())
+        .map(|n| {
+            let count = cluster
+                .instances(n.id)
+                .iter()
+                .filter(|i| i["server"] == server && i["state"] == "running")
+                .count();
+            (n.id, count)
+        })
+        .collect()
+}
+
+fn wait_placement(
+    cluster: &TestCluster,
+    server: &str,
+    what: &str,
+    mut ok: impl FnMut(&BTreeMap<u64, usize>) -> bool,
+) {
+    let mut last = BTreeMap::new();
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(what, Duration::from_secs(60), || {
+            last = running(cluster, server);
+            ok(&last).then_some(())
+        })
+    }));
+    if done.is_err() {
+        panic!("{what}: last seen {last:?}\n{}", cluster.logs());
+    }
+}
+
+fn total(counts: &BTreeMap<u64, usize>) -> usize {
+    counts.values().sum()
+}
+
+#[test]
+fn replicas_spread_over_nodes_and_follow_scaling() {
+    let cluster = cluster();
+    deploy(&cluster, "spread", 3);
+    wait_placement(&cluster, "spread", "one replica per node", |c| {
+        c.len() == 3 && c.values().all(|n| *n == 1)
+    });
+    assert_eq!(pids_with("marker-spread").len(), 3);
+
+    assert!(cluster.cli(2, &["scale", "spread", "5"]).status.success());
+    wait_placement(
+        &cluster,
+        "spread",
+        "five replicas, at most two per node",
+        |c| total(c) == 5 && c.values().all(|n| (1..=2).contains(n)),
+    );
+    wait_for("five processes", Duration::from_secs(30), || {
+        (pids_with("marker-spread").len() == 5).then_some(())
+    });
+
+    assert!(cluster.cli(3, &["scale", "spread", "1"]).status.success());
+    wait_placement(&cluster, "spread", "a single replica", |c| total(c) == 1);
+    wait_for("one process", Duration::from_secs(30), || {
+        (pids_with("marker-spread").len() == 1).then_some(())
+    });
+}
+
+#[test]
+fn a_dead_nodes_replicas_move_and_its_return_leaves_no_extra_process() {
+    let mut cluster = cluster();
+    let leader = cluster.wait_leader();
+    deploy(&cluster, "mobile", 3);
+    wait_placement(&cluster, "mobile", "one replica per node", |c| {
+        c.len() == 3 && c.values().all(|n| *n == 1)
+    });
+    let victim = (1..=3).find(|id| *id != leader).expect("a follower");
+    let survivor = (1..=3).find(|id| *id != victim).expect("a survivor");
+    cluster.kill(victim);
+
+    // Calls keep working through the survivors while the replica moves.
+    let mut calls = 0;
+    wait_placement(
+        &cluster,
+        "mobile",
+        "three replicas on the two survivors",
+        |c| {
+            calls += 1;
+            let echoed = cluster
+                .call(
+                    survivor,
+                    "mobile",
+                    "echo",
+                    &json!({"text": calls.to_string()}),
+                )
+                .expect("call during re-placement");
+            assert_eq!(text_of(&echoed), calls.to_string());
+            total(c) == 3
+        },
+    );
+
+    cluster.restart(victim);
+    wait_for(
+        "the returning node to rejoin",
+        Duration::from_secs(60),
+        || {
+            cluster
+                .status(victim)
+                .filter(|s| s["leader_id"].is_u64())
+                .map(|_| ())
+        },
+    );
+    wait_placement(
+        &cluster,
+        "mobile",
+        "the returned node to run none of the moved replicas",
+        |c| total(c) == 3 && c.get(&victim) == Some(&0),
+    );
+    wait_for(
+        "exactly three replica processes",
+        Duration::from_secs(30),
+        || (pids_with("marker-mobile").len() == 3).then_some(()),
+    );
+}
+
+#[test]
+fn a_new_leader_finishes_a_scale_up_without_duplicates() {
+    let mut cluster = cluster();
+    let leader = cluster.wait_leader();
+    deploy(&cluster, "grow", 1);
+    wait_placement(&cluster, "grow", "one replica", |c| total(c) == 1);
+    let other = (1..=3).find(|id| *id != leader).expect("a follower");
+    assert!(cluster.cli(other, &["scale", "grow", "4"]).status.success());
+    cluster.kill(leader);
+    wait_placement(&cluster, "grow", "four replicas on the survivors", |c| {
+        c.len() == 2 && total(c) == 4
+    });
+    let listing = cluster.json(other, &["get", "grow"]);
+    let placements = listing["placements"].as_object().expect("placements");
+    assert_eq!(placements.len(), 4, "{listing}");
+    assert!(
+        placements.values().all(|n| n.as_u64() != Some(leader)),
+        "{listing}"
+    );
+    wait_for("four replica processes", Duration::from_secs(30), || {
+        (pids_with("marker-grow").len() == 4).then_some(())
+    });
+}
