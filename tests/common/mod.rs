@@ -258,21 +258,39 @@ impl TestCluster {
 
     /// Waits until the running nodes agree on one leader and returns its id.
     pub fn wait_leader(&self) -> u64 {
-        wait_for("a leader", Duration::from_secs(30), || {
-            let mut leader = None;
-            for node in self.nodes.iter().filter(|n| n.is_running()) {
-                let s = self.status(node.id)?;
-                let l = s["leader_id"].as_u64()?;
-                if leader.is_some_and(|prev| prev != l) {
-                    return None;
+        let mut seen = Vec::new();
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for("a leader", Duration::from_secs(60), || {
+                seen = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.is_running())
+                    .map(|n| {
+                        (
+                            n.id,
+                            self.status(n.id)
+                                .map(|s| (s["leader_id"].clone(), s["role"].clone())),
+                        )
+                    })
+                    .collect();
+                let mut leader = None;
+                for (_, status) in &seen {
+                    let l = status.as_ref()?.0.as_u64()?;
+                    if leader.is_some_and(|prev| prev != l) {
+                        return None;
+                    }
+                    leader = Some(l);
                 }
-                leader = Some(l);
-            }
-            let l = leader?;
-            // The leader must itself be running and say so.
-            let s = self.status(l)?;
-            (s["role"] == "Leader").then_some(l)
-        })
+                let l = leader?;
+                // The leader must itself be running and say so.
+                let role = seen.iter().find(|(id, _)| *id == l)?.1.as_ref()?.1.clone();
+                (role == "Leader").then_some(l)
+            })
+        }));
+        match found {
+            Ok(leader) => leader,
+            Err(_) => panic!("no agreed leader; last statuses {seen:?}\n{}", self.logs()),
+        }
     }
 
     /// Waits until every running node reports the same revision, at least `revision`
