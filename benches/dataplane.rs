@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcp_cluster::dataplane::upstream::{Session, SessionOptions};
-use mcp_cluster::{ClusterNode, NodeConfig, RaftTuning};
+use mcp_cluster::{ClusterNode, NodeConfig};
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::DeployRequest;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
@@ -88,6 +88,7 @@ async fn main() {
         label: "bench-direct".into(),
         idle_timeout: Duration::from_secs(300),
         keepalive: true,
+        keepalive_interval: Duration::from_secs(30),
     };
     let session = Arc::new(
         Session::connect(&spec, &options)
@@ -101,15 +102,8 @@ async fn main() {
     let node = ClusterNode::start(NodeConfig {
         id: Some(1),
         listen_addr: Some(addr.parse().expect("addr")),
-        advertise_addr: None,
-        data_dir: dir.path().to_path_buf(),
         initial_cluster: BTreeMap::from([(1, addr.clone())]),
-        admin_token: None,
-        raft: RaftTuning::default(),
-        write_timeout: Duration::from_secs(5),
-        dataplane: Default::default(),
-        metrics_addr: None,
-        node_grace: Duration::from_secs(10),
+        ..NodeConfig::new(dir.path())
     })
     .await
     .expect("node");

@@ -93,6 +93,14 @@ pub enum Command {
     Status,
     /// Request totals, success rate and latency of calls executed by the contacted node.
     Stats,
+    /// Move every instance off a node (for maintenance); `--undo` lets it take work again.
+    Drain {
+        /// Node id.
+        id: u64,
+        /// Clear the draining mark.
+        #[arg(long)]
+        undo: bool,
+    },
     /// Call a tool of a server: `mcpd call time get_current_time '{"timezone": "UTC"}'`.
     Call {
         server: String,
@@ -188,6 +196,10 @@ pub struct NodeArgs {
     /// [default: 10000].
     #[arg(long, env = "MCPD_NODE_GRACE_MS")]
     pub node_grace_ms: Option<u64>,
+    /// Labels of this node, comma-separated; servers can require them with
+    /// `placement.node_tags`.
+    #[arg(long, env = "MCPD_NODE_TAGS", value_delimiter = ',')]
+    pub node_tags: Option<Vec<String>>,
     /// Address of /metrics, /metrics/cluster, /healthz and /readyz [default: 127.0.0.1:9400].
     #[arg(long, env = "MCPD_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,

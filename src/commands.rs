@@ -4,9 +4,9 @@ use std::io::Read;
 use std::path::Path;
 
 use mcp_proto::cluster::{
-    AddLearnerRequest, DeployRequest, GetMetricsRequest, GetServerRequest, ListServersRequest,
-    MembersReply, MembersRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo,
-    ServerStats, StatusRequest, UndeployRequest, WriteReply,
+    AddLearnerRequest, DeployRequest, DrainRequest, GetMetricsRequest, GetServerRequest,
+    ListServersRequest, MembersReply, MembersRequest, PromoteVoterRequest, RemoveNodeRequest,
+    ScaleRequest, ServerInfo, ServerStats, StatusRequest, UndeployRequest, WriteReply,
 };
 use mcp_proto::execute::{ExecuteRequest, ExecuteToolRequest};
 use serde_json::{json, Value};
@@ -125,11 +125,16 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
                         .servers
                         .iter()
                         .map(|s| {
+                            let nodes: Vec<String> = s
+                                .placements
+                                .iter()
+                                .map(|p| format!("{}:{}", p.node_id, p.state))
+                                .collect();
                             vec![
                                 s.name.clone(),
                                 s.transport.clone(),
-                                s.replicas.to_string(),
-                                s.placements.len().to_string(),
+                                format!("{}/{}", s.running, s.replicas),
+                                nodes.join(" "),
                                 s.priority.to_string(),
                                 s.tags.join(","),
                                 s.mod_revision.to_string(),
@@ -142,8 +147,8 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
                             &[
                                 "NAME",
                                 "TRANSPORT",
-                                "REPLICAS",
-                                "PLACED",
+                                "RUNNING/DESIRED",
+                                "NODE:STATE",
                                 "PRIORITY",
                                 "TAGS",
                                 "REVISION"
@@ -156,6 +161,20 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
         }
         Command::Status => status(&mut client, out).await?,
         Command::Stats => stats(&mut client, out).await?,
+        Command::Drain { id, undo } => {
+            let reply = client
+                .drain(DrainRequest {
+                    id,
+                    draining: !undo,
+                })
+                .await
+                .map_err(RemoteError::from)?;
+            print_write(
+                out,
+                if undo { "undrained" } else { "draining" },
+                reply.get_ref(),
+            );
+        }
         Command::Members { action } => {
             let reply = match action {
                 None => client.members(MembersRequest {}).await,
@@ -300,6 +319,10 @@ fn server_json(info: &ServerInfo) -> Value {
         "create_revision": info.create_revision,
         "mod_revision": info.mod_revision,
         "placements": placements,
+        "running": info.running,
+        "instances": info.placements.iter().map(|p| json!({
+            "id": p.instance_id, "node": p.node_id, "state": p.state,
+        })).collect::<Vec<_>>(),
         "spec": spec,
     })
 }
@@ -325,7 +348,7 @@ async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
                 "purged_index": s.purged_index,
                 "revision": s.revision,
                 "server_count": s.server_count,
-                "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
+                "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter, "draining": m.draining})).collect::<Vec<_>>(),
                 "instances": s.instances.iter().map(|i| json!({
                     "id": i.id, "server": i.server, "state": i.state, "breaker": i.breaker,
                     "in_flight": i.in_flight, "restarts": i.restarts, "protocol_version": i.protocol_version,
@@ -444,7 +467,7 @@ fn print_members(out: OutputFormat, reply: &MembersReply) {
             "{}",
             output::json(&json!({
                 "leader_id": reply.leader_id,
-                "members": reply.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter})).collect::<Vec<_>>(),
+                "members": reply.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter, "draining": m.draining})).collect::<Vec<_>>(),
             }))
         ),
         OutputFormat::Table => {
@@ -459,10 +482,19 @@ fn print_members(out: OutputFormat, reply: &MembersReply) {
                     } else {
                         "learner"
                     };
-                    vec![m.id.to_string(), m.addr.clone(), role.to_owned()]
+                    let state = if m.draining { "draining" } else { "active" };
+                    vec![
+                        m.id.to_string(),
+                        m.addr.clone(),
+                        role.to_owned(),
+                        state.to_owned(),
+                    ]
                 })
                 .collect();
-            print!("{}", output::table(&["ID", "ADDRESS", "ROLE"], &rows));
+            print!(
+                "{}",
+                output::table(&["ID", "ADDRESS", "ROLE", "STATE"], &rows)
+            );
         }
     }
 }

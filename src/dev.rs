@@ -45,19 +45,14 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = NodeConfig {
         id: Some(1),
         listen_addr: Some(args.grpc_addr),
-        advertise_addr: None,
-        data_dir: dir.path().to_path_buf(),
         initial_cluster: BTreeMap::from([(1, addr.clone())]),
-        admin_token: None,
         raft: RaftTuning {
             leader_election_timeout: Duration::from_millis(300),
             heartbeat_interval: Duration::from_millis(100),
             ..RaftTuning::default()
         },
-        write_timeout: Duration::from_secs(5),
-        dataplane: Default::default(),
         metrics_addr: Some(args.metrics_addr),
-        node_grace: Duration::from_secs(10),
+        ..NodeConfig::new(dir.path())
     };
     let node = ClusterNode::start(config).await?;
     let demo = deploy_demo(&node).await;

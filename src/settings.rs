@@ -29,6 +29,7 @@ pub struct FileSettings {
     write_timeout_ms: Option<u64>,
     metrics_addr: Option<SocketAddr>,
     node_grace_ms: Option<u64>,
+    node_tags: Option<Vec<String>>,
     /// The `[dataplane]` table.
     #[serde(default)]
     dataplane: DataPlaneArgs,
@@ -60,6 +61,19 @@ fn load_file(path: &Path) -> Result<FileSettings, SettingsError> {
         path: path.display().to_string(),
         source: Box::new(source),
     })
+}
+
+/// Trimmed, sorted, deduplicated node tags; an empty tag is refused.
+fn node_tags(tags: Vec<String>) -> Result<Vec<String>, SettingsError> {
+    let mut tags: Vec<String> = tags.iter().map(|t| t.trim().to_owned()).collect();
+    if tags.iter().any(String::is_empty) {
+        return Err(SettingsError::Invalid(
+            "node_tags: tags must not be empty (check for a stray comma)".to_owned(),
+        ));
+    }
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
 }
 
 /// The node configuration for `args`.
@@ -126,6 +140,7 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             file.node_grace_ms,
             Duration::from_secs(10),
         ),
+        tags: node_tags(args.node_tags.or(file.node_tags).unwrap_or_default())?,
         metrics_addr: Some(
             args.metrics_addr
                 .or(file.metrics_addr)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{pids_with, text_of, wait_for, ClusterOptions, TestCluster};
@@ -82,6 +82,20 @@ fn replicas_spread_over_nodes_and_follow_scaling() {
         c.len() == 3 && c.values().all(|n| *n == 1)
     });
     assert_eq!(pids_with("marker-spread").len(), 3);
+    // The listing shows desired against running, and where each instance runs.
+    let listing = cluster.json(2, &["get", "spread"]);
+    assert_eq!(listing["replicas"], 3, "{listing}");
+    assert_eq!(listing["running"], 3, "{listing}");
+    let hosts: BTreeSet<u64> = listing["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| {
+            assert_eq!(i["state"], "running", "{listing}");
+            i["node"].as_u64().expect("node id")
+        })
+        .collect();
+    assert_eq!(hosts, BTreeSet::from([1, 2, 3]), "{listing}");
 
     assert!(cluster.cli(2, &["scale", "spread", "5"]).status.success());
     wait_placement(
@@ -180,4 +194,110 @@ fn a_new_leader_finishes_a_scale_up_without_duplicates() {
     wait_for("four replica processes", Duration::from_secs(30), || {
         (pids_with("marker-grow").len() == 4).then_some(())
     });
+}
+
+#[test]
+fn draining_a_node_moves_its_replicas_without_a_failed_call() {
+    let cluster = cluster();
+    deploy(&cluster, "drained", 2);
+    wait_placement(&cluster, "drained", "two replicas on two nodes", |c| {
+        total(c) == 2 && c.values().all(|n| *n <= 1)
+    });
+    let before = running(&cluster, "drained");
+    let drained = *before
+        .iter()
+        .find(|(_, n)| **n == 1)
+        .expect("a hosting node")
+        .0;
+    let other = (1..=3).find(|id| *id != drained).expect("another node");
+
+    let out = cluster.cli(other, &["drain", &drained.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let members = cluster.json(drained, &["members"]);
+    let marked: Vec<bool> = members["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|m| m["id"] == drained)
+        .map(|m| m["draining"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(marked, vec![true], "{members}");
+
+    // Calls through the drained node itself and through another one, all the while the
+    // replica moves: not one may fail.
+    let mut calls = 0;
+    let mut failures = Vec::new();
+    wait_placement(
+        &cluster,
+        "drained",
+        "both replicas off the drained node",
+        |c| {
+            for via in [drained, other] {
+                calls += 1;
+                let text = calls.to_string();
+                match cluster.call(via, "drained", "echo", &json!({ "text": text })) {
+                    Ok(echoed) if text_of(&echoed) == text => {}
+                    Ok(echoed) => failures.push(format!("via {via}: wrong answer {echoed}")),
+                    Err(e) => failures.push(format!("via {via}: {e}")),
+                }
+            }
+            total(c) == 2 && c.get(&drained) == Some(&0)
+        },
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} calls failed during the drain: {failures:?}",
+        failures.len()
+    );
+    wait_for("two replica processes", Duration::from_secs(30), || {
+        (pids_with("marker-drained").len() == 2).then_some(())
+    });
+
+    // Undrained, the node takes new work again.
+    assert!(cluster
+        .cli(other, &["drain", &drained.to_string(), "--undo"])
+        .status
+        .success());
+    assert!(cluster
+        .cli(other, &["scale", "drained", "3"])
+        .status
+        .success());
+    wait_placement(&cluster, "drained", "one replica per node again", |c| {
+        c.len() == 3 && c.values().all(|n| *n == 1)
+    });
+}
+
+#[test]
+fn node_tags_constrain_placement() {
+    let cluster = TestCluster::start(
+        3,
+        ClusterOptions {
+            extra_args: vec!["--node-grace-ms".into(), GRACE_MS.into()],
+            node_args: BTreeMap::from([(3, vec!["--node-tags".into(), "gpu,ssd".into()])]),
+            ..ClusterOptions::default()
+        },
+    );
+    cluster.wait_leader();
+    cluster.deploy_json(
+        1,
+        &json!({
+            "name": "tagged",
+            "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+            "args": ["--instance-name", "marker-tagged"],
+            "replicas": 2,
+            "placement": {"node_tags": ["gpu"]},
+        }),
+    );
+    wait_placement(
+        &cluster,
+        "tagged",
+        "both replicas on the tagged node",
+        |c| total(c) == 2 && c.get(&3) == Some(&2),
+    );
+    let echoed = cluster.call_eventually(1, "tagged", "echo", &json!({"text": "via 1"}));
+    assert_eq!(text_of(&echoed), "via 1");
 }

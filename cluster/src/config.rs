@@ -111,6 +111,29 @@ pub struct NodeConfig {
     /// The leader declares a node dead (and re-places its instances) after it has not
     /// answered for this long.
     pub node_grace: Duration,
+    /// Labels this node announces; servers may require them (`placement.node_tags`).
+    pub tags: Vec<String>,
+}
+
+impl NodeConfig {
+    /// A node keeping its state in `data_dir`, with every other setting at its default:
+    /// listening on 127.0.0.1:7400 (when pristine), no admin token, metrics off.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id: None,
+            listen_addr: None,
+            advertise_addr: None,
+            data_dir: data_dir.into(),
+            initial_cluster: BTreeMap::new(),
+            admin_token: None,
+            raft: RaftTuning::default(),
+            write_timeout: Duration::from_secs(5),
+            dataplane: crate::dataplane::DataPlaneConfig::default(),
+            metrics_addr: None,
+            node_grace: Duration::from_secs(10),
+            tags: Vec::new(),
+        }
+    }
 }
 
 /// Parses `1=127.0.0.1:7401,2=127.0.0.1:7402` into id -> address.

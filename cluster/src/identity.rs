@@ -160,23 +160,12 @@ fn identity_error(dir: &Path, e: serde_json::Error) -> ClusterError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RaftTuning;
-    use std::collections::BTreeMap;
-    use std::time::Duration;
 
     fn config(dir: &Path, id: Option<u64>, addr: Option<&str>) -> NodeConfig {
         NodeConfig {
             id,
             listen_addr: addr.map(|a| a.parse().unwrap()),
-            advertise_addr: None,
-            data_dir: dir.to_path_buf(),
-            initial_cluster: BTreeMap::new(),
-            admin_token: None,
-            raft: RaftTuning::default(),
-            write_timeout: Duration::from_secs(5),
-            dataplane: Default::default(),
-            metrics_addr: None,
-            node_grace: Duration::from_secs(10),
+            ..NodeConfig::new(dir)
         }
     }
 

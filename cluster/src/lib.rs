@@ -7,6 +7,7 @@
 //! - [`leader`]: duties of the current leader (node records follow membership);
 //!   [`scheduler`]: the leader places instances on live nodes.
 //! - [`batcher`]: concurrent registry writes share Raft entries.
+//! - [`fleet`]: what each member actually runs (scheduler heartbeat, running replicas).
 //! - [`auth`]: the admin-token guard for writes.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
 //! - [`metrics`]: every Prometheus metric of a node; [`http`]: /metrics, /healthz, /readyz.
@@ -17,6 +18,7 @@ pub mod batcher;
 pub mod config;
 pub mod dataplane;
 pub mod error;
+pub mod fleet;
 pub mod forward;
 pub mod grpc;
 pub mod http;

@@ -101,7 +101,8 @@ impl ClusterNode {
             config.write_timeout,
             ProposalBatcher::start(raft.clone(), config.write_timeout, Arc::clone(&metrics)),
         )
-        .with_dataplane(Arc::clone(&dataplane), Arc::clone(&metrics));
+        .with_dataplane(Arc::clone(&dataplane), Arc::clone(&metrics))
+        .with_node_tags(config.tags.clone());
         let http_state = Arc::new(HttpState {
             id: identity.id,
             raft: raft.clone(),

@@ -2,8 +2,8 @@
 //! (instance id -> node), written through Raft.
 //!
 //! It runs on every node but acts only on the leader. It watches node liveness out of the
-//! Raft log (a cheap `Status` probe of each member every second) and declares a node dead
-//! after the grace period; a node that just became leader first gives every node one full
+//! Raft log (each second every member reports what it runs, see [`crate::fleet`]) and
+//! declares a node dead after the grace period; a node that just became leader first gives every node one full
 //! grace period, since it has no history of its own. Plans are a pure function of the
 //! registry and the set of live nodes, so a new leader continues exactly where the old one
 //! stopped: existing placements on live nodes are kept, nothing is placed twice.
@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use mcp_proto::cluster::StatusRequest;
 use mcp_raft::registry::spec::Transport;
 use mcp_raft::registry::{NodeRecord, ServerRecord};
 use mcp_raft::types::Raft;
@@ -19,6 +18,7 @@ use mcp_raft::{Command, NodeId, RegistryReader};
 use openraft::ServerState;
 use tokio::task::JoinHandle;
 
+use crate::fleet;
 use crate::forward::PeerChannels;
 
 /// How often the leader probes members and re-plans.
@@ -43,11 +43,13 @@ fn eligible(record: &ServerRecord, node: &NodeRecord) -> bool {
 
 /// The change that gives `record` its desired replicas on `live` nodes, or `None` if its
 /// placements are already right. `load` counts instances per node (all servers) and is
-/// updated with the plan.
+/// updated with the plan; `in_flight` (requests running per node) breaks ties between
+/// nodes with as many instances.
 pub fn plan(
     record: &ServerRecord,
     live: &[NodeRecord],
     load: &mut BTreeMap<NodeId, usize>,
+    in_flight: &BTreeMap<NodeId, u64>,
 ) -> Option<PlacementChange> {
     let name = &record.spec.name;
     let desired: BTreeSet<String> = (0..record.spec.replicas)
@@ -78,6 +80,7 @@ pub fn plan(
             (
                 same_server(n.id),
                 load.get(&n.id).copied().unwrap_or(0),
+                in_flight.get(&n.id).copied().unwrap_or(0),
                 n.id,
             )
         });
@@ -132,13 +135,26 @@ pub fn spawn(
                 was_leader = true;
                 tracing::info!(node = id, "leader: scheduling placements");
             }
-            probe(id, &members, &peers, &mut last_seen).await;
+            // The heartbeat: each member's report of what it runs. Answering is being alive.
+            let report = fleet::gather(&members, &peers, PROBE_TIMEOUT).await;
+            last_seen.insert(id, now);
+            for (node, answer) in &report {
+                if answer.is_some() {
+                    last_seen.insert(*node, Instant::now());
+                }
+            }
+            let in_flight = fleet::in_flight(&report);
+            for command in tag_commands(&registry, &report) {
+                if let Err(e) = raft.client_write(command).await {
+                    tracing::debug!(error = %e, "node tag update deferred");
+                }
+            }
             let live: BTreeSet<NodeId> = members
                 .iter()
                 .map(|(n, _)| *n)
                 .filter(|n| last_seen.get(n).is_some_and(|t| t.elapsed() <= grace))
                 .collect();
-            for command in placement_commands(&registry, &live) {
+            for command in placement_commands(&registry, &live, &in_flight) {
                 if let Err(e) = raft.client_write(command).await {
                     tracing::debug!(error = %e, "placement deferred");
                     break;
@@ -148,37 +164,32 @@ pub fn spawn(
     })
 }
 
-/// Probes every member but this node; records who answered.
-async fn probe(
-    id: NodeId,
-    members: &[(NodeId, String)],
-    peers: &PeerChannels,
-    last_seen: &mut HashMap<NodeId, Instant>,
-) {
-    last_seen.insert(id, Instant::now());
-    let probes = members.iter().filter(|(n, _)| *n != id).map(|(n, addr)| {
-        let peers = peers.clone();
-        let (n, addr) = (*n, addr.clone());
-        async move {
-            let Ok(mut client) = peers.cluster_client(&addr) else {
-                return (n, false);
-            };
-            let ok = matches!(
-                tokio::time::timeout(PROBE_TIMEOUT, client.status(StatusRequest {})).await,
-                Ok(Ok(_))
-            );
-            (n, ok)
-        }
-    });
-    for (n, ok) in futures::future::join_all(probes).await {
-        if ok {
-            last_seen.insert(n, Instant::now());
-        }
-    }
+/// The commands that copy the tags each node announces into its registry record.
+fn tag_commands(registry: &RegistryReader, report: &fleet::FleetReport) -> Vec<Command> {
+    registry.read(|state| {
+        state
+            .registry
+            .nodes()
+            .filter_map(|node| {
+                let announced = report.get(&node.id)?.as_ref()?;
+                (announced.tags != node.tags).then(|| {
+                    tracing::info!(node = node.id, tags = ?announced.tags, "node tags changed");
+                    Command::SetNodeTags {
+                        id: node.id,
+                        tags: announced.tags.clone(),
+                    }
+                })
+            })
+            .collect()
+    })
 }
 
 /// The `Place` commands that bring the registry's placements in line with `live` nodes.
-fn placement_commands(registry: &RegistryReader, live: &BTreeSet<NodeId>) -> Vec<Command> {
+fn placement_commands(
+    registry: &RegistryReader,
+    live: &BTreeSet<NodeId>,
+    in_flight: &BTreeMap<NodeId, u64>,
+) -> Vec<Command> {
     registry.read(|state| {
         let live_nodes: Vec<NodeRecord> = state
             .registry
@@ -199,7 +210,7 @@ fn placement_commands(registry: &RegistryReader, live: &BTreeSet<NodeId>) -> Vec
             .servers()
             .filter(|r| matches!(r.spec.transport, Transport::Stdio { .. }))
             .filter_map(|record| {
-                let change = plan(record, &live_nodes, &mut load)?;
+                let change = plan(record, &live_nodes, &mut load, in_flight)?;
                 tracing::info!(
                     server = %record.spec.name,
                     assign = ?change.assign,
@@ -251,7 +262,13 @@ mod tests {
     #[test]
     fn spreads_replicas_over_distinct_nodes() {
         let mut load = BTreeMap::new();
-        let change = plan(&record(3, &[]), &nodes(&[1, 2, 3]), &mut load).unwrap();
+        let change = plan(
+            &record(3, &[]),
+            &nodes(&[1, 2, 3]),
+            &mut load,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let used: BTreeSet<NodeId> = change.assign.values().copied().collect();
         assert_eq!(used, BTreeSet::from([1, 2, 3]));
     }
@@ -260,8 +277,17 @@ mod tests {
     fn keeps_live_placements_and_moves_dead_ones() {
         let mut load = BTreeMap::new();
         let current = record(3, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
-        assert_eq!(plan(&current, &nodes(&[1, 2, 3]), &mut load), None);
-        let change = plan(&current, &nodes(&[1, 2]), &mut BTreeMap::new()).unwrap();
+        assert_eq!(
+            plan(&current, &nodes(&[1, 2, 3]), &mut load, &BTreeMap::new()),
+            None
+        );
+        let change = plan(
+            &current,
+            &nodes(&[1, 2]),
+            &mut BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(change.assign.len(), 1);
         assert!(change.assign.contains_key("s-2"));
         assert!(change.unassign.is_empty());
@@ -270,7 +296,13 @@ mod tests {
     #[test]
     fn scaling_down_drops_the_highest_instances() {
         let current = record(1, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
-        let change = plan(&current, &nodes(&[1, 2, 3]), &mut BTreeMap::new()).unwrap();
+        let change = plan(
+            &current,
+            &nodes(&[1, 2, 3]),
+            &mut BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert!(change.assign.is_empty());
         assert_eq!(change.unassign, vec!["s-1".to_owned(), "s-2".to_owned()]);
     }
@@ -279,7 +311,26 @@ mod tests {
     fn honours_allowed_nodes() {
         let mut r = record(2, &[]);
         r.spec.placement.allowed_nodes = vec![3];
-        let change = plan(&r, &nodes(&[1, 2, 3]), &mut BTreeMap::new()).unwrap();
+        let change = plan(
+            &r,
+            &nodes(&[1, 2, 3]),
+            &mut BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert!(change.assign.values().all(|n| *n == 3));
+    }
+
+    #[test]
+    fn ties_go_to_the_node_with_fewer_requests_in_flight() {
+        let busy = BTreeMap::from([(1, 40), (2, 3), (3, 25)]);
+        let change = plan(
+            &record(1, &[]),
+            &nodes(&[1, 2, 3]),
+            &mut BTreeMap::new(),
+            &busy,
+        )
+        .unwrap();
+        assert_eq!(change.assign.values().copied().collect::<Vec<_>>(), vec![2]);
     }
 }

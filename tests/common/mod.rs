@@ -3,6 +3,7 @@
 
 pub mod python;
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -64,6 +65,8 @@ impl TestNode {
 pub struct ClusterOptions {
     pub admin_token: Option<String>,
     pub extra_args: Vec<String>,
+    /// Extra flags for one node only (given again when it restarts).
+    pub node_args: BTreeMap<u64, Vec<String>>,
 }
 
 /// A set of `mcpd node` processes; every process is killed when it is dropped.
@@ -116,6 +119,7 @@ impl TestCluster {
         let metrics_addr = format!("127.0.0.1:{}", free_port());
         args.push("--metrics-addr".to_owned());
         args.push(metrics_addr.clone());
+        args.extend(self.options.node_args.get(&id).cloned().unwrap_or_default());
         let mut node = TestNode {
             id,
             addr: addr.to_owned(),
@@ -181,13 +185,14 @@ impl TestCluster {
         let node = self.node(id);
         // Only the data dir: the node's identity comes from it. The metrics address is not
         // part of the identity, so it is given again.
-        let args = vec![
+        let mut args = vec![
             "node".to_owned(),
             "--data-dir".to_owned(),
             node.data_dir.display().to_string(),
             "--metrics-addr".to_owned(),
             node.metrics_addr.clone(),
         ];
+        args.extend(self.options.node_args.get(&id).cloned().unwrap_or_default());
         let child = self.spawn(&args, &node.log.clone());
         self.node_mut(id).child = Some(child);
     }

@@ -132,6 +132,14 @@ impl DataPlane {
                     tracing::debug!(peer, error = %source, "peer failed, trying the next");
                     last = ExecuteError::Connection { server, source };
                 }
+                // The peer had nothing that could take it (its instance is still starting,
+                // draining away, or its registry is a step behind): nothing was sent, so
+                // another host may serve it. This is what keeps calls succeeding while
+                // placements move.
+                Err(ExecuteError::Forwarded(status)) if never_reached_a_server(&status) => {
+                    tracing::debug!(peer, error = %status.message(), "peer could not take it, trying the next");
+                    last = ExecuteError::Forwarded(status);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -309,6 +317,20 @@ impl DataPlane {
             Err(status) => Err(ExecuteError::Forwarded(status)),
         }
     }
+}
+
+/// True if a peer's error says it sent the request to no server at all.
+fn never_reached_a_server(status: &tonic::Status) -> bool {
+    status
+        .metadata()
+        .get(mcp_proto::ERROR_KIND)
+        .and_then(|kind| kind.to_str().ok())
+        .is_some_and(|kind| {
+            matches!(
+                kind,
+                "no_healthy_instance" | "unknown_server" | "circuit_open" | "saturated"
+            )
+        })
 }
 
 /// True if the status comes from failing to connect (so nothing was sent).

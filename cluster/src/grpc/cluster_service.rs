@@ -13,10 +13,11 @@ use std::time::Duration;
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::cluster_service_server::ClusterService;
 use mcp_proto::cluster::{
-    AddLearnerRequest, DeployRequest, GetMetricsReply, GetMetricsRequest, GetServerRequest,
-    InstanceInfo, InstancePlacement, ListServersReply, ListServersRequest, Member, MembersReply,
-    MembersRequest, MetricsReply, MetricsRequest, PromoteVoterRequest, RemoveNodeRequest,
-    ScaleRequest, ServerInfo, ServerStats, StatusReply, StatusRequest, UndeployRequest, WriteReply,
+    AddLearnerRequest, DeployRequest, DrainRequest, GetMetricsReply, GetMetricsRequest,
+    GetServerRequest, InstanceInfo, InstancePlacement, ListServersReply, ListServersRequest,
+    Member, MembersReply, MembersRequest, MetricsReply, MetricsRequest, PromoteVoterRequest,
+    RemoveNodeRequest, ScaleRequest, ServerInfo, ServerStats, StatusReply, StatusRequest,
+    UndeployRequest, WriteReply,
 };
 use mcp_raft::registry::spec::{self, MAX_REPLICAS};
 use mcp_raft::registry::ServerRecord;
@@ -32,8 +33,10 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::AdminGuard;
 use crate::batcher::{ProposalBatcher, Proposed};
+use crate::dataplane::placement;
 use crate::dataplane::DataPlane;
 use crate::error::ClusterError;
+use crate::fleet::{self, FleetReport};
 use crate::forward::{self, PeerChannels};
 use crate::metrics::{Metrics, RequestStats};
 
@@ -41,6 +44,8 @@ use crate::metrics::{Metrics, RequestStats};
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between attempts of a membership change that found another one in progress.
 const MEMBERSHIP_RETRY: Duration = Duration::from_millis(50);
+/// How long a listing waits for each member's report of the instances it runs.
+const FLEET_REPORT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The `ClusterService` implementation of a node.
 #[derive(Clone)]
@@ -53,6 +58,7 @@ pub struct ClusterApi {
     write_timeout: Duration,
     batcher: ProposalBatcher,
     dataplane: Option<(Arc<DataPlane>, Arc<Metrics>)>,
+    node_tags: Vec<String>,
 }
 
 /// Where a request that needs the leader ends up.
@@ -101,7 +107,15 @@ impl ClusterApi {
             write_timeout,
             batcher,
             dataplane: None,
+            node_tags: Vec::new(),
         }
+    }
+
+    /// Announces `tags` as this node's tags in status replies (the leader copies them into
+    /// the registry for placement constraints).
+    pub fn with_node_tags(mut self, tags: Vec<String>) -> Self {
+        self.node_tags = tags;
+        self
     }
 
     /// Lists this data plane's instances in status replies and serves its metrics.
@@ -225,8 +239,37 @@ impl ClusterApi {
         Ok(forward::forward(&self.peers, self.id, &addr, request, call).await?)
     }
 
-    fn server_info(record: &ServerRecord) -> ServerInfo {
+    /// The listing of one server, with where each instance is placed and what its node
+    /// says it is doing.
+    fn server_info(record: &ServerRecord, fleet: &FleetReport) -> ServerInfo {
         let spec = &record.spec;
+        let (placements, running) = if placement::runs_everywhere(record) {
+            // Every node keeps its own sessions to a remote server: count the nodes that
+            // have a live one.
+            let running = fleet
+                .values()
+                .flatten()
+                .filter(|report| {
+                    report
+                        .instances
+                        .iter()
+                        .any(|i| i.server == spec.name && i.state == "running")
+                })
+                .count();
+            (Vec::new(), running)
+        } else {
+            let placements: Vec<InstancePlacement> = record
+                .placements
+                .iter()
+                .map(|(instance, node)| InstancePlacement {
+                    state: fleet::instance_state(fleet, *node, instance),
+                    instance_id: instance.clone(),
+                    node_id: *node,
+                })
+                .collect();
+            let running = placements.iter().filter(|p| p.state == "running").count();
+            (placements, running)
+        };
         ServerInfo {
             name: spec.name.clone(),
             transport: spec.transport_kind().to_owned(),
@@ -236,27 +279,40 @@ impl ClusterApi {
             create_revision: record.create_revision,
             mod_revision: record.mod_revision,
             spec_json: spec.redacted().to_string(),
-            placements: record
-                .placements
-                .iter()
-                .map(|(instance, node)| InstancePlacement {
-                    instance_id: instance.clone(),
-                    node_id: *node,
-                })
-                .collect(),
+            placements,
+            running: u32::try_from(running).unwrap_or(u32::MAX),
         }
+    }
+
+    /// What every member runs right now (see [`fleet`]).
+    async fn fleet_report(&self) -> FleetReport {
+        let members: Vec<(NodeId, String)> = self
+            .members()
+            .members
+            .into_iter()
+            .map(|m| (m.id, m.addr))
+            .collect();
+        fleet::gather(&members, &self.peers, FLEET_REPORT_TIMEOUT).await
     }
 
     fn members(&self) -> MembersReply {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let draining: BTreeSet<NodeId> = self.registry.read(|s| {
+            s.registry
+                .nodes()
+                .filter(|n| n.draining)
+                .map(|n| n.id)
+                .collect()
+        });
         let members = membership
             .nodes()
             .map(|(id, node)| Member {
                 id: *id,
                 addr: node.addr.clone(),
                 voter: voters.contains(id),
+                draining: draining.contains(id),
             })
             .collect();
         MembersReply {
@@ -292,6 +348,21 @@ fn server_stats(stats: &RequestStats) -> ServerStats {
 
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
+    async fn drain(&self, request: Request<DrainRequest>) -> Result<Response<WriteReply>, Status> {
+        self.guard.check(request.metadata())?;
+        let DrainRequest { id, draining } = *request.get_ref();
+        match self.propose(Command::SetDraining { id, draining }).await? {
+            Route::Done(done) => {
+                tracing::info!(node = id, draining, "drain mark changed");
+                Ok(write_reply(&format!("node-{id}"), done))
+            }
+            Route::Leader(addr) => {
+                self.forward(addr, request, |mut c, r| async move { c.drain(r).await })
+                    .await
+            }
+        }
+    }
+
     async fn get_metrics(
         &self,
         _request: Request<GetMetricsRequest>,
@@ -400,8 +471,14 @@ impl ClusterService for ClusterApi {
                     .await;
             }
         }
+        let fleet = self.fleet_report().await;
         self.registry
-            .read(|state| state.registry.server(&name).map(Self::server_info))
+            .read(|state| {
+                let registry = &state.registry;
+                registry
+                    .server(&name)
+                    .map(|record| Self::server_info(record, &fleet))
+            })
             .map(Response::new)
             .ok_or_else(|| {
                 ClusterError::Rejected(mcp_raft::CommandError::ServerNotFound { name }).into()
@@ -423,9 +500,16 @@ impl ClusterService for ClusterApi {
                     .await;
             }
         }
-        let reply = self.registry.read(|state| ListServersReply {
-            servers: state.registry.servers().map(Self::server_info).collect(),
-            revision: state.registry.revision(),
+        let fleet = self.fleet_report().await;
+        let reply = self.registry.read(|state| {
+            let registry = &state.registry;
+            ListServersReply {
+                servers: registry
+                    .servers()
+                    .map(|record| Self::server_info(record, &fleet))
+                    .collect(),
+                revision: registry.revision(),
+            }
         });
         Ok(Response::new(reply))
     }
@@ -483,6 +567,7 @@ impl ClusterService for ClusterApi {
                         .collect()
                 })
                 .unwrap_or_default(),
+            node_tags: self.node_tags.clone(),
         }))
     }
 

@@ -52,6 +52,22 @@ pub enum Command {
         /// The node.
         node: NodeRecord,
     },
+    /// Mark a node as draining (the scheduler moves its instances away and places nothing
+    /// new on it) or clear the mark. Only the flag changes, so it never races a concurrent
+    /// update of the node's other attributes.
+    SetDraining {
+        /// Node id.
+        id: NodeId,
+        /// The new mark.
+        draining: bool,
+    },
+    /// Replace a node's tags (what it announces about itself, for placement constraints).
+    SetNodeTags {
+        /// Node id.
+        id: NodeId,
+        /// The tags, sorted and deduplicated by the proposer.
+        tags: Vec<String>,
+    },
     /// Forget a cluster node.
     DeleteNode {
         /// Node id.
@@ -74,6 +90,8 @@ impl Command {
             Command::Scale { .. } => "scale",
             Command::Place { .. } => "place",
             Command::PutNode { .. } => "put_node",
+            Command::SetDraining { .. } => "set_draining",
+            Command::SetNodeTags { .. } => "set_node_tags",
             Command::DeleteNode { .. } => "delete_node",
             Command::Batch { .. } => "batch",
         }

@@ -163,6 +163,20 @@ impl Registry {
                 self.nodes.insert(node.id, node.clone());
                 false
             }
+            Command::SetDraining { id, draining } => {
+                let Some(node) = self.nodes.get_mut(id) else {
+                    return Err(CommandError::NodeNotFound { id: *id });
+                };
+                node.draining = *draining;
+                false
+            }
+            Command::SetNodeTags { id, tags } => {
+                let Some(node) = self.nodes.get_mut(id) else {
+                    return Err(CommandError::NodeNotFound { id: *id });
+                };
+                node.tags = tags.clone();
+                false
+            }
             Command::DeleteNode { id } => {
                 if self.nodes.remove(id).is_none() {
                     return Err(CommandError::NodeNotFound { id: *id });
@@ -310,5 +324,41 @@ mod tests {
             r.server("a").unwrap().placements,
             BTreeMap::from([("a-1".into(), 3)])
         );
+    }
+
+    #[test]
+    fn drain_mark_and_tags_change_only_their_field() {
+        let mut r = Registry::default();
+        let node = NodeRecord {
+            id: 1,
+            addr: "n1:1".into(),
+            tags: vec!["gpu".into()],
+            draining: false,
+        };
+        r.apply(&Command::PutNode { node: node.clone() }).unwrap();
+        r.apply(&Command::SetDraining {
+            id: 1,
+            draining: true,
+        })
+        .unwrap();
+        r.apply(&Command::SetNodeTags {
+            id: 1,
+            tags: vec!["ssd".into()],
+        })
+        .unwrap();
+        let stored = r.nodes().find(|n| n.id == 1).unwrap();
+        assert!(stored.draining);
+        assert_eq!(stored.tags, vec!["ssd".to_owned()]);
+        assert_eq!(stored.addr, node.addr);
+
+        let before = r.clone();
+        assert_eq!(
+            r.apply(&Command::SetDraining {
+                id: 9,
+                draining: true
+            }),
+            Err(CommandError::NodeNotFound { id: 9 })
+        );
+        assert_eq!(r, before);
     }
 }
