@@ -467,7 +467,10 @@ fn print_members(out: OutputFormat, reply: &MembersReply) {
             "{}",
             output::json(&json!({
                 "leader_id": reply.leader_id,
-                "members": reply.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter, "draining": m.draining})).collect::<Vec<_>>(),
+                "members": reply.members.iter().map(|m| json!({
+                    "id": m.id, "addr": m.addr, "voter": m.voter, "draining": m.draining,
+                    "reachable": m.reachable,
+                })).collect::<Vec<_>>(),
             }))
         ),
         OutputFormat::Table => {
@@ -482,7 +485,11 @@ fn print_members(out: OutputFormat, reply: &MembersReply) {
                     } else {
                         "learner"
                     };
-                    let state = if m.draining { "draining" } else { "active" };
+                    let state = match (m.reachable, m.draining) {
+                        (Some(false), _) => "unreachable",
+                        (_, true) => "draining",
+                        _ => "up",
+                    };
                     vec![
                         m.id.to_string(),
                         m.addr.clone(),

@@ -126,6 +126,18 @@ fn a_dead_nodes_replicas_move_and_its_return_leaves_no_extra_process() {
     let victim = (1..=3).find(|id| *id != leader).expect("a follower");
     let survivor = (1..=3).find(|id| *id != victim).expect("a survivor");
     cluster.kill(victim);
+    let members = cluster.json(survivor, &["members"]);
+    let reachable: BTreeMap<u64, bool> = members["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| (m["id"].as_u64().unwrap(), m["reachable"] == true))
+        .collect();
+    assert_eq!(
+        reachable,
+        BTreeMap::from([(1, victim != 1), (2, victim != 2), (3, victim != 3)]),
+        "{members}"
+    );
 
     // Calls keep working through the survivors while the replica moves.
     let mut calls = 0;

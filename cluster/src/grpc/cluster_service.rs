@@ -313,6 +313,7 @@ impl ClusterApi {
                 addr: node.addr.clone(),
                 voter: voters.contains(id),
                 draining: draining.contains(id),
+                reachable: None,
             })
             .collect();
         MembersReply {
@@ -575,7 +576,12 @@ impl ClusterService for ClusterApi {
         &self,
         _request: Request<MembersRequest>,
     ) -> Result<Response<MembersReply>, Status> {
-        Ok(Response::new(self.members()))
+        let mut reply = self.members();
+        let fleet = self.fleet_report().await;
+        for member in &mut reply.members {
+            member.reachable = Some(fleet.get(&member.id).is_some_and(Option::is_some));
+        }
+        Ok(Response::new(reply))
     }
 
     async fn add_learner(
