@@ -1,8 +1,9 @@
 //! The node's HTTP endpoint for operations: `/metrics` (this node), `/metrics/cluster`
-//! (every member in one scrape), `/healthz` (the process is up) and `/readyz` (joined,
-//! a leader is known, the registry is applied).
+//! (every member in one scrape), `/healthz` (the process is up) and `/readyz` (joined, and
+//! the applied registry has caught up with the leader's).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mcp_proto::cluster::MetricsRequest;
+use futures::FutureExt;
+use mcp_proto::cluster::{MetricsRequest, StatusRequest};
 use mcp_raft::types::Raft;
 use mcp_raft::{NodeId, RegistryReader};
 
@@ -20,6 +22,8 @@ use crate::metrics::{merge_expositions, Metrics};
 
 /// How long the cluster view waits for each peer.
 const PEER_SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a readiness check waits for the leader's (or its own Raft core's) answer.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What the endpoints read.
@@ -40,9 +44,17 @@ pub struct HttpState {
 
 impl HttpState {
     /// This node's exposition.
-    pub fn render(&self) -> Result<String, crate::metrics::MetricsError> {
-        self.metrics.render(&self.raft, &self.registry, &self.plane)
+    pub async fn render(&self) -> Result<String, crate::metrics::MetricsError> {
+        self.metrics
+            .render(&self.raft, &self.registry, &self.plane)
+            .await
     }
+}
+
+/// What the handlers share: the node's state, and whether it has caught up once.
+struct Endpoints {
+    state: Arc<HttpState>,
+    caught_up: AtomicBool,
 }
 
 /// Serves the endpoints on `listener` until `shutdown` resolves.
@@ -51,33 +63,48 @@ pub async fn serve(
     state: Arc<HttpState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let endpoints = Arc::new(Endpoints {
+        state,
+        caught_up: AtomicBool::new(false),
+    });
+    // Catching up is checked in the background too, so that readiness does not depend on
+    // whether anybody asked before the leader went away.
+    let watcher = tokio::spawn(watch_catch_up(Arc::clone(&endpoints)));
     let app = axum::Router::new()
         .route("/metrics", get(metrics))
         .route("/metrics/cluster", get(cluster_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(state);
-    axum::serve(listener, app)
+        .with_state(endpoints);
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    watcher.abort();
+    served
+}
+
+/// How often the background check looks whether the node has caught up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(500);
+
+async fn watch_catch_up(endpoints: Arc<Endpoints>) {
+    while readiness(&endpoints).await.is_err() {
+        tokio::time::sleep(CATCH_UP_POLL).await;
+    }
 }
 
 fn exposition(text: String) -> Response {
     ([(header::CONTENT_TYPE, EXPOSITION)], text).into_response()
 }
 
-async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
-    match state.render() {
+async fn metrics(State(endpoints): State<Arc<Endpoints>>) -> Response {
+    match endpoints.state.render().await {
         Ok(text) => exposition(text),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
-async fn cluster_metrics(State(state): State<Arc<HttpState>>) -> Response {
-    let own = match state.render() {
-        Ok(text) => text,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
+async fn cluster_metrics(State(endpoints): State<Arc<Endpoints>>) -> Response {
+    let state = &endpoints.state;
     let peers: Vec<(NodeId, String)> = {
         let metrics = state.raft.metrics().borrow().clone();
         metrics
@@ -105,39 +132,87 @@ async fn cluster_metrics(State(state): State<Arc<HttpState>>) -> Response {
                 }
             }
         }
+        .map(move |text| (id, text))
     });
+    let gathered = futures::future::join_all(scrapes).await;
+    // A peer that did not answer is missing from the view; this gauge says which, so the
+    // view's gaps are visible (and alertable) rather than silent.
+    state.metrics.cluster_view_peer_up.reset();
+    for (id, text) in &gathered {
+        state
+            .metrics
+            .cluster_view_peer_up
+            .with_label_values(&[&id.to_string()])
+            .set(i64::from(text.is_some()));
+    }
+    // Rendered after the peers, so that the view carries the gauge just set.
+    let own = match state.render().await {
+        Ok(text) => text,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
     let mut texts = vec![own];
-    texts.extend(
-        futures::future::join_all(scrapes)
-            .await
-            .into_iter()
-            .flatten(),
-    );
+    texts.extend(gathered.into_iter().filter_map(|(_, text)| text));
     exposition(merge_expositions(&texts))
 }
 
-async fn ready(State(state): State<Arc<HttpState>>) -> Response {
-    let m = state.raft.metrics().borrow().clone();
-    let member = m
-        .membership_config
-        .membership()
-        .get_node(&state.id)
-        .is_some();
-    let reason = if !member {
-        Some("not a cluster member yet")
-    } else if m.current_leader.is_none() {
-        Some("no leader known")
-    } else if m.last_applied.is_none() {
-        Some("registry not applied yet")
-    } else {
-        None
-    };
-    match reason {
-        None => (StatusCode::OK, "ready\n").into_response(),
-        Some(reason) => (
+async fn ready(State(endpoints): State<Arc<Endpoints>>) -> Response {
+    match readiness(&endpoints).await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}\n"),
         )
             .into_response(),
+    }
+}
+
+/// Ready = a member whose applied registry has reached what the leader had applied when
+/// asked. Once reached, the node stays ready even when no leader is known: calls need no
+/// quorum, and taking every node out of a load balancer during an election would turn a
+/// control-plane pause into an outage.
+async fn readiness(endpoints: &Endpoints) -> Result<(), String> {
+    let state = &endpoints.state;
+    let m = state.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    if membership.get_node(&state.id).is_none() {
+        return Err("not a cluster member yet".to_owned());
+    }
+    if endpoints.caught_up.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let Some(leader) = m.current_leader else {
+        return Err("no leader known yet".to_owned());
+    };
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let target = if leader == state.id {
+        tokio::time::timeout(
+            READY_CHECK_TIMEOUT,
+            state
+                .raft
+                .with_raft_state(|s| s.committed.map_or(0, |l| l.index)),
+        )
+        .await
+        .map_err(|_| "Raft core busy".to_owned())?
+        .map_err(|e| e.to_string())?
+    } else {
+        let addr = membership
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| format!("leader {leader} has no address"))?;
+        let mut client = state
+            .peers
+            .cluster_client(&addr)
+            .map_err(|e| e.to_string())?;
+        let reply = tokio::time::timeout(READY_CHECK_TIMEOUT, client.status(StatusRequest {}))
+            .await
+            .map_err(|_| format!("leader {leader} did not answer"))?
+            .map_err(|e| format!("leader {leader}: {}", e.message()))?;
+        reply.into_inner().last_applied_index.unwrap_or(0)
+    };
+    if applied >= target {
+        endpoints.caught_up.store(true, Ordering::Release);
+        Ok(())
+    } else {
+        Err(format!("catching up: applied index {applied} of {target}"))
     }
 }

@@ -15,9 +15,11 @@ use tokio::task::JoinHandle;
 pub fn spawn(raft: Raft, registry: RegistryReader) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
+        let mut seen = LeadershipView::default();
         loop {
             let (is_leader, members) = {
                 let m = metrics.borrow_and_update();
+                seen.log_change(m.id, m.current_term, m.current_leader, &m.state);
                 let members: BTreeMap<NodeId, String> = m
                     .membership_config
                     .membership()
@@ -40,6 +42,48 @@ pub fn spawn(raft: Raft, registry: RegistryReader) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// What this node last knew about leadership, to log each election once.
+#[derive(Default)]
+struct LeadershipView {
+    term: u64,
+    leader: Option<NodeId>,
+    leading: bool,
+}
+
+impl LeadershipView {
+    /// Logs, at info, each change of leader that this node observes: operators follow
+    /// elections in the logs (openraft's own lines are too low-level for that).
+    fn log_change(&mut self, id: NodeId, term: u64, leader: Option<NodeId>, state: &ServerState) {
+        let leading = *state == ServerState::Leader;
+        if term == self.term && leader == self.leader && leading == self.leading {
+            return;
+        }
+        if leading {
+            if !self.leading {
+                tracing::info!(node = id, term, "became Raft leader");
+            }
+        } else {
+            match leader {
+                Some(l) if l != id && (leader != self.leader || term != self.term) => {
+                    tracing::info!(node = id, leader = l, term, "following Raft leader");
+                }
+                None if self.leader.is_some() => {
+                    tracing::info!(
+                        node = id,
+                        term,
+                        previous_leader = self.leader,
+                        "Raft leader lost; election under way"
+                    );
+                }
+                _ => tracing::debug!(node = id, term, ?leader, "Raft term or leader changed"),
+            }
+        }
+        self.term = term;
+        self.leader = leader;
+        self.leading = leading;
+    }
 }
 
 /// The commands that make the registry's node records match `members`.

@@ -24,6 +24,9 @@ const LATENCY_BUCKETS: [f64; 18] = [
     2.5, 10.0, 30.0, 60.0,
 ];
 
+/// How long a scrape waits for Raft's commit index.
+const COMMIT_INDEX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why a metric could not be created or encoded.
 #[derive(Debug, thiserror::Error)]
 #[error("metrics: {0}")]
@@ -54,6 +57,7 @@ pub struct Metrics {
     raft_term: IntGauge,
     raft_is_leader: IntGauge,
     raft_last_log_index: IntGauge,
+    raft_commit_index: IntGauge,
     raft_last_applied_index: IntGauge,
     raft_snapshot_index: IntGauge,
     registry_revision: IntGauge,
@@ -63,6 +67,9 @@ pub struct Metrics {
     breaker_open: IntGaugeVec,
     replicas_desired: IntGaugeVec,
     replicas_running: IntGaugeVec,
+    /// `mcp_cluster_view_peer_up{peer}`: whether the last cluster view served by this node
+    /// got the metrics of each peer (1) or not (0).
+    pub cluster_view_peer_up: IntGaugeVec,
 }
 
 fn counter(
@@ -129,6 +136,7 @@ impl Metrics {
             raft_term: gauge(r, "mcp_raft_term", "Current Raft term.")?,
             raft_is_leader: gauge(r, "mcp_raft_is_leader", "1 if this node is the Raft leader.")?,
             raft_last_log_index: gauge(r, "mcp_raft_last_log_index", "Index of the last entry in this node's Raft log.")?,
+            raft_commit_index: gauge(r, "mcp_raft_commit_index", "Index of the last Raft entry this node knows to be committed.")?,
             raft_last_applied_index: gauge(r, "mcp_raft_last_applied_index", "Index of the last Raft entry applied to the registry (committed and applied).")?,
             raft_snapshot_index: gauge(r, "mcp_raft_snapshot_index", "Last log index covered by this node's snapshot.")?,
             registry_revision: gauge(r, "mcp_registry_revision", "Registry revision applied on this node.")?,
@@ -138,17 +146,28 @@ impl Metrics {
             breaker_open: gauge_vec(r, "mcp_circuit_breaker_open", "Instances of a server on this node whose circuit breaker is open.", &["server"])?,
             replicas_desired: gauge_vec(r, "mcp_server_replicas_desired", "Desired replicas of each server (cluster-wide, from the registry).", &["server"])?,
             replicas_running: gauge_vec(r, "mcp_server_replicas_running", "Running instances of each server on this node.", &["server"])?,
+            cluster_view_peer_up: gauge_vec(r, "mcp_cluster_view_peer_up", "Whether the last /metrics/cluster scrape served by this node got each peer's metrics (1) or not (0).", &["peer"])?,
             registry,
         })
     }
 
     /// Refreshes the state metrics and renders everything in the Prometheus text format.
-    pub fn render(
+    pub async fn render(
         &self,
         raft: &Raft,
         registry: &RegistryReader,
         plane: &DataPlane,
     ) -> Result<String, MetricsError> {
+        // openraft's metrics lack the commit index; its core state has it. A core too busy
+        // to answer within the limit leaves the last value rather than stalling the scrape.
+        let committed = tokio::time::timeout(
+            COMMIT_INDEX_TIMEOUT,
+            raft.with_raft_state(|state| state.committed.map(|l| l.index)),
+        )
+        .await;
+        if let Ok(Ok(committed)) = committed {
+            self.raft_commit_index.set(as_i64(committed.unwrap_or(0)));
+        }
         let m = raft.metrics().borrow().clone();
         self.raft_term.set(as_i64(m.current_term));
         self.raft_is_leader
@@ -194,6 +213,11 @@ impl Metrics {
         self.in_flight.reset();
         self.breaker_open.reset();
         self.replicas_running.reset();
+        // Every registered server gets a running count, 0 included: a server with no
+        // instance anywhere must still show up, or "desired > running" alerts stay silent.
+        for server in desired.keys() {
+            self.replicas_running.with_label_values(&[server]).set(0);
+        }
         for instance in plane.instances() {
             let server = instance.server.as_str();
             self.instances
@@ -423,6 +447,7 @@ mod tests {
         m.breaker_open.with_label_values(&["s"]).set(0);
         m.replicas_desired.with_label_values(&["s"]).set(1);
         m.replicas_running.with_label_values(&["s"]).set(1);
+        m.cluster_view_peer_up.with_label_values(&["2"]).set(1);
     }
 
     #[test]

@@ -388,6 +388,7 @@ impl ClusterService for ClusterApi {
         };
         let text = metrics
             .render(&self.raft, &self.registry, plane)
+            .await
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(MetricsReply { text }))
     }

@@ -203,6 +203,12 @@ impl Server {
                 "x".repeat(usize::try_from(bytes).unwrap_or(0))
             }
             "whoami" => format!("{} pid={}", self.name, std::process::id()),
+            // Lets tests prove that a spec's env reached the process.
+            "env" => args
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|name| std::env::var(name).ok())
+                .unwrap_or_default(),
             "counter" => count.to_string(),
             other => return Outcome::Reply(error(id, -32602, &format!("unknown tool: {other}"))),
         };
@@ -258,6 +264,11 @@ fn tools() -> Value {
             json!({"bytes": {"type": "integer"}})
         ),
         tool("whoami", "Names this instance", json!({})),
+        tool(
+            "env",
+            "Returns the value of an environment variable",
+            json!({"name": {"type": "string"}})
+        ),
         tool(
             "counter",
             "Counts the tool calls this process has seen",
