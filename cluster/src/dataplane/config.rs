@@ -91,6 +91,8 @@ pub struct DataPlaneConfig {
     pub idle_timeout: Duration,
     /// TCP keep-alive on HTTP connections (`enable_keepalive`).
     pub keepalive: bool,
+    /// Time between TCP keep-alive probes when keep-alive is on (`keepalive_interval_secs`).
+    pub keepalive_interval: Duration,
     /// Largest message accepted from a server.
     pub max_message_bytes: usize,
     /// Circuit breaker per instance.
@@ -112,6 +114,7 @@ impl Default for DataPlaneConfig {
             initial_size: 1,
             idle_timeout: Duration::from_secs(300),
             keepalive: true,
+            keepalive_interval: Duration::from_secs(30),
             max_message_bytes: 16 * 1024 * 1024,
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),

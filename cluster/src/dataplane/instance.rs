@@ -187,6 +187,7 @@ async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig, metrics: Ar
         label: instance.id.clone(),
         idle_timeout: config.idle_timeout,
         keepalive: config.keepalive,
+        keepalive_interval: config.keepalive_interval,
     };
     let policy = &config.restart;
     let mut stop = instance.stop.subscribe();

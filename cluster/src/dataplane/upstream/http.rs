@@ -21,8 +21,6 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
-/// Probe interval of TCP keep-alive, when enabled.
-const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Default header of `api_key` auth.
 const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
 
@@ -61,7 +59,7 @@ impl HttpWire {
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(options.idle_timeout)
-            .tcp_keepalive(options.keepalive.then_some(TCP_KEEPALIVE))
+            .tcp_keepalive(options.keepalive.then_some(options.keepalive_interval))
             .build()
             .map_err(|e| UpstreamError::Connect(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {

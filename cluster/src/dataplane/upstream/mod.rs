@@ -60,6 +60,8 @@ pub struct SessionOptions {
     pub idle_timeout: Duration,
     /// TCP keep-alive on HTTP connections.
     pub keepalive: bool,
+    /// Time between TCP keep-alive probes when `keepalive` is on.
+    pub keepalive_interval: Duration,
 }
 
 /// Why a session request failed.

@@ -1,0 +1,786 @@
+//! The gRPC client both modes use: it talks to a set of nodes, finds the leader itself, and
+//! fails over to another node when one stops answering.
+//!
+//! Every operation goes through [`ClusterClient::run`], which decides per failure whether
+//! the next node may be tried:
+//! - the node was never reached (connection refused, connect timeout): always;
+//! - the connection broke while the request was in flight: only when the operation may
+//!   be repeated (reads, deploy and scale, safe JSON-RPC methods, `retry_unsafe`), since a
+//!   `tools/call` may already have run;
+//! - the node answered "unavailable" (no leader elected yet, write not committed in time):
+//!   wait briefly, refresh the leader, and try again until the failover window closes.
+//!
+//! Any other answer from a node is final and goes back to the caller as its category.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
+use mcp_proto::cluster::{
+    AddLearnerRequest, DeployRequest, GetMetricsReply, GetMetricsRequest, ListServersRequest,
+    MembersReply, MembersRequest, MetricsRequest, PromoteVoterRequest, ScaleRequest, ServerInfo,
+    StatusReply, StatusRequest, UndeployRequest, WriteReply,
+};
+use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
+use mcp_proto::execute::{ExecuteReply, ExecuteRequest, ExecuteToolRequest};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use crate::errors::{ClientError, ErrorKind};
+
+/// How long connecting to one node may take before the next is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one attempt of a cluster operation may take.
+const CONTROL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Extra time an execute attempt gets beyond the request timeout (the node answers
+/// `timeout` itself; this only bounds a node that stopped answering).
+const EXECUTE_GRACE: Duration = Duration::from_secs(5);
+/// How long a status probe of one node may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// JSON-RPC methods that may be sent again after a connection broke mid-request (the same
+/// list the data plane uses for its own retries).
+const REPEATABLE_METHODS: [&str; 9] = [
+    "ping",
+    "tools/list",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "prompts/list",
+    "prompts/get",
+    "server/discover",
+    "completion/complete",
+];
+
+/// How the client reaches the cluster.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Node addresses to start from (`HOST:PORT`).
+    pub seeds: Vec<String>,
+    /// Sent as `authorization: Bearer ...` with every request.
+    pub admin_token: Option<String>,
+    /// How long an operation keeps trying other nodes and waiting for a leader.
+    pub failover_window: Duration,
+    /// The default request timeout, bounding how long an execute attempt may take.
+    pub request_timeout: Duration,
+}
+
+/// Whether an operation may be sent again after its connection broke mid-flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Repeating has no effect beyond the first (reads, deploy, scale).
+    Safe,
+    /// It may have run already (a tools/call, an undeploy).
+    Unsafe,
+}
+
+/// What the client does after a failed attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Give the caller this error.
+    Fail,
+    /// Try the next node now.
+    OtherNode,
+    /// Wait for a leader, then try again.
+    Later,
+}
+
+#[derive(Clone)]
+struct Peer {
+    addr: String,
+    channel: Channel,
+}
+
+/// A client of every node of one cluster.
+pub struct ClusterClient {
+    peers: RwLock<Vec<Peer>>,
+    /// Index in `peers` of the node that answered last (tried first).
+    preferred: AtomicUsize,
+    /// Address of the leader, when known (writes go there first, saving a forward hop).
+    leader: RwLock<Option<String>>,
+    token: Option<MetadataValue<Ascii>>,
+    settings: ClientSettings,
+}
+
+impl ClusterClient {
+    /// A client starting from `settings.seeds`; nothing is dialed until the first call.
+    pub fn new(settings: ClientSettings) -> Result<Self, ClientError> {
+        if settings.seeds.is_empty() {
+            return Err(ClientError::config(
+                "cluster_nodes",
+                "DistributedConfig.cluster_nodes: at least one node address is needed",
+            ));
+        }
+        let token = match &settings.admin_token {
+            Some(token) => Some(MetadataValue::try_from(format!("Bearer {token}")).map_err(
+                |_| {
+                    ClientError::config(
+                        "admin_token",
+                        "admin_token contains characters not allowed in a header",
+                    )
+                },
+            )?),
+            None => None,
+        };
+        let mut peers = Vec::new();
+        for addr in &settings.seeds {
+            if !peers.iter().any(|p: &Peer| p.addr == *addr) {
+                peers.push(Peer {
+                    addr: addr.clone(),
+                    channel: channel(addr)?,
+                });
+            }
+        }
+        Ok(Self {
+            peers: RwLock::new(peers),
+            preferred: AtomicUsize::new(0),
+            leader: RwLock::new(None),
+            token,
+            settings,
+        })
+    }
+
+    /// The addresses the client knows (seeds and discovered members).
+    pub fn addresses(&self) -> Vec<String> {
+        self.peers_snapshot().into_iter().map(|p| p.addr).collect()
+    }
+
+    /// The leader's address, when known.
+    pub fn leader(&self) -> Option<String> {
+        self.leader
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn peers_snapshot(&self) -> Vec<Peer> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.token {
+            request
+                .metadata_mut()
+                .insert(mcp_proto::AUTHORIZATION, token.clone());
+        }
+        request
+    }
+
+    /// The nodes to try, in order: the leader first for writes, then the node that
+    /// answered last, then the rest.
+    fn order(&self, leader_first: bool) -> Vec<Peer> {
+        let peers = self.peers_snapshot();
+        let n = peers.len();
+        let start = self.preferred.load(Ordering::Relaxed) % n.max(1);
+        let mut ordered: Vec<Peer> = (0..n).map(|i| peers[(start + i) % n].clone()).collect();
+        if leader_first {
+            if let Some(leader) = self.leader() {
+                if let Some(pos) = ordered.iter().position(|p| p.addr == leader) {
+                    let peer = ordered.remove(pos);
+                    ordered.insert(0, peer);
+                }
+            }
+        }
+        ordered
+    }
+
+    fn prefer(&self, addr: &str) {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = peers.iter().position(|p| p.addr == addr) {
+            self.preferred.store(pos, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `call` against the cluster with failover (see the module docs).
+    async fn run<T, F, Fut>(
+        &self,
+        what: &str,
+        leader_first: bool,
+        repeat: Repeat,
+        attempt_timeout: Duration,
+        mut call: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let deadline = Instant::now() + self.settings.failover_window;
+        let mut pause = Duration::from_millis(50);
+        let mut last: Option<ClientError> = None;
+        loop {
+            let mut wait_for_leader = false;
+            for peer in self.order(leader_first) {
+                let outcome =
+                    tokio::time::timeout(attempt_timeout, call(peer.channel.clone())).await;
+                let status = match outcome {
+                    Ok(Ok(value)) => {
+                        self.prefer(&peer.addr);
+                        return Ok(value);
+                    }
+                    Ok(Err(status)) => status,
+                    Err(_) => {
+                        // The node accepted the request and then said nothing: it may have
+                        // run it, so only a repeatable operation moves on.
+                        let err = ClientError::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "{what}: node {} did not answer within {} ms",
+                                peer.addr,
+                                attempt_timeout.as_millis()
+                            ),
+                        );
+                        if repeat == Repeat::Safe {
+                            last = Some(err);
+                            continue;
+                        }
+                        return Err(err);
+                    }
+                };
+                match next_step(&status, repeat) {
+                    Next::Fail => {
+                        let mut err = ClientError::from_status(&status);
+                        if err.kind == ErrorKind::Connection && is_transport_failure(&status) {
+                            err.message = format!(
+                                "{what}: the connection to node {} broke while the request was in flight, so it may have run; not repeated (pass retry_unsafe=True to allow it): {}",
+                                peer.addr, err.message
+                            );
+                        }
+                        return Err(err);
+                    }
+                    Next::OtherNode => {
+                        tracing::debug!(node = %peer.addr, %what, error = %status.message(), "trying another node");
+                        if self.leader().as_deref() == Some(peer.addr.as_str()) {
+                            *self.leader.write().unwrap_or_else(|e| e.into_inner()) = None;
+                        }
+                        last = Some(ClientError::new(
+                            ErrorKind::ClusterUnavailable,
+                            format!("node {} unreachable: {}", peer.addr, status.message()),
+                        ));
+                    }
+                    Next::Later => {
+                        last = Some(ClientError::from_status(&status));
+                        wait_for_leader = true;
+                        break;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                let detail = last
+                    .map(|e| e.message)
+                    .unwrap_or_else(|| "no node answered".to_owned());
+                return Err(ClientError::new(
+                    ErrorKind::ClusterUnavailable,
+                    format!(
+                        "{what}: no node of the cluster could serve the request within {} ms ({}); last error: {detail}",
+                        self.settings.failover_window.as_millis(),
+                        self.addresses().join(", ")
+                    ),
+                ));
+            }
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+            if wait_for_leader || leader_first {
+                self.discover().await;
+            }
+        }
+    }
+
+    /// Asks every known node for its status, learns the members' addresses and the
+    /// leader. Returns the replies of the nodes that answered.
+    pub async fn discover(&self) -> Vec<StatusReply> {
+        let peers = self.peers_snapshot();
+        let probes = peers.iter().map(|peer| {
+            let mut client = cluster_client(peer.channel.clone());
+            let request = self.request(StatusRequest {});
+            async move {
+                tokio::time::timeout(PROBE_TIMEOUT, client.status(request))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(tonic::Response::into_inner)
+            }
+        });
+        let replies: Vec<StatusReply> = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        // Members first, so that a leader that is not a seed is dialable.
+        let mut members: BTreeMap<u64, String> = BTreeMap::new();
+        for reply in &replies {
+            for member in &reply.members {
+                members.insert(member.id, member.addr.clone());
+            }
+        }
+        self.learn(members.values());
+        // The leader in the highest term anyone reports (a deposed leader may still
+        // believe in itself for a moment).
+        let leader = replies
+            .iter()
+            .filter_map(|r| r.leader_id.map(|id| (r.term, id)))
+            .max()
+            .and_then(|(_, id)| members.get(&id).cloned());
+        if leader.is_some() {
+            *self.leader.write().unwrap_or_else(|e| e.into_inner()) = leader;
+        }
+        replies
+    }
+
+    fn learn<'a>(&self, addrs: impl Iterator<Item = &'a String>) {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        for addr in addrs {
+            if !peers.iter().any(|p| p.addr == *addr) {
+                match channel(addr) {
+                    Ok(channel) => peers.push(Peer {
+                        addr: addr.clone(),
+                        channel,
+                    }),
+                    Err(e) => tracing::warn!(%addr, error = %e, "ignoring a member address"),
+                }
+            }
+        }
+    }
+
+    /// Waits until some node reports a leader (or the failover window closes).
+    pub async fn wait_for_leader(&self) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.settings.failover_window;
+        loop {
+            let replies = self.discover().await;
+            if self.leader().is_some() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let reached = replies.len();
+                return Err(ClientError::new(
+                    ErrorKind::ClusterUnavailable,
+                    format!(
+                        "no leader elected within {} ms ({reached} of {} nodes answered: {})",
+                        self.settings.failover_window.as_millis(),
+                        self.addresses().len(),
+                        self.addresses().join(", ")
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Deploys (creates or replaces) a server from its spec JSON.
+    pub async fn deploy(&self, spec_json: &str) -> Result<WriteReply, ClientError> {
+        self.run(
+            "deploy",
+            true,
+            Repeat::Safe,
+            CONTROL_ATTEMPT_TIMEOUT,
+            |ch| {
+                let request = self.request(DeployRequest {
+                    spec_json: spec_json.to_owned(),
+                    expected_revision: None,
+                });
+                async move {
+                    cluster_client(ch)
+                        .deploy(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Removes a server.
+    pub async fn undeploy(&self, name: &str) -> Result<WriteReply, ClientError> {
+        self.run(
+            "undeploy",
+            true,
+            Repeat::Unsafe,
+            CONTROL_ATTEMPT_TIMEOUT,
+            |ch| {
+                let request = self.request(UndeployRequest {
+                    name: name.to_owned(),
+                });
+                async move {
+                    cluster_client(ch)
+                        .undeploy(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Sets a server's replica count.
+    pub async fn scale(&self, name: &str, replicas: u32) -> Result<WriteReply, ClientError> {
+        self.run("scale", true, Repeat::Safe, CONTROL_ATTEMPT_TIMEOUT, |ch| {
+            let request = self.request(ScaleRequest {
+                name: name.to_owned(),
+                replicas,
+            });
+            async move {
+                cluster_client(ch)
+                    .scale(request)
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Every server in the registry. `stale` reads the answering node's applied state
+    /// (works without a quorum).
+    pub async fn list_servers(&self, stale: bool) -> Result<Vec<ServerInfo>, ClientError> {
+        self.run(
+            "list servers",
+            !stale,
+            Repeat::Safe,
+            CONTROL_ATTEMPT_TIMEOUT,
+            |ch| {
+                let request = self.request(ListServersRequest { stale });
+                async move {
+                    cluster_client(ch)
+                        .list_servers(request)
+                        .await
+                        .map(|r| r.into_inner().servers)
+                }
+            },
+        )
+        .await
+    }
+
+    /// The membership as the answering node sees it.
+    pub async fn members(&self) -> Result<MembersReply, ClientError> {
+        self.run(
+            "members",
+            false,
+            Repeat::Safe,
+            CONTROL_ATTEMPT_TIMEOUT,
+            |ch| {
+                let request = self.request(MembersRequest {});
+                async move {
+                    cluster_client(ch)
+                        .members(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Adds a node as a learner (returns once it has caught up).
+    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<MembersReply, ClientError> {
+        self.run(
+            "add learner",
+            true,
+            Repeat::Safe,
+            Duration::from_secs(90),
+            |ch| {
+                let request = self.request(AddLearnerRequest {
+                    id,
+                    addr: addr.to_owned(),
+                });
+                async move {
+                    cluster_client(ch)
+                        .add_learner(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Makes a learner a voter.
+    pub async fn promote_voter(&self, id: u64) -> Result<MembersReply, ClientError> {
+        self.run(
+            "promote voter",
+            true,
+            Repeat::Safe,
+            CONTROL_ATTEMPT_TIMEOUT,
+            |ch| {
+                let request = self.request(PromoteVoterRequest { id });
+                async move {
+                    cluster_client(ch)
+                        .promote_voter(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Sends a JSON-RPC request to a server; returns the reply (the server's response
+    /// object, error or result).
+    pub async fn execute(
+        &self,
+        server: &str,
+        request_json: &str,
+        timeout: Option<Duration>,
+        retry_unsafe: bool,
+    ) -> Result<ExecuteReply, ClientError> {
+        let repeat = if retry_unsafe || is_repeatable_request(request_json) {
+            Repeat::Safe
+        } else {
+            Repeat::Unsafe
+        };
+        let attempt = timeout.unwrap_or(self.settings.request_timeout) + EXECUTE_GRACE;
+        let timeout_ms = timeout.map(duration_ms);
+        self.run("execute", false, repeat, attempt, |ch| {
+            let request = self.request(ExecuteRequest {
+                server: server.to_owned(),
+                request_json: request_json.to_owned(),
+                retry_unsafe,
+                timeout_ms,
+            });
+            async move {
+                execute_client(ch)
+                    .execute(request)
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Calls one tool; a JSON-RPC error from the server is an `Err` of kind `ServerError`.
+    pub async fn execute_tool(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments_json: &str,
+        timeout: Option<Duration>,
+        retry_unsafe: bool,
+    ) -> Result<ExecuteReply, ClientError> {
+        let repeat = if retry_unsafe {
+            Repeat::Safe
+        } else {
+            Repeat::Unsafe
+        };
+        let attempt = timeout.unwrap_or(self.settings.request_timeout) + EXECUTE_GRACE;
+        let timeout_ms = timeout.map(duration_ms);
+        self.run("execute tool", false, repeat, attempt, |ch| {
+            let request = self.request(ExecuteToolRequest {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                arguments_json: arguments_json.to_owned(),
+                retry_unsafe,
+                timeout_ms,
+            });
+            async move {
+                execute_client(ch)
+                    .execute_tool(request)
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Status of every node that answers (instances, indexes, role), keyed by address.
+    pub async fn status_of_all(&self) -> Vec<StatusReply> {
+        self.discover().await
+    }
+
+    /// Request statistics of every node that answers.
+    pub async fn metrics_of_all(&self) -> Vec<GetMetricsReply> {
+        let peers = self.peers_snapshot();
+        let calls = peers.iter().map(|peer| {
+            let mut client = cluster_client(peer.channel.clone());
+            let request = self.request(GetMetricsRequest {});
+            async move {
+                tokio::time::timeout(PROBE_TIMEOUT, client.get_metrics(request))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(tonic::Response::into_inner)
+            }
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The Prometheus exposition of every node that answers.
+    pub async fn expositions(&self) -> Vec<String> {
+        let peers = self.peers_snapshot();
+        let calls = peers.iter().map(|peer| {
+            let mut client = cluster_client(peer.channel.clone());
+            let request = self.request(MetricsRequest {});
+            async move {
+                tokio::time::timeout(PROBE_TIMEOUT, client.metrics(request))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|r| r.into_inner().text)
+            }
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn channel(addr: &str) -> Result<Channel, ClientError> {
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| {
+            ClientError::config(
+                "cluster_nodes",
+                format!("node address {addr:?} is not HOST:PORT: {e}"),
+            )
+        })?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+fn cluster_client(channel: Channel) -> ClusterServiceClient<Channel> {
+    ClusterServiceClient::new(channel).max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+}
+
+fn execute_client(channel: Channel) -> ExecuteServiceClient<Channel> {
+    ExecuteServiceClient::new(channel)
+        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+}
+
+/// A status the node did not produce itself (no `x-mcpd-error` category): the transport
+/// failed.
+fn is_transport_failure(status: &Status) -> bool {
+    !status.metadata().contains_key(mcp_proto::ERROR_KIND)
+        && matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
+        )
+}
+
+/// True when the request provably never reached the node: the connection could not be
+/// opened (refused, timed out, no route). Walks the error's source chain.
+fn never_reached(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::NotFound
+            ) {
+                return true;
+            }
+        }
+        let text = err.to_string();
+        if text.contains("tcp connect error")
+            || text.contains("error trying to connect")
+            || text.contains("dns error")
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+fn next_step(status: &Status, repeat: Repeat) -> Next {
+    let category = status
+        .metadata()
+        .get(mcp_proto::ERROR_KIND)
+        .and_then(|v| v.to_str().ok());
+    match category {
+        // No leader right now, or the write was not committed in time: a new leader is
+        // being elected. A repeatable write may simply be sent again.
+        Some("unavailable") if repeat == Repeat::Safe => Next::Later,
+        Some(_) => Next::Fail,
+        None if is_transport_failure(status) => {
+            if never_reached(status) || repeat == Repeat::Safe {
+                Next::OtherNode
+            } else {
+                Next::Fail
+            }
+        }
+        None => Next::Fail,
+    }
+}
+
+/// True when `request_json` is a JSON-RPC request whose method is safe to send twice.
+fn is_repeatable_request(request_json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(request_json)
+        .ok()
+        .and_then(|v| v.get("method").and_then(|m| m.as_str()).map(str::to_owned))
+        .is_some_and(|method| REPEATABLE_METHODS.contains(&method.as_str()))
+}
+
+/// One client for several tasks.
+pub type SharedClient = Arc<ClusterClient>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::metadata::MetadataValue;
+
+    #[test]
+    fn only_safe_methods_repeat() {
+        assert!(is_repeatable_request(r#"{"method": "tools/list"}"#));
+        assert!(!is_repeatable_request(r#"{"method": "tools/call"}"#));
+        assert!(!is_repeatable_request("not json"));
+    }
+
+    #[test]
+    fn node_answers_are_final_except_unavailable() {
+        let mut status = Status::unavailable("no leader");
+        status.metadata_mut().insert(
+            mcp_proto::ERROR_KIND,
+            MetadataValue::from_static("unavailable"),
+        );
+        assert_eq!(next_step(&status, Repeat::Safe), Next::Later);
+        assert_eq!(next_step(&status, Repeat::Unsafe), Next::Fail);
+        let mut timeout = Status::deadline_exceeded("slow");
+        timeout
+            .metadata_mut()
+            .insert(mcp_proto::ERROR_KIND, MetadataValue::from_static("timeout"));
+        assert_eq!(next_step(&timeout, Repeat::Safe), Next::Fail);
+    }
+
+    #[test]
+    fn broken_connections_move_on_only_when_repeatable() {
+        let broken = Status::unavailable("connection reset");
+        assert_eq!(next_step(&broken, Repeat::Safe), Next::OtherNode);
+        assert_eq!(next_step(&broken, Repeat::Unsafe), Next::Fail);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_was_never_reached() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut client = cluster_client(channel(&format!("127.0.0.1:{port}")).expect("channel"));
+        let status = client
+            .status(StatusRequest {})
+            .await
+            .expect_err("nothing listens there");
+        assert!(never_reached(&status), "{status:?}");
+        assert_eq!(next_step(&status, Repeat::Unsafe), Next::OtherNode);
+    }
+}

@@ -1,0 +1,138 @@
+//! A cluster node running inside the Python process: the same `ClusterNode` as `mcpd node`.
+//!
+//! Embedded mode runs a single-node cluster (data in a temporary dir unless `data_dir` is
+//! given); distributed mode with `node_id` runs one member of a larger cluster. Either way
+//! the manager then talks to the node over gRPC with the same client as a remote cluster.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mcp_cluster::dataplane::DataPlaneConfig;
+use mcp_cluster::{ClusterNode, NodeConfig, RaftTuning};
+
+use crate::errors::{ClientError, ErrorKind};
+
+/// What a local node is started with.
+#[derive(Debug, Clone)]
+pub struct LocalNodeSpec {
+    /// Node id.
+    pub id: u64,
+    /// gRPC listen address; `None` picks a free loopback port (or, on restart, the one
+    /// pinned in the data dir).
+    pub listen_addr: Option<SocketAddr>,
+    /// Address peers dial.
+    pub advertise_addr: Option<String>,
+    /// Data dir; `None` is a temporary dir deleted at shutdown.
+    pub data_dir: Option<PathBuf>,
+    /// Founding members (empty: join later, or already has state).
+    pub initial_cluster: BTreeMap<u64, String>,
+    /// Admin token of the cluster.
+    pub admin_token: Option<String>,
+    /// Raft election timeout.
+    pub election_timeout: Duration,
+    /// Data-plane settings.
+    pub dataplane: DataPlaneConfig,
+}
+
+/// A running in-process node.
+pub struct LocalNode {
+    node: ClusterNode,
+    addr: String,
+    // Deleted when the node is dropped, after it stopped.
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> ClientError {
+    ClientError::new(ErrorKind::Internal, format!("{what}: {e}"))
+}
+
+impl LocalNode {
+    /// Starts the node.
+    pub async fn start(spec: LocalNodeSpec) -> Result<Self, ClientError> {
+        let (data_dir, tempdir) = match &spec.data_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("mcp-rust-")
+                    .tempdir()
+                    .map_err(|e| failed("cannot create a temporary data dir", e))?;
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
+        let restarted = mcp_cluster::identity::exists(&data_dir);
+        let listen_addr = match spec.listen_addr {
+            Some(addr) => Some(addr),
+            None if restarted => None,
+            None => Some(free_loopback_addr()?),
+        };
+        let mut initial_cluster = spec.initial_cluster.clone();
+        // A single-node cluster lists itself, at the address just chosen.
+        if initial_cluster.len() == 1 && initial_cluster.contains_key(&spec.id) {
+            if let Some(addr) = listen_addr {
+                let advertised = spec
+                    .advertise_addr
+                    .clone()
+                    .unwrap_or_else(|| addr.to_string());
+                initial_cluster.insert(spec.id, advertised);
+            }
+        }
+        // Heartbeats several times per election timeout, as openraft requires.
+        let heartbeat = (spec.election_timeout / 4).max(Duration::from_millis(10));
+        let mut config = NodeConfig::new(data_dir);
+        config.id = Some(spec.id);
+        config.listen_addr = listen_addr;
+        config.advertise_addr = spec.advertise_addr.clone();
+        config.initial_cluster = initial_cluster;
+        config.admin_token = spec.admin_token.clone();
+        config.raft = RaftTuning {
+            leader_election_timeout: spec.election_timeout,
+            heartbeat_interval: heartbeat,
+            ..RaftTuning::default()
+        };
+        config.dataplane = spec.dataplane.clone();
+        config.metrics_addr = None;
+        let node = ClusterNode::start(config).await.map_err(|e| match e {
+            mcp_cluster::ClusterError::Config(message) => ClientError::config("node", message),
+            mcp_cluster::ClusterError::Identity { .. } => {
+                ClientError::config("data_dir", e.to_string())
+            }
+            other => failed("cannot start the cluster node", other),
+        })?;
+        let addr = node.advertise_addr().to_owned();
+        tracing::info!(node = node.id(), %addr, "in-process node started");
+        Ok(Self {
+            node,
+            addr,
+            _tempdir: tempdir,
+        })
+    }
+
+    /// The address clients and peers dial.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The node id.
+    pub fn id(&self) -> u64 {
+        self.node.id()
+    }
+
+    /// Stops the node: its instances, the gRPC server and Raft.
+    pub async fn shutdown(self) -> Result<(), ClientError> {
+        let Self { node, _tempdir, .. } = self;
+        node.shutdown()
+            .await
+            .map_err(|e| failed("node shutdown", e))?;
+        drop(_tempdir);
+        Ok(())
+    }
+}
+
+/// A loopback address with a port the OS says is free now.
+fn free_loopback_addr() -> Result<SocketAddr, ClientError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| failed("cannot find a free loopback port", e))
+}

@@ -1,0 +1,134 @@
+"""Distributed mode against real 3-node `mcpd` clusters: leader discovery, failover after
+`kill -9` of the leader, and a Python process joining as a voter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mcp_rust import ClusterUnavailableError, ConfigError, DistributedConfig, MCPManager
+
+
+async def wait_healthy_instances(manager: MCPManager, server: str, count: int, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        health = await manager.get_health_status()
+        entry = health.servers.get(server)
+        if entry is not None and entry.healthy_instances >= count:
+            return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{server}: wanted {count} healthy instances, have {entry!r}")
+        await asyncio.sleep(0.2)
+
+
+async def test_client_fails_over_when_the_leader_is_killed(cluster3, time_server_spec):
+    dist_config = DistributedConfig(
+        cluster_nodes=cluster3.nodes,
+        leader_election_timeout_secs=0.4,
+    )
+    manager = MCPManager(distributed=dist_config)
+    async with manager:
+        assert manager.mode == "client"
+        server_id = await manager.deploy_server(time_server_spec("time", replicas=3))
+        await wait_healthy_instances(manager, "time", 3)
+        first = await manager.execute_tool(server_id, "get_current_time", {"timezone": "UTC"})
+        assert first["isError"] is False
+
+        leader = manager.leader_address
+        assert leader in cluster3.nodes
+        cluster3.kill(cluster3.node_of(leader))
+
+        # The very next calls succeed: the client moves to a live node by itself.
+        for _ in range(5):
+            result = await manager.execute_tool(server_id, "get_current_time", {"timezone": "UTC"})
+            assert result["isError"] is False
+            assert "UTC" in str(result)
+        # Writes wait for the new leader and succeed too.
+        await manager.scale_server(server_id, 2)
+        assert manager.leader_address not in (None, leader)
+        servers = {s.name: s for s in await manager.list_servers()}
+        assert servers["time"].replicas == 2
+
+
+async def test_consensus_threshold_waits_for_the_voters(cluster3, test_server_bin):
+    manager = MCPManager(
+        distributed=DistributedConfig(
+            cluster_nodes=cluster3.nodes,
+            consensus_threshold=1.0,
+            leader_election_timeout_secs=0.4,
+        )
+    )
+    async with manager:
+        await manager.deploy_server({"name": "all", "command": test_server_bin, "replicas": 0})
+        # With a voter down, every voter can no longer apply a write: refused in time.
+        follower = next(a for a in cluster3.nodes if a != manager.leader_address)
+        cluster3.kill(cluster3.node_of(follower))
+        with pytest.raises(ClusterUnavailableError) as info:
+            await manager.deploy_server({"name": "two", "command": test_server_bin, "replicas": 0})
+        assert "consensus_threshold" in str(info.value)
+
+
+def test_impossible_thresholds_are_config_errors():
+    for bad in (0.5, 0.3, 0.0, 1.5):
+        with pytest.raises(ConfigError) as info:
+            DistributedConfig(cluster_nodes=["127.0.0.1:1"], consensus_threshold=bad)
+        assert info.value.field == "consensus_threshold"
+
+
+async def test_guide_example5_shape_with_real_addresses(cluster3, test_server_bin):
+    dist_config = DistributedConfig(
+        cluster_nodes=cluster3.nodes,
+        node_id="node-4",
+        consensus_threshold=0.7,
+        leader_election_timeout_secs=0.5,
+    )
+    assert dist_config.node_id == 4
+    manager = MCPManager(distributed=dist_config)
+    try:
+        config = {"name": "ex5", "command": test_server_bin}
+        server_id = await manager.deploy_server(config)
+        assert server_id == "ex5"
+    finally:
+        await manager.stop()
+
+
+async def test_python_process_joins_as_a_voter_and_serves_calls(cluster3, test_server_bin):
+    member = MCPManager(
+        distributed=DistributedConfig(
+            cluster_nodes=cluster3.nodes,
+            node_id=4,
+            leader_election_timeout_secs=0.4,
+        )
+    )
+    client = MCPManager(distributed=DistributedConfig(cluster_nodes=[cluster3.nodes[0]]))
+    try:
+        await member.start()
+        assert member.mode == "member"
+        members = {m["id"]: m for m in await client.cluster_members()}
+        assert members[4]["voter"] is True
+        assert members[4]["address"] == member.local_node_address
+
+        # A server that may run on node 4 only: every call is served by this process.
+        await client.deploy_server(
+            {"name": "here", "command": test_server_bin, "placement": {"allowed_nodes": [4]}}
+        )
+        await wait_healthy_instances(client, "here", 1)
+        health = await client.get_health_status()
+        assert [i.node_id for i in health.servers["here"].instances] == [4]
+        via_member = await member.execute_tool("here", "echo", {"text": "local"})
+        via_node1 = await client.execute_tool("here", "echo", {"text": "forwarded"})
+        assert via_member["content"][0]["text"] == "local"
+        assert via_node1["content"][0]["text"] == "forwarded"
+    finally:
+        await client.stop()
+        await member.stop()
+
+
+async def test_unreachable_cluster_is_cluster_unavailable():
+    manager = MCPManager(
+        distributed=DistributedConfig(cluster_nodes=["127.0.0.1:1"], leader_election_timeout_secs=0.1)
+    )
+    with pytest.raises(ClusterUnavailableError):
+        await manager.start()
