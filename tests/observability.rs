@@ -519,6 +519,60 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
         |r| (r.len() == 3).then(|| nodes_with(r, 1.0)),
     );
     assert_eq!(leaders, BTreeSet::from([leader.to_string()]));
+    // The state series the catalogue promises, as Prometheus stored them.
+    for (what, promql, expected) in [
+        ("a commit index on every node", "count(mcp_raft_commit_index{job=\"mcp\"} > 0)", 3.0),
+        (
+            "no node applied beyond its commit index",
+            "count(mcp_raft_commit_index{job=\"mcp\"} >= on (node) mcp_raft_last_applied_index{job=\"mcp\"})",
+            3.0,
+        ),
+        (
+            "apply latency observed on every node",
+            "count(mcp_raft_apply_duration_seconds_count{job=\"mcp\"} > 0)",
+            3.0,
+        ),
+        (
+            "commit latency observed on the leader",
+            "count(sum by (node) (mcp_raft_commit_duration_seconds_count{job=\"mcp\"}) > 0)",
+            1.0,
+        ),
+        (
+            "three active voters as every node sees them",
+            "count(mcp_cluster_nodes{job=\"mcp\",role=\"voter\",state=\"active\"} == 3)",
+            3.0,
+        ),
+        (
+            "resident memory of every node",
+            "count(process_resident_memory_bytes{job=\"mcp\"} > 0)",
+            3.0,
+        ),
+        (
+            "CPU time of every node",
+            "count(process_cpu_seconds_total{job=\"mcp\"})",
+            3.0,
+        ),
+        (
+            "running echo instances",
+            "sum(mcp_instances{job=\"mcp\",server=\"echo\",state=\"running\"})",
+            2.0,
+        ),
+        (
+            "a running count for echo from every node, 0 included",
+            "count(mcp_server_replicas_running{job=\"mcp\",server=\"echo\"})",
+            3.0,
+        ),
+        (
+            "desired echo replicas",
+            "max(mcp_server_replicas_desired{job=\"mcp\",server=\"echo\"})",
+            2.0,
+        ),
+    ] {
+        site.wait_query(what, promql, Duration::from_secs(10), |r| {
+            (r.len() == 1 && r[0].1 == expected).then_some(())
+        });
+    }
+
     // The shipped rules load and evaluate against real series.
     let rules = wait_for("alert rules evaluated", Duration::from_secs(30), || {
         let groups = site.api("/api/v1/rules").ok()?;

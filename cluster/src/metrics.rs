@@ -12,8 +12,8 @@ use mcp_raft::types::Raft;
 use mcp_raft::RegistryReader;
 use openraft::ServerState;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::dataplane::{placement, DataPlane};
@@ -54,6 +54,9 @@ pub struct Metrics {
     pub proposals: IntCounterVec,
     /// `mcp_raft_commit_duration_seconds`: from proposal to applied, on the leader.
     pub commit_duration: HistogramVec,
+    /// `mcp_raft_apply_duration_seconds`: applying one batch of committed entries to the
+    /// registry, on every node.
+    pub apply_duration: Histogram,
     raft_term: IntGauge,
     raft_is_leader: IntGauge,
     raft_last_log_index: IntGauge,
@@ -133,6 +136,14 @@ impl Metrics {
             forwarded: counter(r, "mcp_forwarded_requests_total", "Execute requests forwarded to another node, by target node id.", &["target"])?,
             proposals: counter(r, "mcp_raft_proposals_total", "Registry writes proposed on this node, by outcome.", &["outcome"])?,
             commit_duration: histogram(r, "mcp_raft_commit_duration_seconds", "Time from proposing a registry write to having it applied, on the leader.", &["op"])?,
+            apply_duration: {
+                let metric = Histogram::with_opts(
+                    HistogramOpts::new("mcp_raft_apply_duration_seconds", "Time to apply one batch of committed Raft entries to the registry.")
+                        .buckets(LATENCY_BUCKETS.to_vec()),
+                )?;
+                r.register(Box::new(metric.clone()))?;
+                metric
+            },
             raft_term: gauge(r, "mcp_raft_term", "Current Raft term.")?,
             raft_is_leader: gauge(r, "mcp_raft_is_leader", "1 if this node is the Raft leader.")?,
             raft_last_log_index: gauge(r, "mcp_raft_last_log_index", "Index of the last entry in this node's Raft log.")?,
@@ -140,7 +151,7 @@ impl Metrics {
             raft_last_applied_index: gauge(r, "mcp_raft_last_applied_index", "Index of the last Raft entry applied to the registry (committed and applied).")?,
             raft_snapshot_index: gauge(r, "mcp_raft_snapshot_index", "Last log index covered by this node's snapshot.")?,
             registry_revision: gauge(r, "mcp_registry_revision", "Registry revision applied on this node.")?,
-            cluster_nodes: gauge_vec(r, "mcp_cluster_nodes", "Cluster members by role (voter or learner), as this node sees them.", &["role"])?,
+            cluster_nodes: gauge_vec(r, "mcp_cluster_nodes", "Cluster members by role (voter or learner) and state (active or draining), as this node sees them.", &["role", "state"])?,
             instances: gauge_vec(r, "mcp_instances", "Server instances on this node by state (starting, running, restarting, crash_loop).", &["server", "state"])?,
             in_flight: gauge_vec(r, "mcp_in_flight_requests", "Requests in flight on this node's instances.", &["server"])?,
             breaker_open: gauge_vec(r, "mcp_circuit_breaker_open", "Instances of a server on this node whose circuit breaker is open.", &["server"])?,
@@ -179,14 +190,39 @@ impl Metrics {
         self.raft_snapshot_index
             .set(as_i64(m.snapshot.map_or(0, |l| l.index)));
         let membership = m.membership_config.membership();
-        let voters = membership.voter_ids().count();
-        let members = membership.nodes().count();
-        self.cluster_nodes
-            .with_label_values(&["voter"])
-            .set(as_i64(voters as u64));
-        self.cluster_nodes
-            .with_label_values(&["learner"])
-            .set(as_i64(members.saturating_sub(voters) as u64));
+        let draining: std::collections::BTreeSet<u64> = registry.read(|state| {
+            state
+                .registry
+                .nodes()
+                .filter(|n| n.draining)
+                .map(|n| n.id)
+                .collect()
+        });
+        let mut nodes: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for role in ["voter", "learner"] {
+            for state in ["active", "draining"] {
+                nodes.insert((role, state), 0);
+            }
+        }
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        for (id, _) in membership.nodes() {
+            let role = if voters.contains(id) {
+                "voter"
+            } else {
+                "learner"
+            };
+            let state = if draining.contains(id) {
+                "draining"
+            } else {
+                "active"
+            };
+            *nodes.entry((role, state)).or_default() += 1;
+        }
+        for ((role, state), count) in nodes {
+            self.cluster_nodes
+                .with_label_values(&[role, state])
+                .set(as_i64(count));
+        }
 
         let desired: BTreeMap<String, u32> = registry.read(|state| {
             self.registry_revision
@@ -441,7 +477,9 @@ mod tests {
         m.commit_duration
             .with_label_values(&["put_server"])
             .observe(0.001);
-        m.cluster_nodes.with_label_values(&["voter"]).set(1);
+        m.cluster_nodes
+            .with_label_values(&["voter", "active"])
+            .set(1);
         m.instances.with_label_values(&["s", "running"]).set(1);
         m.in_flight.with_label_values(&["s"]).set(0);
         m.breaker_open.with_label_values(&["s"]).set(0);

@@ -57,7 +57,14 @@ impl ClusterNode {
 
         let db = mcp_storage::open_db(&config.data_dir.join("raft.db"), SLED_CACHE_BYTES)?;
         let log_store = SledLogStore::open(&db)?;
-        let state_machine = RegistryStateMachine::open(&db)?;
+        let metrics = Arc::new(Metrics::new(identity.id).map_err(|e| ClusterError::Fatal {
+            node: identity.id,
+            reason: e.to_string(),
+        })?);
+        let apply_duration = metrics.apply_duration.clone();
+        let state_machine = RegistryStateMachine::open(&db)?.with_apply_observer(Box::new(
+            move |took, _entries| apply_duration.observe(took.as_secs_f64()),
+        ));
         let registry = state_machine.reader();
         let network = GrpcNetworkFactory::new(config.admin_token.clone());
         let raft = Raft::new(identity.id, raft_config, network, log_store, state_machine)
@@ -79,10 +86,6 @@ impl ClusterNode {
         })?;
 
         let peers = PeerChannels::default();
-        let metrics = Arc::new(Metrics::new(identity.id).map_err(|e| ClusterError::Fatal {
-            node: identity.id,
-            reason: e.to_string(),
-        })?);
         let dataplane = DataPlane::start(
             identity.id,
             config.dataplane.clone(),

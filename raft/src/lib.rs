@@ -13,5 +13,5 @@ pub mod state_machine;
 pub mod types;
 
 pub use registry::{Command, CommandError, CommandOutcome, CommandResult, Registry};
-pub use state_machine::{RegistryReader, RegistryStateMachine};
+pub use state_machine::{ApplyObserver, RegistryReader, RegistryStateMachine};
 pub use types::{NodeId, TypeConfig};

@@ -77,10 +77,15 @@ impl RegistryReader {
     }
 }
 
+/// Told, after each batch of committed entries is applied, how long applying took and how
+/// many entries the batch held (the node turns it into a latency metric).
+pub type ApplyObserver = Box<dyn Fn(std::time::Duration, usize) + Send + Sync>;
+
 /// The registry state machine handed to openraft.
 pub struct RegistryStateMachine {
     reader: RegistryReader,
     snapshots: SnapshotStore<TypeConfig>,
+    observer: Option<ApplyObserver>,
 }
 
 impl RegistryStateMachine {
@@ -102,7 +107,14 @@ impl RegistryStateMachine {
         Ok(Self {
             reader: RegistryReader::new(state),
             snapshots,
+            observer: None,
         })
+    }
+
+    /// Reports the duration of every applied batch to `observer`.
+    pub fn with_apply_observer(mut self, observer: ApplyObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// A read handle on the applied state.
@@ -174,6 +186,7 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let started = std::time::Instant::now();
         let mut state = self.reader.lock_write();
         let mut results = Vec::new();
         for entry in entries {
@@ -212,6 +225,9 @@ impl RaftStateMachine<TypeConfig> for RegistryStateMachine {
         }
         drop(state);
         self.reader.publish();
+        if let Some(observer) = &self.observer {
+            observer(started.elapsed(), results.len());
+        }
         Ok(results)
     }
 
