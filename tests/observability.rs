@@ -433,10 +433,10 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
     wait_all_up(&site, &cluster);
 
     // Calls through every node while Prometheus scrapes.
-    let calls = 15;
-    let mut forwarded = 0;
+    let calls: u32 = 15;
+    let mut forwarded: u32 = 0;
     for i in 0..calls {
-        let node = (i % 3) + 1;
+        let node = u64::from(i % 3) + 1;
         let answer = cluster
             .call(node, "echo", "echo", &json!({"text": format!("call {i}")}))
             .unwrap_or_else(|e| panic!("call {i} through node {node}: {e}"));
@@ -489,7 +489,7 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
         "the request counters to reach the calls made",
         success,
         Duration::from_secs(30),
-        |r| (r.len() == 1 && r[0].1 == f64::from(calls as u32)).then_some(()),
+        |r| (r.len() == 1 && r[0].1 == f64::from(calls)).then_some(()),
     );
     let by_node = site
         .query("sum by (node) (mcp_requests_total{job=\"mcp\",server=\"echo\"})")
@@ -504,7 +504,7 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
         "the latency histogram to count every call",
         "sum(mcp_request_duration_seconds_count{job=\"mcp\",server=\"echo\"})",
         Duration::from_secs(10),
-        |r| (r.len() == 1 && r[0].1 == f64::from(calls as u32)).then_some(()),
+        |r| (r.len() == 1 && r[0].1 == f64::from(calls)).then_some(()),
     );
     site.wait_query(
         "the forwarded requests of the node without a replica",
@@ -589,7 +589,8 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
             .collect();
         health.iter().all(|(_, h)| h == "ok").then_some(health)
     });
-    assert_eq!(rules.len(), 8, "{rules:?}");
+    let shipped = deploy_file("mcp-alerts.yml").matches("- alert: ").count();
+    assert_eq!(rules.len(), shipped, "{rules:?}");
 
     // 3. A second Prometheus federates from the first and sees every node's series.
     let federate = deploy_file("federate.yml");
@@ -623,7 +624,7 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
         "federated request counters",
         success,
         Duration::from_secs(30),
-        |r| (r.len() == 1 && r[0].1 == f64::from(calls as u32)).then_some(()),
+        |r| (r.len() == 1 && r[0].1 == f64::from(calls)).then_some(()),
     );
     global.wait_query(
         "federated up series of the three nodes",
@@ -631,6 +632,47 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
         Duration::from_secs(30),
         |r| (r.len() == 3).then_some(()),
     );
+
+    // The cluster view: one target, every node's series, and which peers answered.
+    let view_config = deploy_file("cluster-view.yml");
+    let view_config = replace(&view_config, "scrape_interval: 15s", "scrape_interval: 1s");
+    let view_config = replace(
+        &view_config,
+        "evaluation_interval: 15s",
+        "evaluation_interval: 1s",
+    );
+    let view_config = replace(
+        &view_config,
+        "['mcp-1:9400']",
+        &format!("['{}']", cluster.node(forwarder).metrics_addr),
+    );
+    let single = Prometheus::start(
+        &view_config,
+        &[("mcp-alerts.yml", deploy_file("mcp-alerts.yml"))],
+    );
+    let viewed = single.wait_query(
+        "every node's Raft series through one target",
+        "mcp_raft_is_leader{job=\"mcp\"}",
+        Duration::from_secs(30),
+        |r| (r.len() == 3).then(|| r.to_vec()),
+    );
+    assert_eq!(
+        nodes_with(&viewed, 1.0),
+        BTreeSet::from([leader.to_string()])
+    );
+    single.wait_query(
+        "the view's peers reported up",
+        &format!("mcp_cluster_view_peer_up{{job=\"mcp\",node=\"{forwarder}\"}} == 1"),
+        Duration::from_secs(30),
+        |r| (r.len() == 2).then_some(()),
+    );
+    single.wait_query(
+        "the request counters through the view",
+        success,
+        Duration::from_secs(30),
+        |r| (r.len() == 1 && r[0].1 == f64::from(calls)).then_some(()),
+    );
+    drop(single);
 
     // Health endpoints: alive and ready on members; a node not yet added is alive only.
     for node in &cluster.nodes {

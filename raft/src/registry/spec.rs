@@ -42,8 +42,9 @@ pub struct ServerSpec {
     pub description: Option<String>,
 }
 
-/// How a server is reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a server is reached. Its `Debug` output redacts secrets (env values, header values,
+/// credentials), so that a spec in a log line or an error message never leaks one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Transport {
     /// A child process speaking MCP over stdin/stdout, spawned by argv (never a shell).
@@ -68,8 +69,8 @@ pub enum Transport {
     },
 }
 
-/// Credentials for an HTTP server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Credentials for an HTTP server (`Debug` shows the kind, never the secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Auth {
     /// A key sent in a header (`X-API-Key` unless `header` says otherwise).
@@ -91,6 +92,54 @@ pub enum Auth {
         /// Password.
         password: String,
     },
+}
+
+/// The keys of `map`, each with [`REDACTED`] for a value.
+fn redacted_map(map: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    map.keys().map(|k| (k.as_str(), REDACTED)).collect()
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", args)
+                .field("env", &redacted_map(env))
+                .field("cwd", cwd)
+                .finish(),
+            Transport::Http { url, headers, auth } => f
+                .debug_struct("Http")
+                .field("url", url)
+                .field("headers", &redacted_map(headers))
+                .field("auth", auth)
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::ApiKey { header, .. } => f
+                .debug_struct("ApiKey")
+                .field("key", &REDACTED)
+                .field("header", header)
+                .finish(),
+            Auth::Bearer { .. } => f.debug_struct("Bearer").field("token", &REDACTED).finish(),
+            Auth::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &REDACTED)
+                .finish(),
+        }
+    }
 }
 
 /// Placement constraints; both empty means "any node".
@@ -930,5 +979,28 @@ mod tests {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("API_KEY") && text.contains(REDACTED));
+    }
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let specs = [
+            json!({"name": "h", "url": "http://h/mcp", "headers": {"X-Key": "hdr-secret"}, "auth": {"type": "bearer", "token": "tok-secret"}}),
+            json!({"name": "k", "url": "http://h/mcp", "auth": {"type": "api_key", "key": "key-secret"}}),
+            json!({"name": "b", "url": "http://h/mcp", "auth": {"type": "basic", "username": "u", "password": "pw-secret"}}),
+            json!({"name": "s", "command": "c", "env": {"API_KEY": "env-secret"}}),
+        ];
+        for spec in specs {
+            let text = format!("{:?}", parse(spec).unwrap());
+            for secret in [
+                "hdr-secret",
+                "tok-secret",
+                "key-secret",
+                "pw-secret",
+                "env-secret",
+            ] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert!(text.contains(REDACTED), "{text}");
+        }
     }
 }
