@@ -8,6 +8,9 @@ See ``docs/python.md``.
 
 from __future__ import annotations
 
+import atexit as _atexit
+
+from . import _native
 from ._native import (
     CircuitBreakerConfig,
     DistributedConfig,
@@ -45,6 +48,9 @@ from .errors import (
 )
 from .manager import DeployResult, MCPManager, MCPServer
 from .pool import Connection, ConnectionPool
+
+# No Rust thread may hand a result to Python while the interpreter finalizes.
+_atexit.register(_native.shutdown)
 
 __all__ = [
     "MCPManager",

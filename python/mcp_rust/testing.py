@@ -172,8 +172,8 @@ class MockMCPServer:
         """The MCP endpoint (starts the server if needed)."""
         self.start()
         assert self._httpd is not None
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/mcp"
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}/mcp"
 
     def start(self) -> "MockMCPServer":
         """Starts serving on a free loopback port (idempotent)."""
@@ -312,12 +312,12 @@ def _make_handler(mock: MockMCPServer) -> type:
                 }
                 self._send(200, {"jsonrpc": "2.0", "id": msg_id, "result": result}, {"Mcp-Session-Id": session})
                 return
-            session = self.headers.get("Mcp-Session-Id")
-            if not session:
+            sent_session = self.headers.get("Mcp-Session-Id")
+            if not sent_session:
                 self._send(400, {"jsonrpc": "2.0", "id": msg_id, "error": {"code": -32600, "message": "missing Mcp-Session-Id"}})
                 return
             with mock._lock:
-                known = session in mock._sessions
+                known = sent_session in mock._sessions
             if not known:
                 self._send(404, {"jsonrpc": "2.0", "id": msg_id, "error": {"code": -32600, "message": "unknown session"}})
                 return
@@ -374,13 +374,12 @@ class _HarnessManager(MCPManager):
         for key in _PASSED_FIELDS:
             if key in spec:
                 http_spec[key] = spec[key]
+        kwargs.setdefault("wait_ready", True)
+        kwargs.setdefault("ready_timeout", 15.0)
+        # The cluster opens its session in the background; waiting for a healthy instance
+        # makes the mock usable (and `was_deployed` true) when deploy returns.
         result = await super().deploy_server(http_spec, **kwargs)
         mock._deployed = True
-        # The cluster opens its session in the background; wait for it so that the mock
-        # is usable (and `was_deployed` true) when deploy returns.
-        import asyncio
-
-        await asyncio.get_running_loop().run_in_executor(None, mock.wait_for_session, 15.0)
         return result
 
 

@@ -1,6 +1,7 @@
 //! `mcp_rust._native`: the Rust half of the `mcp_rust` Python package.
 //!
 //! - [`manager`]: `NativeManager`, the awaitable API over a [`backend::Backend`].
+//! - [`bridge`]: Rust futures as asyncio awaitables, safe at interpreter exit.
 //! - [`backend`]: the three modes (embedded, client, member) and every operation.
 //! - [`client`]: the gRPC client with leader discovery and failover that all modes use.
 //! - [`embedded`]: a `ClusterNode` run inside the Python process.
@@ -15,6 +16,7 @@
 //! the exception classes, the sync wrapper and the testing harness.
 
 pub mod backend;
+pub mod bridge;
 pub mod client;
 pub mod config;
 pub mod distributed;
@@ -86,5 +88,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryStats>()?;
     m.add_function(wrap_pyfunction!(memory_stats, m)?)?;
     m.add_function(wrap_pyfunction!(runtime_info, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
     Ok(())
 }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::IntoPyObject;
 
 use crate::backend::{Backend, BackendSettings};
+use crate::bridge::awaitable;
 use crate::config::{
     dataplane_config, CircuitBreakerConfig, MCPConfig, MemoryConfig, PoolConfig, RetryConfig,
 };
@@ -27,18 +27,6 @@ use crate::types::{HealthStatus, Metrics, ServerInfo};
 
 /// Largest replica count (as for specs).
 const MAX_REPLICAS: i64 = 1000;
-
-/// Turns a backend future into an asyncio awaitable.
-fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: Future<Output = Result<T, ClientError>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    runtime::ensure_registered()?;
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        fut.await.map_err(ClientError::into_pyerr)
-    })
-}
 
 /// Runs a backend future to completion with the GIL released.
 fn blocking<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
@@ -98,7 +86,7 @@ impl NativeManager {
         let config: Option<MCPConfig> = config.map(|c| c.clone());
         let distributed: Option<DistributedConfig> = distributed.map(|d| d.clone());
         // Fail here, at construction, on a bad MCP_THREAD_POOL_SIZE / MCP_CPU_AFFINITY.
-        runtime::ensure_registered()?;
+        runtime::runtime()?;
         let enable_metrics =
             enable_metrics.unwrap_or_else(|| config.as_ref().is_none_or(|c| c.enable_metrics));
         let metrics_endpoint = match metrics_port {

@@ -1,8 +1,8 @@
 //! The tokio runtime the module owns, shaped by `MCP_THREAD_POOL_SIZE` and
 //! `MCP_CPU_AFFINITY`.
 //!
-//! Built once, on first use, and handed to pyo3-async-runtimes so that every awaitable
-//! the package returns runs its Rust part here, without the GIL. A bad value in either
+//! Built once, on first use; every awaitable the package returns runs its Rust part here,
+//! without the GIL (see `bridge`). A bad value in either
 //! variable is a `ConfigError` naming the variable, raised by the first call that needs the
 //! runtime (not silently replaced by a default).
 
@@ -34,18 +34,6 @@ pub fn runtime() -> Result<&'static Runtime, ClientError> {
         Ok((runtime, _)) => Ok(runtime),
         Err(e) => Err(e.clone()),
     }
-}
-
-/// Builds the runtime if needed and hands it to pyo3-async-runtimes (once), so that every
-/// awaitable the package creates runs on it.
-pub fn ensure_registered() -> Result<(), ClientError> {
-    static REGISTERED: OnceLock<()> = OnceLock::new();
-    let rt = runtime()?;
-    REGISTERED.get_or_init(|| {
-        // Err only means it was registered before, which is what we want.
-        let _ = pyo3_async_runtimes::tokio::init_with_runtime(rt);
-    });
-    Ok(())
 }
 
 /// The shape of the module's runtime (building it if needed).

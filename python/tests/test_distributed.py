@@ -57,7 +57,9 @@ async def test_consensus_threshold_waits_for_the_voters(cluster3, test_server_bi
         distributed=DistributedConfig(
             cluster_nodes=cluster3.nodes,
             consensus_threshold=1.0,
-            leader_election_timeout_secs=0.4,
+            # The failover window (3 election timeouts) bounds how long a write waits for
+            # every voter; generous, for a loaded machine.
+            leader_election_timeout_secs=3.0,
         )
     )
     async with manager:
