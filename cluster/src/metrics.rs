@@ -169,24 +169,28 @@ impl Metrics {
         registry: &RegistryReader,
         plane: &DataPlane,
     ) -> Result<String, MetricsError> {
-        // openraft's metrics lack the commit index; its core state has it. A core too busy
-        // to answer within the limit leaves the last value rather than stalling the scrape.
+        let m = raft.metrics().borrow().clone();
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        // openraft's metrics lack the commit index; its core state has it. Read after the
+        // metrics, so that the exposition never shows an applied index above the commit
+        // index. A core too busy to answer in time leaves the last value (raised to the
+        // applied index, which is committed) rather than stalling the scrape.
         let committed = tokio::time::timeout(
             COMMIT_INDEX_TIMEOUT,
-            raft.with_raft_state(|state| state.committed.map(|l| l.index)),
+            raft.with_raft_state(|state| state.committed.map_or(0, |l| l.index)),
         )
         .await;
-        if let Ok(Ok(committed)) = committed {
-            self.raft_commit_index.set(as_i64(committed.unwrap_or(0)));
-        }
-        let m = raft.metrics().borrow().clone();
+        let committed = match committed {
+            Ok(Ok(committed)) => committed,
+            _ => u64::try_from(self.raft_commit_index.get()).unwrap_or(0),
+        };
+        self.raft_commit_index.set(as_i64(committed.max(applied)));
         self.raft_term.set(as_i64(m.current_term));
         self.raft_is_leader
             .set(i64::from(m.state == ServerState::Leader));
         self.raft_last_log_index
             .set(as_i64(m.last_log_index.unwrap_or(0)));
-        self.raft_last_applied_index
-            .set(as_i64(m.last_applied.map_or(0, |l| l.index)));
+        self.raft_last_applied_index.set(as_i64(applied));
         self.raft_snapshot_index
             .set(as_i64(m.snapshot.map_or(0, |l| l.index)));
         let membership = m.membership_config.membership();
