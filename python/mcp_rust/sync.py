@@ -38,7 +38,7 @@ from ._spec import SpecLike
 from .errors import ConfigError
 from .manager import DeployResult, MCPManager, RequestLike
 
-__all__ = ["MCPManagerSync"]
+__all__ = ["MCPManagerSync", "PyMcpManager"]
 
 T = TypeVar("T")
 
@@ -231,3 +231,7 @@ class MCPManagerSync:
 
     def __repr__(self) -> str:
         return f"<MCPManagerSync mode={self.manager.mode} {'running' if self.is_running else 'stopped'}>"
+
+
+#: The older bindings' name for the blocking manager.
+PyMcpManager = MCPManagerSync

@@ -134,3 +134,27 @@ async def test_unreachable_cluster_is_cluster_unavailable():
     )
     with pytest.raises(ClusterUnavailableError):
         await manager.start()
+
+
+async def test_admin_token_is_required_and_sent(mcpd_bin, test_server_bin):
+    from conftest import Cluster
+
+    from mcp_rust import UnauthorizedError
+
+    cluster = Cluster(mcpd_bin, 1, extra_args=["--admin-token", "t0ken"])
+    try:
+        anonymous = MCPManager(distributed=DistributedConfig(cluster_nodes=cluster.nodes))
+        with pytest.raises(UnauthorizedError) as info:
+            await anonymous.deploy_server({"name": "a", "command": test_server_bin})
+        assert "t0ken" not in str(info.value)
+        # Reads stay open.
+        assert await anonymous.list_servers() == []
+        admin = MCPManager(
+            distributed=DistributedConfig(cluster_nodes=cluster.nodes, admin_token="t0ken")
+        )
+        assert await admin.deploy_server({"name": "a", "command": test_server_bin}) == "a"
+        assert "t0ken" not in repr(admin.distributed)
+        await admin.stop()
+        await anonymous.stop()
+    finally:
+        cluster.close()

@@ -462,3 +462,34 @@ async def test_mcp_server_handle(test_server_bin):
         assert [s.replicas for s in await manager.list_servers()] == [2]
         await server.undeploy()
         assert await manager.list_servers() == []
+
+
+def test_a_manager_never_stopped_exits_cleanly(test_server_bin):
+    """Example 1 never stops its manager: the script still exits 0, and the server
+    process it started does not outlive it."""
+    out = _run_python(
+        f"""
+        import asyncio
+        from mcp_rust import MCPManager
+
+        async def main():
+            manager = MCPManager()
+            await manager.deploy_server({{"name": "left", "command": {test_server_bin!r}}}, wait_ready=True)
+            who = await manager.execute_tool("left", "whoami", {{}})
+            print(who["content"][0]["text"])
+
+        asyncio.run(main())
+        """
+    )
+    pid = int(out.strip().rsplit("pid=", 1)[1])
+
+    def gone():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(")")[-1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    from conftest import wait_for
+
+    wait_for("the server process to exit with its parent", 10, gone)
