@@ -563,6 +563,11 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
             3.0,
         ),
         (
+            "closed breakers of the echo instances",
+            "sum(mcp_circuit_breakers{job=\"mcp\",server=\"echo\",state=\"closed\"})",
+            2.0,
+        ),
+        (
             "desired echo replicas",
             "max(mcp_server_replicas_desired{job=\"mcp\",server=\"echo\"})",
             2.0,

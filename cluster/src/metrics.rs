@@ -68,6 +68,7 @@ pub struct Metrics {
     instances: IntGaugeVec,
     in_flight: IntGaugeVec,
     breaker_open: IntGaugeVec,
+    breakers: IntGaugeVec,
     replicas_desired: IntGaugeVec,
     replicas_running: IntGaugeVec,
     /// `mcp_cluster_view_peer_up{peer}`: whether the last cluster view served by this node
@@ -154,6 +155,7 @@ impl Metrics {
             cluster_nodes: gauge_vec(r, "mcp_cluster_nodes", "Cluster members by role (voter or learner) and state (active or draining), as this node sees them.", &["role", "state"])?,
             instances: gauge_vec(r, "mcp_instances", "Server instances on this node by state (starting, running, restarting, crash_loop).", &["server", "state"])?,
             in_flight: gauge_vec(r, "mcp_in_flight_requests", "Requests in flight on this node's instances.", &["server"])?,
+            breakers: gauge_vec(r, "mcp_circuit_breakers", "Instances of a server on this node by circuit breaker state (closed, open, half_open).", &["server", "state"])?,
             breaker_open: gauge_vec(r, "mcp_circuit_breaker_open", "Instances of a server on this node whose circuit breaker is open.", &["server"])?,
             replicas_desired: gauge_vec(r, "mcp_server_replicas_desired", "Desired replicas of each server (cluster-wide, from the registry).", &["server"])?,
             replicas_running: gauge_vec(r, "mcp_server_replicas_running", "Running instances of each server on this node.", &["server"])?,
@@ -252,6 +254,7 @@ impl Metrics {
         self.instances.reset();
         self.in_flight.reset();
         self.breaker_open.reset();
+        self.breakers.reset();
         self.replicas_running.reset();
         // Every registered server gets a running count, 0 included: a server with no
         // instance anywhere must still show up, or "desired > running" alerts stay silent.
@@ -269,6 +272,9 @@ impl Metrics {
             self.breaker_open
                 .with_label_values(&[server])
                 .add(i64::from(instance.breaker == "open"));
+            self.breakers
+                .with_label_values(&[server, instance.breaker])
+                .inc();
             self.replicas_running
                 .with_label_values(&[server])
                 .add(i64::from(instance.state == "running"));
@@ -487,6 +493,7 @@ mod tests {
         m.instances.with_label_values(&["s", "running"]).set(1);
         m.in_flight.with_label_values(&["s"]).set(0);
         m.breaker_open.with_label_values(&["s"]).set(0);
+        m.breakers.with_label_values(&["s", "closed"]).set(1);
         m.replicas_desired.with_label_values(&["s"]).set(1);
         m.replicas_running.with_label_values(&["s"]).set(1);
         m.cluster_view_peer_up.with_label_values(&["2"]).set(1);
