@@ -17,6 +17,13 @@ use tonic::transport::{Channel, Endpoint};
 use crate::error::ClusterError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// HTTP/2 pings on every peer connection, also while idle: a peer that vanished without
+/// closing its connections (a network partition, a killed container) is noticed within
+/// about `KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT`, and requests in flight on that connection
+/// fail as unavailable instead of waiting forever. Long calls to a live peer are unaffected:
+/// it answers the pings.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One lazily connected channel per peer address, shared by every request.
 #[derive(Clone, Default)]
@@ -35,6 +42,9 @@ impl PeerChannels {
             .map_err(|e| ClusterError::Unavailable(format!("bad peer address {addr:?}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .connect_lazy();
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)

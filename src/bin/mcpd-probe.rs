@@ -55,9 +55,10 @@ fn parse(url: &str) -> Result<Target, ProbeError> {
     if authority.is_empty() {
         return Err(ProbeError::Usage);
     }
-    let authority = if authority.rsplit_once(':').is_some_and(|(_, port)| {
-        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
-    }) {
+    let authority = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    {
         authority.to_owned()
     } else {
         format!("{authority}:80")
