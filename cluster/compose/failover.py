@@ -415,6 +415,7 @@ class Driver:
         back = self.wait_placed(NODES, 3, "three echo instances after the return")
         self.check(back[old] == 0, f"node{old} runs moved replicas again: {back}")
         self.check(self.c.call_echo(old, "back") is None, f"call through node{old} failed")
+        self.check_no_loss(new)
         self.ok(f"2 leader kill: node{old} killed, new leader node{new} after {to_leader:.2f} s; "
                 f"calls {load.calls_ok} ok / {len(load.calls_failed)} failed; writes "
                 f"{sum(1 for n in self.acked if n.startswith('kill-'))} acked / "
@@ -472,6 +473,7 @@ class Driver:
         self.check(all(n in registry for n in wrote), "majority writes missing after healing")
         self.check("part-isolated" not in registry, "the refused write was applied after all")
         placed = self.wait_placed(NODES, 3, "three echo instances after healing")
+        self.check_no_loss(victim)
         self.ok(f"3 partition: node{victim} isolated; majority took {len(wrote)}/{len(wrote)} "
                 f"writes; isolated node refused in {refused_in:.1f} s "
                 f"({refusal.splitlines()[-1][:120]}) and served "
