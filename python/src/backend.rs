@@ -170,9 +170,26 @@ impl Backend {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(node) = node {
+            if self.leaves_on_stop() {
+                // Its state dies with the temporary data dir: a member that can never come
+                // back would only weaken the quorum, so it leaves the cluster first.
+                if let Err(e) = running.client.remove_node(node.id()).await {
+                    tracing::warn!(node = node.id(), error = %e, "could not leave the cluster");
+                }
+            }
             node.shutdown().await?;
         }
         Ok(())
+    }
+
+    /// A member with a temporary data dir leaves the membership when it stops.
+    fn leaves_on_stop(&self) -> bool {
+        self.mode == Mode::Member
+            && self
+                .settings
+                .distributed
+                .as_ref()
+                .is_some_and(|d| d.data_dir.is_none() && d.founders().ok().flatten().is_none())
     }
 
     async fn start_mode(&self) -> Result<Running, ClientError> {

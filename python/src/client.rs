@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::{
     AddLearnerRequest, DeployRequest, GetMetricsReply, GetMetricsRequest, ListServersRequest,
-    MembersReply, MembersRequest, MetricsRequest, PromoteVoterRequest, ScaleRequest, ServerInfo,
-    StatusReply, StatusRequest, UndeployRequest, WriteReply,
+    MembersReply, MembersRequest, MetricsRequest, PromoteVoterRequest, RemoveNodeRequest,
+    ScaleRequest, ServerInfo, StatusReply, StatusRequest, UndeployRequest, WriteReply,
 };
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::{ExecuteReply, ExecuteRequest, ExecuteToolRequest};
@@ -507,6 +507,26 @@ impl ClusterClient {
                 async move {
                     cluster_client(ch)
                         .promote_voter(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Removes a node from the membership.
+    pub async fn remove_node(&self, id: u64) -> Result<MembersReply, ClientError> {
+        self.run(
+            "remove node",
+            true,
+            Repeat::Safe,
+            CONTROL_ATTEMPT_TIMEOUT,
+            |ch| {
+                let request = self.request(RemoveNodeRequest { id });
+                async move {
+                    cluster_client(ch)
+                        .remove_node(request)
                         .await
                         .map(|r| r.into_inner())
                 }

@@ -123,6 +123,13 @@ async def test_python_process_joins_as_a_voter_and_serves_calls(cluster3, test_s
         via_node1 = await client.execute_tool("here", "echo", {"text": "forwarded"})
         assert via_member["content"][0]["text"] == "local"
         assert via_node1["content"][0]["text"] == "forwarded"
+
+        # With a temporary data dir the member cannot come back: stopping leaves the cluster.
+        await member.stop()
+        deadline = time.monotonic() + 10
+        while sorted(m["id"] for m in await client.cluster_members()) != [1, 2, 3]:
+            assert time.monotonic() < deadline, await client.cluster_members()
+            await asyncio.sleep(0.1)
     finally:
         await client.stop()
         await member.stop()
