@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import threading
 import weakref
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -28,6 +29,10 @@ from .errors import InvalidRequestError, MCPTimeoutError, server_error_from_resp
 __all__ = ["MCPManager", "MCPServer", "DeployResult"]
 
 RequestLike = Union[Mapping[str, Any], str, bytes]
+
+# The package's Python-side events (start, stop, deploys); the Rust side logs to stderr
+# under MCP_LOG.
+log = logging.getLogger("mcp_rust")
 
 _lock = threading.Lock()
 _running: "weakref.WeakSet[MCPManager]" = weakref.WeakSet()
@@ -172,11 +177,13 @@ class MCPManager:
         metrics endpoint). Idempotent; operations start it themselves when needed."""
         await self._native.start()
         self._started()
+        log.debug("manager started: mode=%s nodes=%s", self.mode, self.node_addresses)
 
     async def stop(self) -> None:
         """Stops the metrics endpoint and the in-process node (its server instances
         exit). A later operation starts the manager again."""
         await self._native.stop()
+        log.debug("manager stopped: mode=%s", self.mode)
 
     def _started(self) -> None:
         global _last_started
@@ -245,6 +252,7 @@ class MCPManager:
         _, spec = normalize(config_or_id, config)
         name, revision, created, log_index = await self._native.deploy(json.dumps(spec))
         self._started()
+        log.debug("deployed %s (revision %d, %s)", name, revision, "created" if created else "replaced")
         if wait_ready:
             await self.wait_until_ready(name, ready_timeout)
         return DeployResult(name, revision, created, log_index)

@@ -493,3 +493,15 @@ def test_a_manager_never_stopped_exits_cleanly(test_server_bin):
     from conftest import wait_for
 
     wait_for("the server process to exit with its parent", 10, gone)
+
+
+async def test_troubleshooting_debug_logging(test_server_bin, caplog):
+    import logging
+
+    logging.getLogger("mcp_rust").setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG, logger="mcp_rust"):
+        async with MCPManager() as manager:
+            await manager.deploy_server({"name": "logged", "command": test_server_bin})
+    messages = [r.getMessage() for r in caplog.records if r.name == "mcp_rust"]
+    assert any(m.startswith("manager started: mode=embedded") for m in messages), messages
+    assert any(m.startswith("deployed logged (revision") for m in messages), messages
