@@ -751,8 +751,6 @@ fn is_repeatable_request(request_json: &str) -> bool {
         .is_some_and(|method| REPEATABLE_METHODS.contains(&method.as_str()))
 }
 
-/// One client for several tasks.
-pub type SharedClient = Arc<ClusterClient>;
 
 #[cfg(test)]
 mod tests {
