@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
@@ -750,7 +750,6 @@ fn is_repeatable_request(request_json: &str) -> bool {
         .and_then(|v| v.get("method").and_then(|m| m.as_str()).map(str::to_owned))
         .is_some_and(|method| REPEATABLE_METHODS.contains(&method.as_str()))
 }
-
 
 #[cfg(test)]
 mod tests {
