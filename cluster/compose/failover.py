@@ -21,6 +21,9 @@ Needs Python 3.11 (stdlib only), Docker with `docker compose` or `docker-compose
 image (cluster/compose/build-image.sh) and a host `mcpd` binary as the client.
 
   python3 cluster/compose/failover.py --mcpd target/release/mcpd [--project NAME] [--keep]
+
+FAILOVER_DEBUG=1 logs every node's role, term and applied index while waiting for them to
+converge.
 """
 
 from __future__ import annotations
@@ -339,6 +342,9 @@ class Driver:
             views = [self.c.status(n) for n in nodes]
             if any(v is None for v in views):
                 return None
+            if os.environ.get("FAILOVER_DEBUG"):
+                log("converge: " + str([(v["role"], v["leader_id"], v["term"], v["revision"],
+                                         v["last_applied_index"]) for v in views]))
             if len({(v["revision"], v["last_applied_index"]) for v in views}) != 1:
                 return None
             registries = [self.c.registry(n, stale=True) for n in nodes]
@@ -468,6 +474,7 @@ class Driver:
                 check=True)
         healed_at = time.monotonic()
         self.c.wait_healthy((victim,))
+        healthy = time.monotonic() - healed_at
         registry = self.wait_converged(NODES)
         healed = time.monotonic() - healed_at
         self.check(all(n in registry for n in wrote), "majority writes missing after healing")
@@ -477,7 +484,7 @@ class Driver:
         self.ok(f"3 partition: node{victim} isolated; majority took {len(wrote)}/{len(wrote)} "
                 f"writes; isolated node refused in {refused_in:.1f} s "
                 f"({refusal.splitlines()[-1][:120]}) and served "
-                f"{calls} calls; healed in {healed:.1f} s, registries identical, echo {placed}")
+                f"{calls} calls; healthy again after {healthy:.1f} s, converged after {healed:.1f} s, registries identical, echo {placed}")
 
     def restart(self) -> None:
         leader = self.wait_leader()

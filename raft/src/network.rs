@@ -27,6 +27,13 @@ use crate::types::{NodeId, TypeConfig};
 
 /// How long a connection attempt to a peer may take before the peer counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// HTTP/2 pings on each peer connection, also while idle. A peer cut off without its
+/// connections being closed (a network partition, a killed container) would otherwise leave
+/// RPCs queued on a dead connection until TCP gives up, long after the peer is reachable
+/// again; with pings the connection is dropped within a few seconds and the next RPC dials
+/// afresh.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Creates [`PeerNetwork`] clients for openraft.
 #[derive(Clone, Default)]
@@ -89,7 +96,10 @@ impl PeerNetwork {
                 source,
             })?
             .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         let client = RaftServiceClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES);
