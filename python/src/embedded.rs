@@ -40,6 +40,7 @@ pub struct LocalNodeSpec {
 pub struct LocalNode {
     node: ClusterNode,
     addr: String,
+    data_dir: PathBuf,
     // Deleted when the node is dropped, after it stopped.
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -80,7 +81,7 @@ impl LocalNode {
         }
         // Heartbeats several times per election timeout, as openraft requires.
         let heartbeat = (spec.election_timeout / 4).max(Duration::from_millis(10));
-        let mut config = NodeConfig::new(data_dir);
+        let mut config = NodeConfig::new(data_dir.clone());
         config.id = Some(spec.id);
         config.listen_addr = listen_addr;
         config.advertise_addr = spec.advertise_addr.clone();
@@ -105,6 +106,7 @@ impl LocalNode {
         Ok(Self {
             node,
             addr,
+            data_dir,
             _tempdir: tempdir,
         })
     }
@@ -121,12 +123,50 @@ impl LocalNode {
 
     /// Stops the node: its instances, the gRPC server and Raft.
     pub async fn shutdown(self) -> Result<(), ClientError> {
-        let Self { node, _tempdir, .. } = self;
+        let Self {
+            node,
+            _tempdir,
+            data_dir,
+            ..
+        } = self;
         node.shutdown()
             .await
             .map_err(|e| failed("node shutdown", e))?;
+        // The node's tasks let go of the database a moment after shutdown returns; a
+        // manager restarted on the same data dir must find it free.
+        let lock = data_dir.join("raft.db").join("db");
+        let deadline = tokio::time::Instant::now() + DB_RELEASE_TIMEOUT;
+        while is_locked(&lock) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(path = %lock.display(), "the node's database is still open after shutdown");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         drop(_tempdir);
         Ok(())
+    }
+}
+
+/// How long `shutdown` waits for the database to be closed.
+const DB_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// True while another open file description holds the advisory lock sled takes on its
+/// database file (`flock`, exclusive).
+fn is_locked(path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor we own; the lock (if taken) is released right away and
+    // at the latest when `file` is closed.
+    unsafe {
+        if libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 {
+            libc::flock(file.as_raw_fd(), libc::LOCK_UN);
+            false
+        } else {
+            true
+        }
     }
 }
 

@@ -505,3 +505,10 @@ async def test_troubleshooting_debug_logging(test_server_bin, caplog):
     messages = [r.getMessage() for r in caplog.records if r.name == "mcp_rust"]
     assert any(m.startswith("manager started: mode=embedded") for m in messages), messages
     assert any(m.startswith("deployed logged (revision") for m in messages), messages
+
+
+async def test_embedded_data_dir_survives_a_restart(tmp_path, test_server_bin):
+    async with MCPManager(data_dir=str(tmp_path / "state")) as manager:
+        await manager.deploy_server({"name": "kept", "command": test_server_bin, "replicas": 0})
+    async with MCPManager(data_dir=str(tmp_path / "state")) as manager:
+        assert [s.name for s in await manager.list_servers()] == ["kept"]
