@@ -225,7 +225,12 @@ impl Backend {
             },
         };
         let client = Arc::new(client);
-        client.wait_for_leader().await?;
+        if self.mode == Mode::Client {
+            // A cluster that lost its quorum still serves calls: any live node will do.
+            client.wait_for_any_node().await?;
+        } else {
+            client.wait_for_leader().await?;
+        }
         let node_addr = node.as_ref().map(|n| n.addr().to_owned());
         let metrics_server = match &self.settings.metrics_endpoint {
             Some(endpoint) if self.settings.enable_metrics => {

@@ -369,6 +369,28 @@ impl ClusterClient {
         }
     }
 
+    /// Waits until at least one node answers (or the failover window closes). Enough for
+    /// a client: executes are served without a leader, writes wait for one themselves.
+    pub async fn wait_for_any_node(&self) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.settings.failover_window;
+        loop {
+            if !self.discover().await.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::new(
+                    ErrorKind::ClusterUnavailable,
+                    format!(
+                        "no node answered within {} ms ({})",
+                        self.settings.failover_window.as_millis(),
+                        self.addresses().join(", ")
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Deploys (creates or replaces) a server from its spec JSON.
     pub async fn deploy(&self, spec_json: &str) -> Result<WriteReply, ClientError> {
         self.run(

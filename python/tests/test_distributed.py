@@ -165,3 +165,24 @@ async def test_admin_token_is_required_and_sent(mcpd_bin, test_server_bin):
         await anonymous.stop()
     finally:
         cluster.close()
+
+
+async def test_a_client_started_after_quorum_loss_still_calls(cluster3, test_server_bin):
+    setup = MCPManager(distributed=DistributedConfig(cluster_nodes=cluster3.nodes))
+    async with setup:
+        await setup.deploy_server({"name": "q", "command": test_server_bin, "replicas": 3})
+        await wait_healthy_instances(setup, "q", 3)
+    survivor = cluster3.nodes[0]
+    for addr in cluster3.nodes[1:]:
+        cluster3.kill(cluster3.node_of(addr))
+    manager = MCPManager(
+        distributed=DistributedConfig(cluster_nodes=cluster3.nodes, leader_election_timeout_secs=0.4)
+    )
+    async with manager:
+        result = await manager.execute_tool("q", "echo", {"text": "no quorum"})
+        assert result["content"][0]["text"] == "no quorum"
+        assert (await manager.get_health_status()).nodes_reporting == 1
+        # Writes need a quorum: refused after the failover window, with the reason.
+        with pytest.raises(ClusterUnavailableError):
+            await manager.scale_server("q", 1)
+    assert survivor in cluster3.nodes
