@@ -38,7 +38,7 @@ from ._spec import SpecLike
 from .errors import ConfigError
 from .manager import DeployResult, MCPManager, RequestLike
 
-__all__ = ["MCPManagerSync", "PyMcpManager"]
+__all__ = ["MCPManagerSync", "PyMcpManager", "PyHealthStatus", "PyServerInfo"]
 
 T = TypeVar("T")
 
@@ -233,5 +233,7 @@ class MCPManagerSync:
         return f"<MCPManagerSync mode={self.manager.mode} {'running' if self.is_running else 'stopped'}>"
 
 
-#: The older bindings' name for the blocking manager.
+#: The older bindings' names.
 PyMcpManager = MCPManagerSync
+PyHealthStatus = HealthStatus
+PyServerInfo = ServerInfo
