@@ -715,10 +715,19 @@ fn is_transport_failure(status: &Status) -> bool {
 }
 
 /// True when the request provably never reached the node: the connection could not be
-/// opened (refused, timed out, no route). Walks the error's source chain.
+/// opened (refused, timed out, no route), or hyper gave the request back unsent. Walks the
+/// error's source chain.
 fn never_reached(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(err) = source {
+        // hyper hands a request back with `Canceled` when its connection closed (or was
+        // not ready) before the request was written: it never left this process.
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             if matches!(
                 io.kind(),
