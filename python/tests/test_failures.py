@@ -66,8 +66,10 @@ async def test_open_breaker_raises_circuit_breaker_open_error():
             except Exception as e:  # noqa: BLE001 - collected and checked below
                 errors.append(e)
         assert len(errors) == 6
-        # The first failures reach the server and fail; then the breaker opens and refuses.
-        assert errors[0].is_connection_error(), errors
+        # The first failure_threshold failures reach the server and fail; then the breaker
+        # opens and refuses.
+        assert all(e.is_connection_error() for e in errors[:3]), errors
+        assert not any(e.is_circuit_breaker_open() for e in errors[:3]), errors
         assert isinstance(errors[-1], CircuitBreakerOpenError), errors
         assert errors[-1].is_circuit_breaker_open() and not errors[-1].is_timeout()
         calls_while_open = len(mock.tool_calls("list_models"))

@@ -59,7 +59,15 @@ impl DataPlane {
         // Each request is counted once: by the node that ran it, or by the node that
         // answered with an error of its own (a peer's error was counted by the peer).
         let outcome = match &result {
-            Ok(executed) if executed.node_id == self.node_id => Some("success"),
+            // The server answered, but with a JSON-RPC error: not a success for whoever
+            // asked (the breaker still sees a working server, see `execute_local`).
+            Ok(executed) if executed.node_id == self.node_id => {
+                if jsonrpc::error_of(&executed.response).is_some() {
+                    Some("server_error")
+                } else {
+                    Some("success")
+                }
+            }
             Ok(_) | Err(ExecuteError::Forwarded(_)) => None,
             Err(e) => Some(e.kind()),
         };
@@ -196,8 +204,8 @@ impl DataPlane {
                 Ok(Err(source)) => {
                     chosen.instance.breaker.record(false);
                     let reached = source.reached_server();
-                    if reached {
-                        // Garbage, oversized or broken sessions are not worth a second
+                    if source.session_broken() {
+                        // Garbage, oversized or closed sessions are not worth a second
                         // look: the supervisor restarts them; keep traffic away meanwhile.
                         chosen.instance.breaker.trip();
                     }

@@ -97,6 +97,16 @@ impl UpstreamError {
     pub fn reached_server(&self) -> bool {
         !matches!(self, UpstreamError::Connect(_))
     }
+
+    /// True when the session cannot carry another request (it closed, or the server broke
+    /// the protocol). An HTTP error status is not: the next request may well succeed, so it
+    /// counts as one failure towards the breaker's threshold like any other.
+    pub fn session_broken(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Closed(_) | UpstreamError::Protocol(_) | UpstreamError::TooLarge { .. }
+        )
+    }
 }
 
 /// What each transport provides to [`Session`].
