@@ -1,6 +1,6 @@
 //! Observability against the real thing: Debian's `prometheus` and `promtool` (2.42) scrape,
 //! lint and federate a running cluster, using the configs and alert rules shipped in
-//! `deploy/prometheus/` (the ones `docs/operations.md` shows). Logs are searched for the
+//! `cluster/prometheus/` (the ones `docs/operations.md` shows). Logs are searched for the
 //! secrets a run configured.
 //!
 //! These tests need `prometheus` and `promtool` on the PATH (`apt-get install prometheus`;
@@ -20,12 +20,12 @@ use serde_json::{json, Value};
 
 /// Where the shipped Prometheus configs live.
 fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/prometheus")
 }
 
 fn deploy_file(name: &str) -> String {
     std::fs::read_to_string(deploy_dir().join(name))
-        .unwrap_or_else(|e| panic!("read deploy/prometheus/{name}: {e}"))
+        .unwrap_or_else(|e| panic!("read cluster/prometheus/{name}: {e}"))
 }
 
 /// The path of `tool` after checking it runs; panics with the fix when it does not.
@@ -220,7 +220,7 @@ impl Drop for Prometheus {
     }
 }
 
-/// The shipped site config (`deploy/prometheus/prometheus.yml`) aimed at the test nodes,
+/// The shipped site config (`cluster/prometheus/prometheus.yml`) aimed at the test nodes,
 /// scraping every second instead of every 15.
 fn site_config(cluster: &TestCluster) -> String {
     let targets: Vec<String> = cluster
@@ -411,7 +411,7 @@ fn operations_guide_shows_the_shipped_configs() {
         let text = deploy_file(file);
         assert!(
             guide.contains(&format!("```yaml\n{text}```")),
-            "docs/operations.md does not show deploy/prometheus/{file} as it is"
+            "docs/operations.md does not show cluster/prometheus/{file} as it is"
         );
     }
 }
