@@ -1,0 +1,194 @@
+"""A tools/call from a Python program: directly, through mcp_rust, through Python proxies.
+
+Every path ends at the same real server (PyPI `mcp-server-time`, tool `get_current_time`),
+one server process each, and is driven by the same asyncio client loop:
+
+- direct:         the official `mcp` SDK client on a stdio session to the server
+- mcp_rust:       `MCPManager` (embedded node) -> its stdio session pool -> the server
+- mcp-proxy:      SDK client -> Streamable HTTP -> `mcp-proxy` -> stdio -> the server
+- fastmcp proxy:  SDK client -> Streamable HTTP -> `fastmcp` proxy -> stdio -> the server
+
+For each: sequential latency (p50/p99 over --calls) and throughput with --concurrency
+calls in flight. Paths whose package is missing are reported as skipped. Usage and the
+recorded results: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable, Dict, List, Optional
+
+SERVER_ARGS = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
+TOOL = "get_current_time"
+ARGS = {"timezone": "UTC"}
+
+Call = Callable[[], Awaitable[object]]
+
+
+def percentile(samples: List[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(call: Call, calls: int, concurrency: int, total: int) -> Dict[str, float]:
+    for _ in range(20):  # warm-up: sessions open, caches filled
+        await call()
+    latencies = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - started)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await call()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(total)))
+    elapsed = time.perf_counter() - started
+    return {
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "calls_per_s": total / elapsed,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"proxy exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+@asynccontextmanager
+async def sdk_client(target) -> AsyncIterator[Call]:
+    from mcp import Client
+
+    async with Client(target) as client:
+        names = [t.name for t in (await client.list_tools()).tools]
+        name = next(n for n in names if n.endswith(TOOL))
+
+        async def call() -> object:
+            result = await client.call_tool(name, ARGS)
+            if result.is_error:
+                raise RuntimeError(f"tool error: {result}")
+            return result
+
+        yield call
+
+
+@asynccontextmanager
+async def direct(python: str) -> AsyncIterator[Call]:
+    from mcp import StdioServerParameters
+
+    async with sdk_client(StdioServerParameters(command=python, args=SERVER_ARGS)) as call:
+        yield call
+
+
+@asynccontextmanager
+async def through_mcp_rust(python: str) -> AsyncIterator[Call]:
+    from mcp_rust import MCPManager
+
+    async with MCPManager() as manager:
+        spec = {"name": "time", "command": python, "args": SERVER_ARGS, "replicas": 1}
+        await manager.deploy_server(spec, wait_ready=True)
+
+        async def call() -> object:
+            return await manager.execute_tool("time", TOOL, ARGS)
+
+        yield call
+
+
+@asynccontextmanager
+async def through_http_proxy(argv: List[str], port: int) -> AsyncIterator[Call]:
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_port(port, process)
+        async with sdk_client(f"http://127.0.0.1:{port}/mcp") as call:
+            yield call
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def fastmcp_argv(python: str, port: int, script_dir: str) -> List[str]:
+    script = os.path.join(script_dir, "fastmcp_proxy.py")
+    with open(script, "w") as f:
+        f.write(
+            "import sys\n"
+            "from fastmcp.server import create_proxy\n"
+            "config = {'mcpServers': {'time': {'command': sys.argv[2], 'args': sys.argv[3:]}}}\n"
+            "create_proxy(config).run(transport='http', host='127.0.0.1', port=int(sys.argv[1]))\n"
+        )
+    return [python, script, str(port), python, *SERVER_ARGS]
+
+
+async def run(args: argparse.Namespace) -> int:
+    python = sys.executable
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = {"direct": lambda: direct(python), "mcp_rust": lambda: through_mcp_rust(python)}
+        if args.mcp_proxy:
+            port = free_port()
+            argv = [args.mcp_proxy, "--port", str(port), "--host", "127.0.0.1", "--", args.mcp_proxy_python, *SERVER_ARGS]
+            paths["mcp-proxy"] = lambda: through_http_proxy(argv, port)
+        fast_port = free_port()
+        paths["fastmcp proxy"] = lambda: through_http_proxy(fastmcp_argv(python, fast_port, scratch), fast_port)
+        for name, open_path in paths.items():
+            try:
+                async with open_path() as call:
+                    result = await measure(call, args.calls, args.concurrency, args.total)
+            except ImportError as e:
+                rows.append((name, None, f"skipped: {e}"))
+                continue
+            rows.append((name, result, ""))
+    print(f"| path | p50 (ms) | p99 (ms) | calls/s at concurrency {args.concurrency} |")
+    print("|---|---|---|---|")
+    for name, result, note in rows:
+        if result is None:
+            print(f"| {name} | {note} | | |")
+        else:
+            print(f"| {name} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['calls_per_s']:.0f} |")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=500, help="sequential calls per path")
+    parser.add_argument("--total", type=int, default=2000, help="calls of the concurrent run")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--mcp-proxy", default=shutil.which("mcp-proxy"), help="mcp-proxy executable (own venv: it needs mcp<2)")
+    parser.add_argument("--mcp-proxy-python", default=None, help="python of the mcp-proxy venv, which must have mcp-server-time")
+    args = parser.parse_args()
+    if args.mcp_proxy and not args.mcp_proxy_python:
+        args.mcp_proxy_python = os.path.join(os.path.dirname(args.mcp_proxy), "python")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
