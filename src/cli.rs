@@ -203,6 +203,15 @@ pub struct NodeArgs {
     /// Address of /metrics, /metrics/cluster, /healthz and /readyz [default: 127.0.0.1:9400].
     #[arg(long, env = "MCPD_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve every server's tools as one MCP server at http://ADDR/mcp [default: off].
+    #[arg(long, env = "MCPD_MCP_ADDR")]
+    pub mcp_addr: Option<SocketAddr>,
+    /// Bearer token MCP clients must present at /mcp [default: the admin token, if any].
+    #[arg(long, env = "MCPD_MCP_TOKEN", hide_env_values = true)]
+    pub mcp_token: Option<String>,
+    /// Browser origins allowed at /mcp besides loopback ones, comma-separated (`*`: any).
+    #[arg(long, env = "MCPD_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Option<Vec<String>>,
     #[command(flatten)]
     pub dataplane: DataPlaneArgs,
 }
@@ -258,4 +267,7 @@ pub struct DevArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "127.0.0.1:9400")]
     pub metrics_addr: SocketAddr,
+    /// Address of the aggregated MCP endpoint (/mcp).
+    #[arg(long, default_value = "127.0.0.1:7480")]
+    pub mcp_addr: SocketAddr,
 }

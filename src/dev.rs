@@ -52,6 +52,11 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             ..RaftTuning::default()
         },
         metrics_addr: Some(args.metrics_addr),
+        gateway: Some(mcp_cluster::gateway::GatewayConfig {
+            addr: args.mcp_addr,
+            token: None,
+            allowed_origins: Vec::new(),
+        }),
         ..NodeConfig::new(dir.path())
     };
     let node = ClusterNode::start(config).await?;
@@ -64,6 +69,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!(
         "\nmcpd dev: a single-node cluster is running at {addr}\n\
          metrics: http://{}/metrics\n\
+         MCP endpoint (all tools as one server): http://{}/mcp\n\
          data dir (deleted on exit): {}\n\n\
          Try, in another terminal:\n  \
          mcpd{endpoint} status\n{demo}  \
@@ -73,6 +79,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
          mcpd{endpoint} undeploy time\n\n\
          Press Ctrl-C to stop.\n",
         args.metrics_addr,
+        args.mcp_addr,
         dir.path().display()
     );
     shutdown_signal().await;

@@ -30,6 +30,9 @@ pub struct FileSettings {
     metrics_addr: Option<SocketAddr>,
     node_grace_ms: Option<u64>,
     node_tags: Option<Vec<String>>,
+    mcp_addr: Option<SocketAddr>,
+    mcp_token: Option<String>,
+    mcp_allowed_origins: Option<Vec<String>>,
     /// The `[dataplane]` table.
     #[serde(default)]
     dataplane: DataPlaneArgs,
@@ -118,6 +121,22 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             .unwrap_or(defaults.logs_to_keep),
     };
     let dataplane = dataplane_config(&args.dataplane, &file.dataplane)?;
+    let gateway = args
+        .mcp_addr
+        .or(file.mcp_addr)
+        .map(|addr| mcp_cluster::gateway::GatewayConfig {
+            addr,
+            token: args
+                .mcp_token
+                .clone()
+                .or(file.mcp_token.clone())
+                .filter(|t| !t.is_empty()),
+            allowed_origins: args
+                .mcp_allowed_origins
+                .clone()
+                .or(file.mcp_allowed_origins.clone())
+                .unwrap_or_default(),
+        });
     Ok(NodeConfig {
         id: args.id.or(file.id),
         listen_addr: args.grpc_addr.or(file.grpc_addr),
@@ -146,6 +165,7 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
                 .or(file.metrics_addr)
                 .unwrap_or(DEFAULT_METRICS_ADDR),
         ),
+        gateway,
     })
     .map(|mut config| {
         // A pristine node without an address gets the loopback default; a restarted one

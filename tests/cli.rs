@@ -105,6 +105,7 @@ fn dev_mode_runs_a_single_node_cluster_and_cleans_up() {
     let mut child = Command::new(mcpd_bin())
         .args(["dev", "--grpc-addr", &addr])
         .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--mcp-addr", &format!("127.0.0.1:{}", free_port())])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -113,6 +113,8 @@ pub struct NodeConfig {
     pub node_grace: Duration,
     /// Labels this node announces; servers may require them (`placement.node_tags`).
     pub tags: Vec<String>,
+    /// The aggregated MCP endpoint (`/mcp`); `None` (the default) leaves it off.
+    pub gateway: Option<crate::gateway::GatewayConfig>,
 }
 
 impl NodeConfig {
@@ -132,6 +134,7 @@ impl NodeConfig {
             metrics_addr: None,
             node_grace: Duration::from_secs(10),
             tags: Vec::new(),
+            gateway: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`auth`]: the admin-token guard for writes.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
 //! - [`metrics`]: every Prometheus metric of a node; [`http`]: /metrics, /healthz, /readyz.
+//! - [`gateway`]: `/mcp`, every server's tools as one MCP server (`--mcp-addr`).
 //! - [`error`]: the node's typed errors and their gRPC status mapping.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod dataplane;
 pub mod error;
 pub mod fleet;
 pub mod forward;
+pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod identity;

@@ -156,6 +156,34 @@ impl ClusterNode {
                 }
             });
         }
+        if let Some(gateway) = &config.gateway {
+            let addr = gateway.addr;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ClusterError::Io {
+                    context: format!("bind MCP gateway address {addr}"),
+                    source,
+                })?;
+            // One rule for clients: the gateway's own token, else the admin token.
+            let token = gateway.token.clone().or_else(|| config.admin_token.clone());
+            tracing::info!(url = %format!("http://{addr}/mcp"), token = token.is_some(), "serving the MCP gateway");
+            let mut stopped = stop_http.subscribe();
+            let serving = crate::gateway::serve(
+                listener,
+                token,
+                gateway.allowed_origins.clone(),
+                Arc::clone(&dataplane),
+                registry.clone(),
+                async move {
+                    let _ = stopped.changed().await;
+                },
+            );
+            tokio::spawn(async move {
+                if let Err(e) = serving.await {
+                    tracing::warn!(error = %e, "MCP gateway stopped");
+                }
+            });
+        }
         tracing::info!(
             node = identity.id,
             listen = %local_addr,

@@ -1,0 +1,226 @@
+//! Who may talk to the gateway: a DNS-rebinding check on `Host` and `Origin`, and the
+//! bearer token.
+//!
+//! A browser page on a foreign site can make requests to a loopback port; checking `Host`
+//! (when bound to loopback) and `Origin` is what stops such a page from using the
+//! cluster's tools. The token rule: `--mcp-token` if set, otherwise the node's admin
+//! token if set; with neither, the endpoint is open (and should stay on loopback).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::{header, HeaderMap, StatusCode};
+
+/// Why a request was refused before its body was read.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// `Host` is not a loopback name or the listen address.
+    #[error("Host header {0:?} is not allowed on this loopback endpoint")]
+    Host(String),
+    /// `Origin` is neither loopback nor allowed by `--mcp-allowed-origins`.
+    #[error("Origin {0:?} is not allowed (see --mcp-allowed-origins)")]
+    Origin(String),
+    /// A token is required and the request carried none, or a wrong one.
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+}
+
+impl GuardError {
+    /// The HTTP status of the refusal.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GuardError::Host(_) | GuardError::Origin(_) => StatusCode::FORBIDDEN,
+            GuardError::Unauthorized => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// The checks of one gateway listener.
+#[derive(Clone)]
+pub struct Guard {
+    listen: SocketAddr,
+    token: Option<String>,
+    allowed_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token itself.
+        f.debug_struct("Guard")
+            .field("listen", &self.listen)
+            .field("token", &self.token.is_some())
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+impl Guard {
+    /// Checks for a listener bound to `listen`; `token` (if any) must be presented.
+    pub fn new(listen: SocketAddr, token: Option<String>, allowed_origins: Vec<String>) -> Self {
+        Self {
+            listen,
+            token: token.filter(|t| !t.is_empty()),
+            allowed_origins: allowed_origins
+                .into_iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        }
+    }
+
+    /// True when a token is required.
+    pub fn requires_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Allows or refuses a request by its headers.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), GuardError> {
+        if self.listen.ip().is_loopback() {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !self.host_allowed(host) {
+                return Err(GuardError::Host(host.to_owned()));
+            }
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
+            if !self.origin_allowed(&origin) {
+                return Err(GuardError::Origin(origin));
+            }
+        }
+        if let Some(expected) = &self.token {
+            let presented = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !crate::auth::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+                return Err(GuardError::Unauthorized);
+            }
+        }
+        Ok(())
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        host == self.listen.to_string() || is_loopback_authority(&host)
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        if self.allowed_origins.iter().any(|o| o == "*" || o == origin) {
+            return true;
+        }
+        origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(is_loopback_authority)
+    }
+}
+
+/// True for `localhost`, a loopback IP, with or without a port (`[::1]:80` included).
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        // Bracketed IPv6, optionally followed by `:port`.
+        match rest.split_once(']') {
+            Some((ip, tail)) if tail.is_empty() || is_port_suffix(tail) => ip,
+            _ => return false,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, tail)) if is_port_suffix(&format!(":{tail}")) => host,
+            Some(_) => return false,
+            None => authority,
+        }
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_port_suffix(tail: &str) -> bool {
+    tail.strip_prefix(':')
+        .is_some_and(|p| !p.is_empty() && p.parse::<u16>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(name.clone(), HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    fn loopback() -> Guard {
+        Guard::new(
+            "127.0.0.1:7480".parse().unwrap(),
+            None,
+            vec!["https://app.example.com".into()],
+        )
+    }
+
+    #[test]
+    fn hosts() {
+        let g = loopback();
+        for ok in [
+            "127.0.0.1:7480",
+            "localhost:7480",
+            "localhost",
+            "[::1]:7480",
+        ] {
+            let h = headers(&[(header::HOST, ok)]);
+            assert!(g.check(&h).is_ok(), "{ok}");
+        }
+        for bad in [
+            "evil.com",
+            "evil.com:7480",
+            "localhost.evil.com",
+            "127.0.0.1:x",
+            "",
+        ] {
+            let h = headers(&[(header::HOST, bad)]);
+            assert!(matches!(g.check(&h), Err(GuardError::Host(_))), "{bad}");
+        }
+        // Not bound to loopback: Host is not checked (the token is the gate there).
+        let open = Guard::new("0.0.0.0:7480".parse().unwrap(), None, vec![]);
+        assert!(open
+            .check(&headers(&[(header::HOST, "mcp.internal")]))
+            .is_ok());
+    }
+
+    #[test]
+    fn origins() {
+        let g = loopback();
+        let with = |o: &'static str| headers(&[(header::HOST, "localhost"), (header::ORIGIN, o)]);
+        assert!(g.check(&with("http://localhost:3000")).is_ok());
+        assert!(g.check(&with("http://127.0.0.1")).is_ok());
+        assert!(g.check(&with("https://app.example.com")).is_ok());
+        assert!(matches!(
+            g.check(&with("https://evil.example.com")),
+            Err(GuardError::Origin(_))
+        ));
+        assert!(matches!(g.check(&with("null")), Err(GuardError::Origin(_))));
+    }
+
+    #[test]
+    fn token() {
+        let g = Guard::new(
+            "127.0.0.1:1".parse().unwrap(),
+            Some("s3cret".into()),
+            vec![],
+        );
+        let host = (header::HOST, "localhost");
+        assert!(matches!(
+            g.check(&headers(std::slice::from_ref(&host))),
+            Err(GuardError::Unauthorized)
+        ));
+        let wrong = (header::AUTHORIZATION, "Bearer s3cre");
+        assert!(g.check(&headers(&[host.clone(), wrong])).is_err());
+        let right = (header::AUTHORIZATION, "Bearer s3cret");
+        assert!(g.check(&headers(&[host, right])).is_ok());
+        assert!(!format!("{g:?}").contains("s3cret"));
+    }
+}

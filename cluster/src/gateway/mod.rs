@@ -1,0 +1,335 @@
+//! The aggregated MCP endpoint: every registered server's tools as one MCP server,
+//! served over Streamable HTTP at `/mcp` on its own listen address (`--mcp-addr`).
+//!
+//! A request flows one way: [`guard`] (Host, Origin, token) -> [`protocol`] (era,
+//! session, the methods the gateway answers itself) -> [`catalog`] (tool names ->
+//! server and tool) -> [`DataPlane::execute`]. Only the JSON-RPC body travels on: the
+//! client's headers, its `Authorization` above all, never reach an upstream server.
+//! [`session`] holds handshake-era sessions. See docs/gateway.md.
+
+pub mod catalog;
+pub mod guard;
+pub mod protocol;
+pub mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use mcp_raft::RegistryReader;
+use serde_json::{json, Value};
+
+use crate::dataplane::{DataPlane, ExecuteError, ExecuteOptions};
+use catalog::Catalog;
+use guard::Guard;
+use protocol::Era;
+use session::Sessions;
+
+/// Largest request body accepted (413 beyond it).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// The session header of the handshake era.
+const SESSION_HEADER: &str = "mcp-session-id";
+/// The protocol version header.
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// How the gateway is set up.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// Where `/mcp` is served.
+    pub addr: SocketAddr,
+    /// Token clients must present as `Authorization: Bearer`; `None` to fall back on
+    /// the node's admin token (see [`guard`]).
+    pub token: Option<String>,
+    /// Browser origins allowed besides loopback ones (`*` allows any).
+    pub allowed_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("addr", &self.addr)
+            .field("token", &self.token.is_some())
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+/// What the handlers share.
+struct Gateway {
+    guard: Guard,
+    sessions: Sessions,
+    catalog: Catalog,
+    plane: Arc<DataPlane>,
+}
+
+/// Serves `/mcp` on `listener` until `shutdown` resolves. `token` is the one clients
+/// must present (already resolved: `--mcp-token`, else the admin token, else none).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    token: Option<String>,
+    allowed_origins: Vec<String>,
+    plane: Arc<DataPlane>,
+    registry: RegistryReader,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let guard = Guard::new(addr, token, allowed_origins);
+    if !addr.ip().is_loopback() && !guard.requires_token() {
+        tracing::warn!(%addr, "the MCP gateway is reachable beyond loopback without a token");
+    }
+    let gateway = Arc::new(Gateway {
+        guard,
+        sessions: Sessions::default(),
+        catalog: Catalog::new(Arc::clone(&plane), registry),
+        plane,
+    });
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            post(handle_post).get(handle_get).delete(handle_delete),
+        )
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(gateway);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    json_response(
+        status,
+        &protocol::error(Value::Null, protocol::INVALID_REQUEST, message, None),
+    )
+}
+
+/// Runs the guard; the refusal response if it says no.
+fn refusal(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    gateway.guard.check(headers).err().map(|e| {
+        tracing::debug!(error = %e, "gateway request refused");
+        let mut response = refused(e.status(), &e.to_string());
+        if e.status() == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    })
+}
+
+fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+}
+
+async fn handle_get(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refusal(&gateway, &headers) {
+        return refusal;
+    }
+    // No server-initiated stream: the gateway sends nothing unasked (not even
+    // tools/list_changed, yet).
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST, DELETE")],
+    )
+        .into_response()
+}
+
+async fn handle_delete(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refusal(&gateway, &headers) {
+        return refusal;
+    }
+    match session_id(&headers) {
+        None => refused(StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required"),
+        Some(id) if gateway.sessions.close(id) => StatusCode::NO_CONTENT.into_response(),
+        Some(_) => refused(StatusCode::NOT_FOUND, "unknown session"),
+    }
+}
+
+async fn handle_post(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refusal) = refusal(&gateway, &headers) {
+        return refusal;
+    }
+    let message: Value = match serde_json::from_slice(&body) {
+        Ok(message) => message,
+        Err(e) => {
+            let error = protocol::error(
+                Value::Null,
+                protocol::PARSE_ERROR,
+                format!("body is not JSON: {e}"),
+                None,
+            );
+            return json_response(StatusCode::BAD_REQUEST, &error);
+        }
+    };
+    if let Err(why) = crate::dataplane::jsonrpc::validate_request(&message) {
+        // A response from the client (we never ask it anything) is accepted and dropped.
+        if crate::dataplane::jsonrpc::is_response(&message) {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let error = protocol::error(id, protocol::INVALID_REQUEST, why, None);
+        return json_response(StatusCode::BAD_REQUEST, &error);
+    }
+    if let Some(version) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()) {
+        if !protocol::known_version(version) {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                &format!("unsupported MCP-Protocol-Version {version:?}"),
+            );
+        }
+    }
+    let method = crate::dataplane::jsonrpc::method(&message)
+        .unwrap_or_default()
+        .to_owned();
+    let params = message.get("params").cloned().unwrap_or(Value::Null);
+    let era = protocol::era_of(&method, &params);
+    let id = message.get("id").cloned().filter(|id| !id.is_null());
+
+    // Sessions: `initialize` opens one; every other handshake-era message needs one.
+    let mut new_session = None;
+    match &era {
+        Era::Stateless(version) => {
+            if version != crate::dataplane::upstream::STATELESS_VERSION {
+                let error = protocol::unsupported_version(id.unwrap_or(Value::Null), version);
+                return json_response(StatusCode::OK, &error);
+            }
+        }
+        Era::Handshake if method == "initialize" => {}
+        Era::Handshake => match session_id(&headers) {
+            None => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "Mcp-Session-Id header is required (send initialize first, or use the \
+                     2026-07-28 protocol with _meta)",
+                )
+            }
+            Some(session) if gateway.sessions.touch(session).is_none() => {
+                return refused(StatusCode::NOT_FOUND, "unknown session: initialize again");
+            }
+            Some(_) => {}
+        },
+    }
+    // Notifications (initialized, cancelled, ...) need no answer.
+    let Some(id) = id else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let reply = match (method.as_str(), &era) {
+        ("initialize", Era::Handshake) => {
+            let asked = params.get("protocolVersion").and_then(Value::as_str);
+            let version = protocol::negotiate(asked);
+            new_session = Some(gateway.sessions.open(version));
+            protocol::result(id, protocol::initialize_result(version), &era)
+        }
+        ("server/discover", Era::Stateless(_)) => {
+            protocol::result(id, protocol::discover_result(), &era)
+        }
+        ("ping", Era::Handshake) => protocol::result(id, json!({}), &era),
+        ("tools/list", _) => {
+            let (tools, _) = gateway.catalog.list().await;
+            protocol::tools_list_result(id, tools, &era)
+        }
+        ("tools/call", _) => call_tool(&gateway, id, &params, &era).await,
+        _ => protocol::error(
+            id,
+            protocol::METHOD_NOT_FOUND,
+            format!("method {method:?} is not served by the mcpd gateway"),
+            None,
+        ),
+    };
+    let mut response = json_response(StatusCode::OK, &reply);
+    if let Some(session) = new_session {
+        if let Ok(value) = HeaderValue::from_str(&session) {
+            response.headers_mut().insert(SESSION_HEADER, value);
+        }
+    }
+    response
+}
+
+/// `tools/call` of `SERVER__TOOL`: the tool's call on its server, through the data plane.
+async fn call_tool(gateway: &Gateway, id: Value, params: &Value, era: &Era) -> Value {
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
+        return protocol::error(
+            id,
+            protocol::INVALID_PARAMS,
+            "tools/call needs params.name",
+            None,
+        );
+    };
+    let Some(route) = gateway.catalog.resolve(name).await else {
+        return protocol::error(
+            id,
+            protocol::INVALID_PARAMS,
+            format!("unknown tool {name:?}"),
+            Some(json!({"tool": name})),
+        );
+    };
+    // Only the name and the arguments go on: the client's `_meta` describes its own
+    // connection to us (version, capabilities), not ours to the server.
+    let mut upstream_params = json!({"name": route.tool});
+    if let Some(arguments) = params.get("arguments") {
+        upstream_params["arguments"] = arguments.clone();
+    }
+    let request = json!({"jsonrpc": "2.0", "id": id.clone(), "method": "tools/call", "params": upstream_params});
+    let options = ExecuteOptions {
+        request_id: format!("mcp-{:016x}", rand::random::<u64>()),
+        ..ExecuteOptions::default()
+    };
+    match gateway.plane.execute(&route.server, request, options).await {
+        Ok(executed) => match executed.response.get("result") {
+            Some(result) => protocol::result(id, result.clone(), era),
+            None => {
+                let error = crate::dataplane::jsonrpc::error_of(&executed.response)
+                    .cloned()
+                    .unwrap_or_else(
+                        || json!({"code": protocol::INTERNAL_ERROR, "message": "empty response"}),
+                    );
+                json!({"jsonrpc": "2.0", "id": id, "error": error})
+            }
+        },
+        Err(e) => execute_error(id, name, &e),
+    }
+}
+
+/// The JSON-RPC error for a call the cluster could not run.
+fn execute_error(id: Value, name: &str, error: &ExecuteError) -> Value {
+    match error {
+        ExecuteError::ServerError { error, .. } => {
+            json!({"jsonrpc": "2.0", "id": id, "error": error})
+        }
+        ExecuteError::UnknownServer(_) => protocol::error(
+            id,
+            protocol::INVALID_PARAMS,
+            format!("unknown tool {name:?} (its server is no longer registered)"),
+            Some(json!({"tool": name})),
+        ),
+        ExecuteError::InvalidRequest(why) => protocol::error(
+            id,
+            protocol::INVALID_PARAMS,
+            format!("tool {name:?}: {why}"),
+            None,
+        ),
+        other => protocol::error(
+            id,
+            protocol::INTERNAL_ERROR,
+            format!("tool {name:?}: {other}"),
+            Some(json!({"kind": other.kind()})),
+        ),
+    }
+}

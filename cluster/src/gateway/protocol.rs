@@ -1,0 +1,179 @@
+//! The MCP side of the gateway: which era a message belongs to, version negotiation, and
+//! the results the gateway answers itself (`initialize`, `server/discover`, `ping`).
+//!
+//! Handshake era (2024-11-05 … 2025-11-25): `initialize` opens a session whose id the
+//! client sends back in `Mcp-Session-Id`. Stateless era (2026-07-28): no session; each
+//! request names its version in `params._meta`, and every result carries `resultType`.
+
+use serde_json::{json, Map, Value};
+
+use crate::dataplane::upstream::{META_PROTOCOL_VERSION, STATELESS_VERSION};
+
+/// Handshake-era versions we speak, newest first.
+pub const HANDSHAKE_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// JSON-RPC "parse error".
+pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC "invalid request".
+pub const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC "method not found".
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC "invalid params" (also: unknown tool).
+pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC "internal error": the cluster could not run the call.
+pub const INTERNAL_ERROR: i64 = -32603;
+/// The stateless era's "unsupported protocol version" (data names what we support).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// The era a request is handled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Era {
+    /// Needs a session (except `initialize`, which opens one).
+    Handshake,
+    /// Self-contained request at this version.
+    Stateless(String),
+}
+
+/// Decides the era of a request: `_meta` naming a protocol version (or `server/discover`)
+/// means stateless; anything else belongs to a handshake session.
+pub fn era_of(method: &str, params: &Value) -> Era {
+    let meta_version = params
+        .pointer("/_meta")
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    match meta_version {
+        Some(version) => Era::Stateless(version.to_owned()),
+        None if method == "server/discover" => Era::Stateless(STATELESS_VERSION.to_owned()),
+        None => Era::Handshake,
+    }
+}
+
+/// The error for a stateless request at a version we do not speak.
+pub fn unsupported_version(id: Value, asked: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {
+        "code": UNSUPPORTED_PROTOCOL_VERSION,
+        "message": format!("unsupported protocol version {asked:?}"),
+        "data": {"supported": [STATELESS_VERSION], "requested": asked},
+    }})
+}
+
+/// The version to answer an `initialize` with: the client's if we speak it, else our
+/// newest handshake version (the client then decides whether it can go on).
+pub fn negotiate(requested: Option<&str>) -> &'static str {
+    requested
+        .and_then(|r| HANDSHAKE_VERSIONS.iter().find(|v| **v == r).copied())
+        .unwrap_or(HANDSHAKE_VERSIONS[0])
+}
+
+/// True when a `MCP-Protocol-Version` header names a version we speak.
+pub fn known_version(version: &str) -> bool {
+    version == STATELESS_VERSION || HANDSHAKE_VERSIONS.contains(&version)
+}
+
+fn server_info() -> Value {
+    json!({"name": "mcpd", "version": env!("CARGO_PKG_VERSION")})
+}
+
+const INSTRUCTIONS: &str = "Tools of every MCP server of an mcp-rust cluster, named \
+SERVER__TOOL (the server's registry name, two underscores, the server's tool name).";
+
+/// The `initialize` result at `version`.
+pub fn initialize_result(version: &str) -> Value {
+    json!({
+        "protocolVersion": version,
+        "capabilities": {"tools": {"listChanged": false}},
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
+    })
+}
+
+/// The `server/discover` result.
+pub fn discover_result() -> Value {
+    json!({
+        "supportedVersions": [STATELESS_VERSION],
+        "capabilities": {"tools": {"listChanged": false}},
+        "instructions": INSTRUCTIONS,
+        "resultType": "complete",
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": {"io.modelcontextprotocol/serverInfo": server_info()},
+    })
+}
+
+/// A result response; in the stateless era the result gets `resultType` if it lacks one
+/// (the era requires it; handshake-era upstreams never send it).
+pub fn result(id: Value, mut result: Value, era: &Era) -> Value {
+    if matches!(era, Era::Stateless(_)) {
+        if let Some(object) = result.as_object_mut() {
+            object
+                .entry("resultType")
+                .or_insert_with(|| Value::from("complete"));
+        }
+    }
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// The `tools/list` result. In the stateless era list results are cacheable and must say
+/// for how long: `ttlMs: 0` (stale at once, since the gateway does not push
+/// `tools/list_changed`) and `cacheScope: "private"` (what a client sees may depend on
+/// its token).
+pub fn tools_list_result(id: Value, tools: Vec<Value>, era: &Era) -> Value {
+    let mut list = json!({"tools": tools});
+    if matches!(era, Era::Stateless(_)) {
+        list["ttlMs"] = 0.into();
+        list["cacheScope"] = "private".into();
+    }
+    result(id, list, era)
+}
+
+/// An error response.
+pub fn error(id: Value, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
+    let mut error = Map::new();
+    error.insert("code".into(), code.into());
+    error.insert("message".into(), Value::String(message.into()));
+    if let Some(data) = data {
+        error.insert("data".into(), data);
+    }
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eras() {
+        let meta = json!({"_meta": {META_PROTOCOL_VERSION: "2026-07-28"}});
+        assert_eq!(
+            era_of("tools/list", &meta),
+            Era::Stateless("2026-07-28".into())
+        );
+        assert_eq!(era_of("tools/list", &json!({})), Era::Handshake);
+        assert_eq!(
+            era_of("server/discover", &Value::Null),
+            Era::Stateless(STATELESS_VERSION.into())
+        );
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(Some("2025-03-26")), "2025-03-26");
+        assert_eq!(negotiate(Some("1999-01-01")), HANDSHAKE_VERSIONS[0]);
+        assert_eq!(negotiate(None), HANDSHAKE_VERSIONS[0]);
+    }
+
+    #[test]
+    fn stateless_results_carry_result_type() {
+        let stateless = Era::Stateless(STATELESS_VERSION.into());
+        let r = result(json!(1), json!({"tools": []}), &stateless);
+        assert_eq!(r["result"]["resultType"], "complete");
+        let kept = result(
+            json!(1),
+            json!({"resultType": "input_required"}),
+            &stateless,
+        );
+        assert_eq!(kept["result"]["resultType"], "input_required");
+        let r = result(json!(1), json!({"tools": []}), &Era::Handshake);
+        assert!(r["result"].get("resultType").is_none());
+    }
+}

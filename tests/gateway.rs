@@ -1,0 +1,401 @@
+//! The aggregated MCP endpoint (`--mcp-addr`, `/mcp`) on real nodes, against real servers
+//! (the repo's test server and PyPI's mcp-server-time), used by the real Python SDK clients
+//! of both protocol eras and by raw HTTP.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{free_port, python, wait_for, ClusterOptions, TestCluster};
+use serde_json::{json, Value};
+
+const META: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// One raw HTTP/1.1 exchange; the connection closes after it.
+struct Reply {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Sends `method /mcp` to `addr` with `headers` (a Host header is added unless given).
+fn http(addr: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect to the gateway");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("{method} /mcp HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body.as_bytes()).expect("write body");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A stateless-era (2026-07-28) request.
+fn stateless(method: &str, params: Value) -> String {
+    let mut params = params;
+    params["_meta"] = json!({META: "2026-07-28"});
+    json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
+}
+
+fn tool_names(listing: &Value) -> Vec<String> {
+    listing["result"]["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the gateway at `addr` lists every tool in `wanted`.
+fn wait_for_tools(addr: &str, headers: &[(&str, &str)], wanted: &[&str]) -> Vec<String> {
+    let mut last = Vec::new();
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(
+            "the gateway to list every tool",
+            Duration::from_secs(45),
+            || {
+                last = tool_names(
+                    &http(addr, "POST", headers, &stateless("tools/list", json!({}))).json(),
+                );
+                wanted
+                    .iter()
+                    .all(|w| last.iter().any(|n| n == w))
+                    .then(|| last.clone())
+            },
+        )
+    }));
+    found.unwrap_or_else(|_| panic!("gateway at {addr} listed {last:?}, wanted {wanted:?}"))
+}
+
+/// Runs a client script of `python` and parses the JSON line it prints.
+fn run_client(python: &std::path::Path, script: &str, args: &[&str]) -> Value {
+    let out = Command::new(python)
+        .arg(python::fixture(script))
+        .args(args)
+        .output()
+        .expect("run the Python client");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
+    let modern = python::modern();
+    let legacy = python::legacy();
+    let mcp_addr = format!("127.0.0.1:{}", free_port());
+    let options = ClusterOptions {
+        node_args: BTreeMap::from([(1, vec!["--mcp-addr".to_owned(), mcp_addr.clone()])]),
+        ..ClusterOptions::default()
+    };
+    let cluster = TestCluster::start(1, options);
+    cluster.wait_leader();
+    cluster.deploy_json(
+        1,
+        &json!({"name": "demo", "command": env!("CARGO_BIN_EXE_mcp-test-server")}),
+    );
+    cluster.deploy_json(
+        1,
+        &json!({"name": "time", "command": modern, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}),
+    );
+    let url = format!("http://{mcp_addr}/mcp");
+    let names = wait_for_tools(
+        &mcp_addr,
+        &[],
+        &["time__get_current_time", "time__convert_time", "demo__echo"],
+    );
+    assert!(names.iter().all(|n| n.contains("__")), "{names:?}");
+
+    // (1) The current SDK's high-level Client: stateless era.
+    let seen = run_client(
+        &modern,
+        "gateway_client_modern.py",
+        &[
+            &url,
+            "time__get_current_time",
+            r#"{"timezone": "Asia/Tokyo"}"#,
+        ],
+    );
+    assert_eq!(seen["version"], "2026-07-28", "{seen}");
+    let tools: Vec<&str> = seen["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        tools.contains(&"time__get_current_time") && tools.contains(&"demo__add"),
+        "{seen}"
+    );
+    let now: Value = serde_json::from_str(seen["text"].as_str().unwrap_or("")).expect("JSON text");
+    assert_eq!(now["timezone"], "Asia/Tokyo", "{seen}");
+
+    // (2) A handshake-era SDK: initialize, session id, DELETE at the end.
+    let seen = run_client(
+        &legacy,
+        "gateway_client_legacy.py",
+        &[&url, "demo__echo", r#"{"text": "through the gateway"}"#],
+    );
+    assert_eq!(seen["version"], "2025-11-25", "{seen}");
+    assert!(
+        seen["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|n| n == "time__convert_time")),
+        "{seen}"
+    );
+    assert_eq!(seen["text"], "through the gateway", "{seen}");
+    assert_eq!(seen["is_error"], false, "{seen}");
+
+    // (3) Raw HTTP: the handshake era's session rules.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let reply = http(&mcp_addr, "POST", &[], &init.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["result"]["protocolVersion"], "2025-06-18");
+    assert!(reply.json()["result"]["capabilities"]["tools"].is_object());
+    let session = reply
+        .headers
+        .get("mcp-session-id")
+        .cloned()
+        .expect("initialize hands out a session id");
+    let with_session = [("Mcp-Session-Id", session.as_str())];
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(
+        http(&mcp_addr, "POST", &with_session, &initialized).status,
+        202
+    );
+    let pong = http(&mcp_addr, "POST", &with_session, &ping);
+    assert_eq!(
+        (pong.status, pong.json()["result"].clone()),
+        (200, json!({}))
+    );
+    assert_eq!(
+        http(&mcp_addr, "POST", &[], &ping).status,
+        400,
+        "no session id"
+    );
+    let unknown = [("Mcp-Session-Id", "0123456789abcdef0123456789abcdef")];
+    assert_eq!(http(&mcp_addr, "POST", &unknown, &ping).status, 404);
+    assert_eq!(http(&mcp_addr, "GET", &with_session, "").status, 405);
+    assert_eq!(http(&mcp_addr, "DELETE", &with_session, "").status, 204);
+    assert_eq!(
+        http(&mcp_addr, "POST", &with_session, &ping).status,
+        404,
+        "a deleted session is gone"
+    );
+
+    // Stateless era: discover, unknown method, unknown tool, a tool's own error.
+    let discover = http(
+        &mcp_addr,
+        "POST",
+        &[],
+        &stateless("server/discover", json!({})),
+    )
+    .json();
+    assert_eq!(
+        discover["result"]["supportedVersions"],
+        json!(["2026-07-28"])
+    );
+    assert_eq!(discover["result"]["resultType"], "complete");
+    let nope = http(
+        &mcp_addr,
+        "POST",
+        &[],
+        &stateless("prompts/list", json!({})),
+    )
+    .json();
+    assert_eq!(nope["error"]["code"], -32601, "{nope}");
+    let call = |name: &str, arguments: Value| {
+        http(
+            &mcp_addr,
+            "POST",
+            &[],
+            &stateless("tools/call", json!({"name": name, "arguments": arguments})),
+        )
+        .json()
+    };
+    let missing = call("demo__no_such_tool_here", json!({}));
+    let message = missing["error"]["message"].as_str().unwrap_or("");
+    assert_eq!(missing["error"]["code"], -32602, "{missing}");
+    assert!(message.contains("demo__no_such_tool_here"), "{missing}");
+    let missing = call("nosuchserver__echo", json!({}));
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nosuchserver__echo")),
+        "{missing}"
+    );
+    let added = call("demo__add", json!({"a": 2, "b": 40}));
+    assert_eq!(added["result"]["content"][0]["text"], "42", "{added}");
+    assert_eq!(added["result"]["resultType"], "complete", "{added}");
+    let failed = call("demo__tool_error", json!({"message": "kept intact"}));
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+    assert!(failed.to_string().contains("kept intact"), "{failed}");
+    let wrong_version = http(
+        &mcp_addr,
+        "POST",
+        &[],
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list",
+                "params": {"_meta": {META: "2099-01-01"}}})
+        .to_string(),
+    )
+    .json();
+    assert_eq!(wrong_version["error"]["code"], -32022, "{wrong_version}");
+
+    // DNS rebinding: foreign Host and Origin are refused, loopback ones and ones allowed
+    // are not.
+    let list = stateless("tools/list", json!({}));
+    assert_eq!(
+        http(&mcp_addr, "POST", &[("Host", "evil.example:80")], &list).status,
+        403
+    );
+    assert_eq!(
+        http(
+            &mcp_addr,
+            "POST",
+            &[("Origin", "https://evil.example")],
+            &list
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        http(
+            &mcp_addr,
+            "POST",
+            &[("Origin", "http://localhost:6274")],
+            &list
+        )
+        .status,
+        200
+    );
+    // Bounded body.
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":"{}"}}}}"#,
+        "a".repeat(5 << 20)
+    );
+    assert_eq!(http(&mcp_addr, "POST", &[], &huge).status, 413);
+    let garbage = http(&mcp_addr, "POST", &[], "{not json");
+    assert_eq!(
+        (garbage.status, garbage.json()["error"]["code"].clone()),
+        (400, json!(-32700))
+    );
+}
+
+#[test]
+fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
+    const TOKEN: &str = "gateway-secret-7f3a";
+    let gateways: BTreeMap<u64, String> = (1..=3)
+        .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let options = ClusterOptions {
+        extra_args: vec!["--mcp-token".to_owned(), TOKEN.to_owned()],
+        node_args: gateways
+            .iter()
+            .map(|(id, addr)| (*id, vec!["--mcp-addr".to_owned(), addr.clone()]))
+            .collect(),
+        ..ClusterOptions::default()
+    };
+    let cluster = TestCluster::start(3, options);
+    cluster.wait_leader();
+    // Only node 1 may run it.
+    cluster.deploy_json(
+        2,
+        &json!({"name": "pinned", "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+                "placement": {"allowed_nodes": [1]}}),
+    );
+    let node2 = gateways[&2].as_str();
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    let list = stateless("tools/list", json!({}));
+    let refused = http(node2, "POST", &[], &list);
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(
+        http(node2, "POST", &[("Authorization", "Bearer wrong")], &list).status,
+        401
+    );
+    wait_for_tools(node2, &auth, &["pinned__echo", "pinned__whoami"]);
+    assert!(
+        cluster.instances(2).iter().all(|i| i["server"] != "pinned"),
+        "node 2 must not host it: {:?}",
+        cluster.instances(2)
+    );
+    let echoed = http(
+        node2,
+        "POST",
+        &auth,
+        &stateless(
+            "tools/call",
+            json!({"name": "pinned__echo", "arguments": {"text": "hop"}}),
+        ),
+    )
+    .json();
+    assert_eq!(echoed["result"]["content"][0]["text"], "hop", "{echoed}");
+    // The handshake-era SDK with the token, through node 3.
+    let legacy = python::legacy();
+    let seen = run_client(
+        &legacy,
+        "gateway_client_legacy.py",
+        &[
+            &format!("http://{}/mcp", gateways[&3]),
+            "pinned__echo",
+            r#"{"text": "via node 3"}"#,
+            TOKEN,
+        ],
+    );
+    assert_eq!(seen["text"], "via node 3", "{seen}");
+    // The token appears in no log: not in the nodes', and (the server being a child of
+    // node 1 whose stderr goes to that log) not upstream either.
+    let mut logs = String::new();
+    for node in &cluster.nodes {
+        logs.push_str(&std::fs::read_to_string(&node.log).unwrap_or_default());
+    }
+    assert!(logs.contains("forwarding request"), "node 2 or 3 forwarded");
+    assert!(!logs.contains(TOKEN), "the gateway token leaked into a log");
+}
