@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, python, wait_for, ClusterOptions, TestCluster};
+use common::{free_port, python, wait_for, ChildGuard, ClusterOptions, TestCluster};
 use serde_json::{json, Value};
 
 const META: &str = "io.modelcontextprotocol/protocolVersion";
@@ -344,6 +344,22 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
     };
     let cluster = TestCluster::start(3, options);
     cluster.wait_leader();
+    // A remote HTTP server that records the Authorization headers it receives; the
+    // cluster authenticates to it with its own token from the spec.
+    let recorder_port = free_port();
+    let _recorder = ChildGuard(
+        Command::new("python3")
+            .arg(python::fixture("header_recorder_server.py"))
+            .arg(recorder_port.to_string())
+            .spawn()
+            .expect("start the header recorder"),
+    );
+    cluster.deploy_json(
+        1,
+        &json!({"name": "recorder", "type": "http",
+                "url": format!("http://127.0.0.1:{recorder_port}/mcp"),
+                "auth": {"type": "bearer", "token": "upstream-only"}}),
+    );
     // Only node 1 may run it.
     cluster.deploy_json(
         2,
@@ -360,7 +376,15 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
         http(node2, "POST", &[("Authorization", "Bearer wrong")], &list).status,
         401
     );
-    wait_for_tools(node2, &auth, &["pinned__echo", "pinned__whoami"]);
+    wait_for_tools(
+        node2,
+        &auth,
+        &[
+            "pinned__echo",
+            "pinned__whoami",
+            "recorder__seen_authorization",
+        ],
+    );
     assert!(
         cluster.instances(2).iter().all(|i| i["server"] != "pinned"),
         "node 2 must not host it: {:?}",
@@ -377,6 +401,25 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
     )
     .json();
     assert_eq!(echoed["result"]["content"][0]["text"], "hop", "{echoed}");
+    // The client's token stops at the gateway: upstream sees only the spec's own.
+    let seen = http(
+        node2,
+        "POST",
+        &auth,
+        &stateless(
+            "tools/call",
+            json!({"name": "recorder__seen_authorization", "arguments": {}}),
+        ),
+    )
+    .json();
+    let seen: Vec<Value> =
+        serde_json::from_str(seen["result"]["content"][0]["text"].as_str().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("recorder answered {seen} ({e})"));
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|h| h == "Bearer upstream-only"),
+        "upstream saw {seen:?}"
+    );
     // The handshake-era SDK with the token, through node 3.
     let legacy = python::legacy();
     let seen = run_client(

@@ -39,6 +39,8 @@ struct Cache {
     revision: u64,
     /// Server -> its tools as the server listed them.
     tools: BTreeMap<String, Vec<Value>>,
+    /// Exposed name -> where it leads, as of the last list.
+    routes: HashMap<String, Route>,
 }
 
 /// The aggregated catalog of one gateway.
@@ -84,6 +86,7 @@ impl Catalog {
             if cache.revision != revision {
                 cache.revision = revision;
                 cache.tools.clear();
+                cache.routes.clear();
             }
             servers
                 .iter()
@@ -105,8 +108,11 @@ impl Catalog {
             .iter()
             .filter_map(|s| cache.tools.get(s).map(|t| (s.clone(), t.clone())))
             .collect();
-        drop(cache);
-        expose(per_server)
+        let (tools, routes) = expose(per_server);
+        if cache.revision == revision {
+            cache.routes.clone_from(&routes);
+        }
+        (tools, routes)
     }
 
     /// Where `name` leads: from the catalog, or (for a server left out of the list,
@@ -114,6 +120,16 @@ impl Catalog {
     /// registered server, so the call reaches the data plane and its real error. A name
     /// that a listed server does not have is unknown: `None`.
     pub async fn resolve(&self, name: &str) -> Option<Route> {
+        // Fast path: a name from the current catalog needs no listing.
+        let revision = self.registry.read(|state| state.registry.revision());
+        {
+            let cache = self.cache();
+            if cache.revision == revision {
+                if let Some(route) = cache.routes.get(name) {
+                    return Some(route.clone());
+                }
+            }
+        }
         let (_, routes) = self.list().await;
         if let Some(route) = routes.get(name) {
             return Some(route.clone());
