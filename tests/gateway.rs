@@ -31,11 +31,26 @@ impl Reply {
 
 /// Sends `method /mcp` to `addr` with `headers` (a Host header is added unless given).
 fn http(addr: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    http_at(addr, method, "/mcp", headers, body)
+}
+
+/// The value of the sample of `name` whose labels include `label` in node `metrics_addr`'s
+/// exposition (0 when absent).
+fn metric(metrics_addr: &str, name: &str, label: &str) -> f64 {
+    http_at(metrics_addr, "GET", "/metrics", &[], "")
+        .body
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn http_at(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect to the gateway");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let mut head = format!("{method} /mcp HTTP/1.1\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("Host: {addr}\r\n"));
     }
@@ -315,6 +330,14 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
         .status,
         200
     );
+    let rejected = |reason: &str| {
+        metric(
+            &cluster.node(1).metrics_addr,
+            "mcp_gateway_rejections_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert_eq!((rejected("host"), rejected("origin")), (1.0, 1.0));
     // Bounded body.
     let huge = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":"{}"}}}}"#,
@@ -376,6 +399,12 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
         http(node2, "POST", &[("Authorization", "Bearer wrong")], &list).status,
         401
     );
+    let unauthorized = metric(
+        &cluster.node(2).metrics_addr,
+        "mcp_gateway_rejections_total",
+        "reason=\"unauthorized\"",
+    );
+    assert_eq!(unauthorized, 2.0);
     wait_for_tools(
         node2,
         &auth,

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub saturation_rejections: IntCounterVec,
     /// `mcp_circuit_breaker_transitions_total{server,state}`.
     pub breaker_transitions: IntCounterVec,
+    /// `mcp_gateway_rejections_total{reason}`: requests the MCP gateway refused at its
+    /// door (`host`, `origin`, `unauthorized`).
+    pub gateway_rejections: IntCounterVec,
     /// `mcp_instance_restarts_total{server}`.
     pub instance_restarts: IntCounterVec,
     /// `mcp_forwarded_requests_total{target}`: requests sent to another node.
@@ -133,6 +136,7 @@ impl Metrics {
             retries: counter(r, "mcp_retries_total", "Extra attempts of a request on another instance.", &["server"])?,
             saturation_rejections: counter(r, "mcp_saturation_rejections_total", "Requests refused because every instance was at its in-flight limit.", &["server"])?,
             breaker_transitions: counter(r, "mcp_circuit_breaker_transitions_total", "Circuit breaker state changes, by the state entered.", &["server", "state"])?,
+            gateway_rejections: counter(r, "mcp_gateway_rejections_total", "Requests refused by the MCP gateway's guard, by reason (host, origin, unauthorized).", &["reason"])?,
             instance_restarts: counter(r, "mcp_instance_restarts_total", "Restarts of crashed or broken instances.", &["server"])?,
             forwarded: counter(r, "mcp_forwarded_requests_total", "Execute requests forwarded to another node, by target node id.", &["target"])?,
             proposals: counter(r, "mcp_raft_proposals_total", "Registry writes proposed on this node, by outcome.", &["outcome"])?,
@@ -477,6 +481,7 @@ mod tests {
             .inc();
         m.request_duration.with_label_values(&["s"]).observe(0.001);
         m.retries.with_label_values(&["s"]).inc();
+        m.gateway_rejections.with_label_values(&["origin"]).inc();
         m.saturation_rejections.with_label_values(&["s"]).inc();
         m.breaker_transitions
             .with_label_values(&["s", "open"])

@@ -111,7 +111,7 @@ impl ClusterNode {
             raft: raft.clone(),
             registry: registry.clone(),
             plane: Arc::clone(&dataplane),
-            metrics,
+            metrics: Arc::clone(&metrics),
             peers: peers.clone(),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -174,6 +174,7 @@ impl ClusterNode {
                 gateway.allowed_origins.clone(),
                 Arc::clone(&dataplane),
                 registry.clone(),
+                Arc::clone(&metrics),
                 async move {
                     let _ = stopped.changed().await;
                 },

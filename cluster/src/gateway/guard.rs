@@ -25,6 +25,15 @@ pub enum GuardError {
 }
 
 impl GuardError {
+    /// The `reason` label of `mcp_gateway_rejections_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GuardError::Host(_) => "host",
+            GuardError::Origin(_) => "origin",
+            GuardError::Unauthorized => "unauthorized",
+        }
+    }
+
     /// The HTTP status of the refusal.
     pub fn status(&self) -> StatusCode {
         match self {

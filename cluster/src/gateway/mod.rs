@@ -25,6 +25,7 @@ use mcp_raft::RegistryReader;
 use serde_json::{json, Value};
 
 use crate::dataplane::{DataPlane, ExecuteError, ExecuteOptions};
+use crate::metrics::Metrics;
 use catalog::Catalog;
 use guard::Guard;
 use protocol::Era;
@@ -62,19 +63,22 @@ impl std::fmt::Debug for GatewayConfig {
 /// What the handlers share.
 struct Gateway {
     guard: Guard,
+    metrics: Arc<Metrics>,
     sessions: Sessions,
     catalog: Catalog,
     plane: Arc<DataPlane>,
 }
 
 /// Serves `/mcp` on `listener` until `shutdown` resolves. `token` is the one clients
-/// must present (already resolved: `--mcp-token`, else the admin token, else none).
+/// must present (already resolved: `--mcp-token`, else the admin token, else none);
+/// refusals count in `metrics`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     token: Option<String>,
     allowed_origins: Vec<String>,
     plane: Arc<DataPlane>,
     registry: RegistryReader,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -84,6 +88,7 @@ pub async fn serve(
     }
     let gateway = Arc::new(Gateway {
         guard,
+        metrics,
         sessions: Sessions::default(),
         catalog: Catalog::new(Arc::clone(&plane), registry),
         plane,
@@ -120,6 +125,11 @@ fn refused(status: StatusCode, message: &str) -> Response {
 fn refusal(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
     gateway.guard.check(headers).err().map(|e| {
         tracing::debug!(error = %e, "gateway request refused");
+        gateway
+            .metrics
+            .gateway_rejections
+            .with_label_values(&[e.reason()])
+            .inc();
         let mut response = refused(e.status(), &e.to_string());
         if e.status() == StatusCode::UNAUTHORIZED {
             response
