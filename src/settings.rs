@@ -279,6 +279,37 @@ mod tests {
     }
 
     #[test]
+    fn gateway_is_off_unless_given_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "data_dir = \"/tmp/x\"\n").unwrap();
+        let off = node_config(NodeArgs {
+            config: Some(file.clone()),
+            mcp_token: Some("t".into()),
+            ..NodeArgs::default()
+        })
+        .unwrap();
+        assert!(off.gateway.is_none());
+
+        std::fs::write(
+            &file,
+            "data_dir = \"/tmp/x\"\nmcp_addr = \"127.0.0.1:7480\"\nmcp_token = \"from-file\"\n\
+             mcp_allowed_origins = [\"https://a.example\"]\n",
+        )
+        .unwrap();
+        let on = node_config(NodeArgs {
+            config: Some(file),
+            mcp_token: Some("from-flag".into()),
+            ..NodeArgs::default()
+        })
+        .unwrap();
+        let gateway = on.gateway.unwrap();
+        assert_eq!(gateway.addr, "127.0.0.1:7480".parse().unwrap());
+        assert_eq!(gateway.token.as_deref(), Some("from-flag"));
+        assert_eq!(gateway.allowed_origins, ["https://a.example"]);
+    }
+
+    #[test]
     fn unknown_file_key_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("node.toml");
