@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, python, wait_for, ChildGuard, ClusterOptions, TestCluster};
+use common::{free_port, python, tool_names, wait_for, ChildGuard, ClusterOptions, TestCluster};
 use serde_json::{json, Value};
 
 const META: &str = "io.modelcontextprotocol/protocolVersion";
@@ -89,18 +89,6 @@ fn stateless(method: &str, params: Value) -> String {
     let mut params = params;
     params["_meta"] = json!({META: "2026-07-28"});
     json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
-}
-
-fn tool_names(listing: &Value) -> Vec<String> {
-    listing["result"]["tools"]
-        .as_array()
-        .map(|tools| {
-            tools
-                .iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Waits until the gateway at `addr` lists every tool in `wanted`.

@@ -5,20 +5,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, python, text_of, wait_for, ChildGuard, ClusterOptions, TestCluster};
+use common::{
+    free_port, python, text_of, tool_names, wait_for, ChildGuard, ClusterOptions, TestCluster,
+};
 use serde_json::json;
-
-fn tool_names(response: &serde_json::Value) -> Vec<String> {
-    response["result"]["tools"]
-        .as_array()
-        .map(|tools| {
-            tools
-                .iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn exec(cluster: &TestCluster, id: u64, server: &str, request: &str) -> serde_json::Value {
     cluster.json(id, &["exec", server, request])

@@ -445,6 +445,19 @@ impl TestCluster {
     }
 }
 
+/// The tool names of a `tools/list` response.
+pub fn tool_names(response: &Value) -> Vec<String> {
+    response["result"]["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The text of the first content item of a tools/call response.
 pub fn text_of(response: &Value) -> String {
     response["result"]["content"][0]["text"]
