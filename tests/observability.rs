@@ -19,12 +19,12 @@ use common::{free_port, text_of, wait_for, ChildGuard, ClusterOptions, TestClust
 use serde_json::{json, Value};
 
 /// Where the shipped Prometheus configs live.
-fn deploy_dir() -> PathBuf {
+fn prometheus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/prometheus")
 }
 
-fn deploy_file(name: &str) -> String {
-    std::fs::read_to_string(deploy_dir().join(name))
+fn prometheus_file(name: &str) -> String {
+    std::fs::read_to_string(prometheus_dir().join(name))
         .unwrap_or_else(|e| panic!("read cluster/prometheus/{name}: {e}"))
 }
 
@@ -228,7 +228,7 @@ fn site_config(cluster: &TestCluster) -> String {
         .iter()
         .map(|n| format!("'{}'", n.metrics_addr))
         .collect();
-    let config = deploy_file("prometheus.yml");
+    let config = prometheus_file("prometheus.yml");
     let config = replace(&config, "scrape_interval: 15s", "scrape_interval: 1s");
     let config = replace(
         &config,
@@ -246,7 +246,7 @@ fn site_config(cluster: &TestCluster) -> String {
 fn site_prometheus(cluster: &TestCluster) -> Prometheus {
     Prometheus::start(
         &site_config(cluster),
-        &[("mcp-alerts.yml", deploy_file("mcp-alerts.yml"))],
+        &[("mcp-alerts.yml", prometheus_file("mcp-alerts.yml"))],
     )
 }
 
@@ -325,19 +325,7 @@ fn wait_running(cluster: &TestCluster, server: &str, replicas: usize) -> BTreeMa
         &format!("{replicas} running instances of {server}"),
         Duration::from_secs(60),
         || {
-            let per_node: BTreeMap<u64, usize> = cluster
-                .nodes
-                .iter()
-                .filter(|n| n.is_running())
-                .map(|n| {
-                    let running = cluster
-                        .instances(n.id)
-                        .iter()
-                        .filter(|i| i["server"] == server && i["state"] == "running")
-                        .count();
-                    (n.id, running)
-                })
-                .collect();
+            let per_node = cluster.running_per_node(server);
             (per_node.values().sum::<usize>() == replicas).then_some(per_node)
         },
     )
@@ -348,7 +336,7 @@ fn alert_rules_are_valid_and_fire_when_they_should() {
     let promtool = prometheus_tool("promtool");
     let check = Command::new(promtool)
         .args(["check", "rules", "mcp-alerts.yml"])
-        .current_dir(deploy_dir())
+        .current_dir(prometheus_dir())
         .output()
         .expect("run promtool");
     assert!(
@@ -361,7 +349,7 @@ fn alert_rules_are_valid_and_fire_when_they_should() {
     // stay quiet on the ones that should not.
     let test = Command::new(promtool)
         .args(["test", "rules", "mcp-alerts.test.yml"])
-        .current_dir(deploy_dir())
+        .current_dir(prometheus_dir())
         .output()
         .expect("run promtool");
     assert!(
@@ -370,7 +358,7 @@ fn alert_rules_are_valid_and_fire_when_they_should() {
         String::from_utf8_lossy(&test.stdout),
         String::from_utf8_lossy(&test.stderr)
     );
-    let rules = deploy_file("mcp-alerts.yml");
+    let rules = prometheus_file("mcp-alerts.yml");
     for alert in [
         "McpNoLeader",
         "McpInstanceCrashLoop",
@@ -385,7 +373,7 @@ fn alert_rules_are_valid_and_fire_when_they_should() {
     for config in ["prometheus.yml", "cluster-view.yml", "federate.yml"] {
         let out = Command::new(promtool)
             .args(["check", "config", config])
-            .current_dir(deploy_dir())
+            .current_dir(prometheus_dir())
             .output()
             .expect("run promtool");
         assert!(
@@ -408,7 +396,7 @@ fn operations_guide_shows_the_shipped_configs() {
         "federate.yml",
         "mcp-alerts.yml",
     ] {
-        let text = deploy_file(file);
+        let text = prometheus_file(file);
         assert!(
             guide.contains(&format!("```yaml\n{text}```")),
             "docs/operations.md does not show cluster/prometheus/{file} as it is"
@@ -594,11 +582,13 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
             .collect();
         health.iter().all(|(_, h)| h == "ok").then_some(health)
     });
-    let shipped = deploy_file("mcp-alerts.yml").matches("- alert: ").count();
+    let shipped = prometheus_file("mcp-alerts.yml")
+        .matches("- alert: ")
+        .count();
     assert_eq!(rules.len(), shipped, "{rules:?}");
 
     // 3. A second Prometheus federates from the first and sees every node's series.
-    let federate = deploy_file("federate.yml");
+    let federate = prometheus_file("federate.yml");
     let federate = replace(&federate, "scrape_interval: 30s", "scrape_interval: 1s");
     let federate = replace(&federate, "prometheus-site-a:9090", &site.addr);
     let global = Prometheus::start(&federate, &[]);
@@ -639,7 +629,7 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
     );
 
     // The cluster view: one target, every node's series, and which peers answered.
-    let view_config = deploy_file("cluster-view.yml");
+    let view_config = prometheus_file("cluster-view.yml");
     let view_config = replace(&view_config, "scrape_interval: 15s", "scrape_interval: 1s");
     let view_config = replace(
         &view_config,
@@ -653,7 +643,7 @@ fn a_real_prometheus_scrapes_and_federates_the_cluster() {
     );
     let single = Prometheus::start(
         &view_config,
-        &[("mcp-alerts.yml", deploy_file("mcp-alerts.yml"))],
+        &[("mcp-alerts.yml", prometheus_file("mcp-alerts.yml"))],
     );
     let viewed = single.wait_query(
         "every node's Raft series through one target",

@@ -35,23 +35,6 @@ fn deploy(cluster: &TestCluster, name: &str, replicas: u32) {
     );
 }
 
-/// Running instances of `server` per running node.
-fn running(cluster: &TestCluster, server: &str) -> BTreeMap<u64, usize> {
-    cluster
-        .nodes
-        .iter()
-        .filter(|n| n.is_running())
-        .map(|n| {
-            let count = cluster
-                .instances(n.id)
-                .iter()
-                .filter(|i| i["server"] == server && i["state"] == "running")
-                .count();
-            (n.id, count)
-        })
-        .collect()
-}
-
 fn wait_placement(
     cluster: &TestCluster,
     server: &str,
@@ -61,7 +44,7 @@ fn wait_placement(
     let mut last = BTreeMap::new();
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(what, Duration::from_secs(60), || {
-            last = running(cluster, server);
+            last = cluster.running_per_node(server);
             ok(&last).then_some(())
         })
     }));
@@ -215,7 +198,7 @@ fn draining_a_node_moves_its_replicas_without_a_failed_call() {
     wait_placement(&cluster, "drained", "two replicas on two nodes", |c| {
         total(c) == 2 && c.values().all(|n| *n <= 1)
     });
-    let before = running(&cluster, "drained");
+    let before = cluster.running_per_node("drained");
     let drained = *before
         .iter()
         .find(|(_, n)| **n == 1)

@@ -54,12 +54,7 @@ fn forwarded_requests_keep_their_id_and_are_counted_once() {
     assert_eq!(sent, served, "request ids differ between the two hops");
 
     // Counted once, by the node that ran the calls.
-    let stats = cluster.json(1, &["stats"]);
-    let echo = stats["servers"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["server"] == "echo"))
-        .cloned()
-        .expect("node 1 has stats for echo");
+    let echo = cluster.server_stats(1, "echo");
     assert_eq!(echo["total_requests"], 5);
     assert_eq!(echo["success_rate"], 1.0);
     assert!(

@@ -351,12 +351,7 @@ fn server_errors_pass_through_intact() {
 
     // One call succeeded and the server said no to three: the statistics count those
     // three as failures (waiting for the instance may add failed attempts, never successes).
-    let stats = cluster.json(1, &["stats"]);
-    let strict = stats["servers"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["server"] == "strict"))
-        .cloned()
-        .expect("stats for strict");
+    let strict = cluster.server_stats(1, "strict");
     assert_eq!(strict["successful_requests"], 1, "{strict}");
     assert!(strict["total_requests"].as_u64() >= Some(4), "{strict}");
 }

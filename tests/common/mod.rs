@@ -437,6 +437,32 @@ impl TestCluster {
         }
     }
 
+    /// Running instances of `server` on each running node.
+    pub fn running_per_node(&self, server: &str) -> BTreeMap<u64, usize> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| {
+                let running = self
+                    .instances(n.id)
+                    .iter()
+                    .filter(|i| i["server"] == server && i["state"] == "running")
+                    .count();
+                (n.id, running)
+            })
+            .collect()
+    }
+
+    /// The `mcpd stats` entry of `server` on node `id`.
+    pub fn server_stats(&self, id: u64, server: &str) -> Value {
+        let stats = self.json(id, &["stats"]);
+        stats["servers"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["server"] == server))
+            .cloned()
+            .unwrap_or_else(|| panic!("node {id} has no stats for {server}: {stats}"))
+    }
+
     /// The instances node `id` reports.
     pub fn instances(&self, id: u64) -> Vec<Value> {
         self.status(id)
