@@ -97,7 +97,7 @@ pub struct NodeConfig {
     /// The founding members (id -> advertised address). Used only on the very first start
     /// of a pristine node; ignored once the node has state.
     pub initial_cluster: BTreeMap<NodeId, String>,
-    /// When set, writes and Raft RPCs must carry this token.
+    /// When set, writes, executes and Raft RPCs must carry this token (see `auth`).
     pub admin_token: Option<String>,
     /// Raft timing and compaction.
     pub raft: RaftTuning,

@@ -42,8 +42,8 @@ pub enum ClusterError {
     /// A precondition failed when the command was applied; nothing changed.
     #[error("{0}")]
     Rejected(#[from] CommandError),
-    /// A write without the admin token (or with a wrong one).
-    #[error("unauthorized: this cluster requires the admin token for writes")]
+    /// A write, tool call or Raft RPC without the admin token (or with a wrong one).
+    #[error("unauthorized: this cluster requires the admin token for writes and tool calls")]
     Unauthorized,
     /// No leader is known, or the write could not be committed in time.
     #[error("cluster unavailable: {0}")]

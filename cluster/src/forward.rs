@@ -2,7 +2,8 @@
 //!
 //! A follower that receives a write (or a linearizable read) re-sends the same request to
 //! the leader once, marked with `x-mcpd-forwarded-by` so it is never forwarded twice, and
-//! passes the leader's answer back unchanged.
+//! passes the leader's answer back unchanged. Requests a node makes on its own behalf (an
+//! execute passed to a peer) carry the node's admin token, see [`PeerChannels::authorize`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_raft::NodeId;
-use tonic::metadata::MetadataValue;
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClusterError;
@@ -25,13 +26,50 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// One lazily connected channel per peer address, shared by every request.
+/// One lazily connected channel per peer address, shared by every request, and the
+/// credentials this node presents to its peers.
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// `Bearer <admin token>`, if the cluster has one.
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl std::fmt::Debug for PeerChannels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token itself.
+        f.debug_struct("PeerChannels")
+            .field("authorized", &self.authorization.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PeerChannels {
+    /// Channels whose requests can carry `admin_token` (none when `None` or empty).
+    pub fn with_token(admin_token: Option<&str>) -> Result<Self, ClusterError> {
+        let authorization = match admin_token.filter(|t| !t.is_empty()) {
+            Some(token) => Some(MetadataValue::try_from(format!("Bearer {token}")).map_err(
+                |_| {
+                    ClusterError::Config(
+                        "the admin token contains characters not allowed in a header".to_owned(),
+                    )
+                },
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            channels: Arc::default(),
+            authorization,
+        })
+    }
+
+    /// Adds this node's admin token to a request it sends a peer on its own behalf.
+    pub fn authorize(&self, metadata: &mut MetadataMap) {
+        if let Some(value) = &self.authorization {
+            metadata.insert(mcp_proto::AUTHORIZATION, value.clone());
+        }
+    }
+
     /// The channel to `addr`, created on first use.
     pub fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,4 +140,40 @@ where
             ClusterError::Forwarded(status)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_requests_carry_the_admin_token() {
+        let peers = PeerChannels::with_token(Some("s3cret")).expect("valid token");
+        let mut metadata = MetadataMap::new();
+        peers.authorize(&mut metadata);
+        assert_eq!(
+            metadata
+                .get(mcp_proto::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer s3cret")
+        );
+        assert!(!format!("{peers:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn without_a_token_nothing_is_added() {
+        for token in [None, Some("")] {
+            let mut metadata = MetadataMap::new();
+            PeerChannels::with_token(token)
+                .expect("no token")
+                .authorize(&mut metadata);
+            assert!(metadata.get(mcp_proto::AUTHORIZATION).is_none());
+        }
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_a_config_error() {
+        let refused = PeerChannels::with_token(Some("line\nbreak"));
+        assert!(matches!(refused, Err(ClusterError::Config(_))));
+    }
 }

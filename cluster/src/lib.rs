@@ -8,7 +8,7 @@
 //!   [`scheduler`]: the leader places instances on live nodes.
 //! - [`batcher`]: concurrent registry writes share Raft entries.
 //! - [`fleet`]: what each member actually runs (scheduler heartbeat, running replicas).
-//! - [`auth`]: the admin-token guard for writes.
+//! - [`auth`]: who may call which RPC, enforced by one layer on the gRPC server.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
 //! - [`metrics`]: every Prometheus metric of a node; [`http`]: /metrics, /healthz, /readyz.
 //! - [`gateway`]: `/mcp`, every server's tools as one MCP server (`--mcp-addr`).

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::auth::AdminGuard;
+use crate::auth::AuthLayer;
 use crate::batcher::ProposalBatcher;
 use crate::config::NodeConfig;
 use crate::dataplane::DataPlane;
@@ -53,6 +53,9 @@ impl ClusterNode {
     /// Starts a node from `config`.
     pub async fn start(config: NodeConfig) -> Result<Self, ClusterError> {
         let identity = NodeIdentity::load_or_create(&config)?;
+        // Peers authorize like any client: executes forwarded to them carry the token. Built
+        // first so a token that cannot be sent as a header fails the start before anything.
+        let peers = PeerChannels::with_token(config.admin_token.as_deref())?;
         let raft_config = Arc::new(config.raft.to_openraft()?);
 
         let db = mcp_storage::open_db(&config.data_dir.join("raft.db"), SLED_CACHE_BYTES)?;
@@ -85,7 +88,6 @@ impl ClusterNode {
             source,
         })?;
 
-        let peers = PeerChannels::default();
         let dataplane = DataPlane::start(
             identity.id,
             config.dataplane.clone(),
@@ -93,13 +95,11 @@ impl ClusterNode {
             peers.clone(),
             Arc::clone(&metrics),
         );
-        let guard = AdminGuard::new(config.admin_token.clone());
-        let raft_api = RaftApi::new(raft.clone(), guard.clone());
+        let raft_api = RaftApi::new(raft.clone());
         let cluster_api = ClusterApi::new(
             identity.id,
             raft.clone(),
             registry.clone(),
-            guard,
             peers.clone(),
             config.write_timeout,
             ProposalBatcher::start(raft.clone(), config.write_timeout, Arc::clone(&metrics)),
@@ -117,6 +117,8 @@ impl ClusterNode {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                // Every RPC of every service is authorized here, before any handler runs.
+                .layer(AuthLayer::new(config.admin_token.clone()))
                 .add_service(
                     RaftServiceServer::new(raft_api)
                         .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)

@@ -294,6 +294,8 @@ impl DataPlane {
         });
         call.metadata_mut()
             .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(self.node_id));
+        // The peer authorizes this like any caller's execute.
+        self.peers.authorize(call.metadata_mut());
         if let Ok(id) = MetadataValue::try_from(options.request_id.as_str()) {
             call.metadata_mut().insert(mcp_proto::REQUEST_ID, id);
         }

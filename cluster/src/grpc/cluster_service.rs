@@ -4,6 +4,7 @@
 //! proposed. A node that is not the leader forwards the request once to the leader it
 //! knows. Reads are linearizable unless the caller asks for a stale read: the node
 //! confirms leadership with a quorum (`ensure_linearizable`) or forwards to the leader.
+//! Who may call which method is settled before a handler runs, by [`crate::auth`].
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -31,7 +32,6 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::auth::AdminGuard;
 use crate::batcher::{ProposalBatcher, Proposed};
 use crate::dataplane::placement;
 use crate::dataplane::DataPlane;
@@ -53,7 +53,6 @@ pub struct ClusterApi {
     id: NodeId,
     raft: Raft,
     registry: RegistryReader,
-    guard: AdminGuard,
     peers: PeerChannels,
     write_timeout: Duration,
     batcher: ProposalBatcher,
@@ -93,7 +92,6 @@ impl ClusterApi {
         id: NodeId,
         raft: Raft,
         registry: RegistryReader,
-        guard: AdminGuard,
         peers: PeerChannels,
         write_timeout: Duration,
         batcher: ProposalBatcher,
@@ -102,7 +100,6 @@ impl ClusterApi {
             id,
             raft,
             registry,
-            guard,
             peers,
             write_timeout,
             batcher,
@@ -350,7 +347,6 @@ fn server_stats(stats: &RequestStats) -> ServerStats {
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
     async fn drain(&self, request: Request<DrainRequest>) -> Result<Response<WriteReply>, Status> {
-        self.guard.check(request.metadata())?;
         let DrainRequest { id, draining } = *request.get_ref();
         match self.propose(Command::SetDraining { id, draining }).await? {
             Route::Done(done) => {
@@ -397,7 +393,6 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<DeployRequest>,
     ) -> Result<Response<WriteReply>, Status> {
-        self.guard.check(request.metadata())?;
         let spec = spec::parse_json(&request.get_ref().spec_json).map_err(ClusterError::from)?;
         let name = spec.name.clone();
         let command = Command::PutServer {
@@ -417,7 +412,6 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<UndeployRequest>,
     ) -> Result<Response<WriteReply>, Status> {
-        self.guard.check(request.metadata())?;
         let name = request.get_ref().name.clone();
         check_name(&name)?;
         match self
@@ -433,7 +427,6 @@ impl ClusterService for ClusterApi {
     }
 
     async fn scale(&self, request: Request<ScaleRequest>) -> Result<Response<WriteReply>, Status> {
-        self.guard.check(request.metadata())?;
         let ScaleRequest { name, replicas } = request.get_ref().clone();
         check_name(&name)?;
         if replicas > MAX_REPLICAS {
@@ -589,7 +582,6 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<AddLearnerRequest>,
     ) -> Result<Response<MembersReply>, Status> {
-        self.guard.check(request.metadata())?;
         let AddLearnerRequest { id, addr } = request.get_ref().clone();
         if addr.trim().is_empty() || !addr.contains(':') {
             return Err(ClusterError::InvalidArgument(format!(
@@ -621,7 +613,6 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<PromoteVoterRequest>,
     ) -> Result<Response<MembersReply>, Status> {
-        self.guard.check(request.metadata())?;
         let id = request.get_ref().id;
         let change = || {
             self.raft
@@ -645,7 +636,6 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<MembersReply>, Status> {
-        self.guard.check(request.metadata())?;
         let id = request.get_ref().id;
         let current = self.members();
         let Some(member) = current.members.iter().find(|m| m.id == id) else {

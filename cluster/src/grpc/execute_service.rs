@@ -1,4 +1,5 @@
 //! Server side of the data plane API: parse, hand to the [`DataPlane`], encode.
+//! Callers are authorized before they get here (see [`crate::auth`]).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,23 +7,20 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use crate::auth::AdminGuard;
-
 /// The `RaftService` implementation of a node.
 #[derive(Clone)]
 pub struct RaftApi {
     raft: Raft,
-    guard: AdminGuard,
 }
 
 impl RaftApi {
-    /// Serves Raft RPCs for `raft`, requiring the admin token when `guard` has one.
-    pub fn new(raft: Raft, guard: AdminGuard) -> Self {
-        Self { raft, guard }
+    /// Serves Raft RPCs for `raft`. Callers are authorized before they get here (see
+    /// [`crate::auth`]).
+    pub fn new(raft: Raft) -> Self {
+        Self { raft }
     }
 
     fn decode<T: DeserializeOwned>(&self, request: &Request<RaftPayload>) -> Result<T, Status> {
-        self.guard.check(request.metadata())?;
         serde_json::from_slice(&request.get_ref().data)
             .map_err(|e| Status::invalid_argument(format!("undecodable raft payload: {e}")))
     }
