@@ -296,3 +296,44 @@ fn node_tags_constrain_placement() {
     let echoed = cluster.call_eventually(1, "tagged", "echo", &json!({"text": "via 1"}));
     assert_eq!(text_of(&echoed), "via 1");
 }
+
+#[test]
+fn a_call_right_after_deploy_waits_for_the_first_instance() {
+    let cluster = cluster();
+    // The instance takes 1.5 s to start: every call below arrives while it is starting
+    // (or before the leader has even placed it), on the node that will host it and on
+    // nodes that will forward.
+    cluster.deploy_json(
+        2,
+        &json!({
+            "name": "slow",
+            "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+            "args": ["--startup-delay-ms", "1500"],
+            "replicas": 1,
+        }),
+    );
+    for node in [3, 1, 2] {
+        let response = cluster
+            .call(node, "slow", "echo", &json!({"text": "first"}))
+            .unwrap_or_else(|e| panic!("call through node {node} failed: {e}"));
+        assert_eq!(text_of(&response), "first", "{response}");
+    }
+}
+
+#[test]
+fn a_call_to_a_server_that_cannot_start_fails_with_its_crash_loop_reason() {
+    let cluster = cluster();
+    cluster.deploy_json(
+        1,
+        &json!({
+            "name": "broken",
+            "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+            "args": ["--crash-on-start"],
+            "replicas": 1,
+        }),
+    );
+    let error = cluster
+        .call(1, "broken", "echo", &json!({"text": "x"}))
+        .expect_err("a server that exits at start cannot answer");
+    assert!(error.contains("crash_loop"), "{error}");
+}

@@ -133,6 +133,16 @@ async def test_example1_same_flow_with_a_real_stdio_server(time_server_spec):
         await manager.stop()
 
 
+async def test_guide_pattern_call_right_after_deploy(time_server_spec):
+    """The guide's own first pattern: deploy, then call at once, without ``wait_ready``.
+    The call waits for the instance that is still starting."""
+    async with MCPManager() as manager:
+        server_id = await manager.deploy_server(time_server_spec("quick-time"))
+        result = await manager.execute_tool(server_id, "get_current_time", {"timezone": "UTC"})
+        assert result["isError"] is False
+        assert "UTC" in json.dumps(result)
+
+
 async def test_example2_connection_pool(test_server_bin):
     async with MCPManager() as manager:
         await manager.deploy_server({"name": "server-1", "command": test_server_bin}, wait_ready=True)

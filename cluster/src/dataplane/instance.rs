@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcp_raft::registry::spec::ServerSpec;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::breaker::CircuitBreaker;
 use super::config::DataPlaneConfig;
@@ -43,6 +43,27 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
+    /// True while the instance may still become usable without anyone's help: it is
+    /// connecting for the first time or restarting after a crash (but not crash-looping).
+    /// A request for a server whose instances are all coming up waits for them.
+    pub fn coming_up(&self) -> bool {
+        matches!(
+            self,
+            InstanceState::Starting | InstanceState::Restarting { .. }
+        )
+    }
+
+    /// The state for an error message: its name, and the last error of a crash loop.
+    pub fn describe(&self) -> String {
+        match self {
+            InstanceState::CrashLoop {
+                failures,
+                last_error,
+            } => format!("crash_loop after {failures} failed starts: {last_error}"),
+            other => other.name().to_owned(),
+        }
+    }
+
     /// Short name for listings and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -71,6 +92,9 @@ pub struct Instance {
     /// The instance's circuit breaker.
     pub breaker: CircuitBreaker,
     stop: watch::Sender<bool>,
+    /// Shared with the pool: woken when this instance's state changes, so that requests
+    /// waiting for a starting instance go on at once.
+    changed: Arc<Notify>,
 }
 
 /// Decrements the in-flight count when a request ends, however it ends.
@@ -83,12 +107,14 @@ impl Drop for InFlight {
 }
 
 impl Instance {
-    /// Creates the instance and starts its supervisor and health checker.
+    /// Creates the instance and starts its supervisor and health checker. `changed` is
+    /// notified on every lifecycle change (see [`super::pool::InstancePool::changes`]).
     pub fn start(
         id: String,
         spec: Arc<ServerSpec>,
         config: &DataPlaneConfig,
         metrics: Arc<Metrics>,
+        changed: Arc<Notify>,
     ) -> Arc<Self> {
         let (session, _) = watch::channel(None);
         let (stop, _) = watch::channel(false);
@@ -109,6 +135,7 @@ impl Instance {
             restarts: AtomicU32::new(0),
             breaker,
             stop,
+            changed,
         });
         tokio::spawn(supervise(Arc::clone(&instance), config.clone(), metrics));
         instance
@@ -121,6 +148,7 @@ impl Instance {
 
     fn set_state(&self, state: InstanceState) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        self.changed.notify_waiters();
     }
 
     /// Requests in flight right now.

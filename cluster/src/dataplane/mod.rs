@@ -88,6 +88,14 @@ impl DataPlane {
         self.node_id
     }
 
+    /// Fewest and most sessions this node keeps per remote HTTP server.
+    fn http_sessions(&self) -> (usize, usize) {
+        (
+            self.config.initial_size,
+            self.config.max_connections_per_server,
+        )
+    }
+
     /// The local instances and their state.
     pub fn instances(&self) -> Vec<InstanceStatus> {
         self.pool

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use rand::seq::SliceRandom;
+use tokio::sync::Notify;
 
 use super::instance::{InFlight, Instance};
 use super::upstream::Session;
@@ -18,6 +19,7 @@ use super::upstream::Session;
 #[derive(Default)]
 pub struct InstancePool {
     by_server: RwLock<HashMap<String, Vec<Arc<Instance>>>>,
+    changes: Arc<Notify>,
 }
 
 /// A chosen instance, its session, and its in-flight slot (released on drop).
@@ -44,6 +46,12 @@ pub enum NoChoice {
 }
 
 impl InstancePool {
+    /// Notified whenever an instance of this pool changes lifecycle state; hand it to
+    /// [`Instance::start`].
+    pub fn changes(&self) -> &Arc<Notify> {
+        &self.changes
+    }
+
     /// The instances of `server` on this node.
     pub fn instances(&self, server: &str) -> Vec<Arc<Instance>> {
         self.by_server

@@ -27,20 +27,13 @@ pub async fn run(plane: Arc<DataPlane>) {
 
 fn reconcile(plane: &DataPlane) {
     let wanted: BTreeMap<String, Arc<ServerSpec>> = plane.registry.read(|state| {
-        placement::local_instances(
-            &state.registry,
-            plane.node_id,
-            (
-                plane.config.initial_size,
-                plane.config.max_connections_per_server,
-            ),
-        )
-        .into_iter()
-        .filter_map(|(instance, server)| {
-            let spec = state.registry.server(&server)?.spec.clone();
-            Some((instance, Arc::new(spec)))
-        })
-        .collect()
+        placement::local_instances(&state.registry, plane.node_id, plane.http_sessions())
+            .into_iter()
+            .filter_map(|(instance, server)| {
+                let spec = state.registry.server(&server)?.spec.clone();
+                Some((instance, Arc::new(spec)))
+            })
+            .collect()
     });
     let running = plane.pool.all();
     for (id, instance) in &running {
@@ -70,6 +63,7 @@ fn reconcile(plane: &DataPlane) {
                 spec,
                 &plane.config,
                 Arc::clone(&plane.metrics),
+                Arc::clone(plane.pool.changes()),
             ));
         }
     }

@@ -80,6 +80,9 @@ impl DataPlane {
         result
     }
 
+    /// Routes `request`, waiting (up to the connect timeout) for a server whose instances
+    /// are still coming up: a call right after a deploy is served once the first instance
+    /// is ready instead of failing while it starts.
     async fn route(
         &self,
         server: &str,
@@ -87,6 +90,70 @@ impl DataPlane {
         options: ExecuteOptions,
     ) -> Result<Executed, ExecuteError> {
         jsonrpc::validate_request(&request).map_err(ExecuteError::InvalidRequest)?;
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
+        let mut registry_changes = self.registry.subscribe();
+        loop {
+            // Armed before the attempt, so that a change during it is not missed.
+            let instance_changed = self.pool.changes().notified();
+            tokio::pin!(instance_changed);
+            instance_changed.as_mut().enable();
+            registry_changes.borrow_and_update();
+
+            let error = match self.route_once(server, &request, &options).await {
+                Ok(executed) => return Ok(executed),
+                Err(error) => error,
+            };
+            let waiting =
+                matches!(error, ExecuteError::NoHealthyInstance { .. }) && self.coming_up(server);
+            if !waiting || tokio::time::Instant::now() >= deadline {
+                return Err(error);
+            }
+            tracing::debug!(server, "no instance ready yet; waiting for one to come up");
+            tokio::select! {
+                () = instance_changed => {}
+                _ = registry_changes.changed() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// True if the server may soon have a usable instance on this node or anywhere: the
+    /// leader has not placed it yet, or a local instance is starting or restarting.
+    fn coming_up(&self, server: &str) -> bool {
+        let unplaced = self.registry.read(|state| {
+            state.registry.server(server).is_some_and(|record| {
+                !placement::runs_everywhere(record)
+                    && record.spec.replicas > 0
+                    && record.placements.is_empty()
+            })
+        });
+        unplaced
+            || self
+                .pool
+                .instances(server)
+                .iter()
+                .any(|instance| instance.state().coming_up())
+            || self.reconciler_behind(server)
+    }
+
+    /// True if the registry wants an instance of `server` here that the reconciler has not
+    /// started yet (it runs as its own task, a moment after each registry change).
+    fn reconciler_behind(&self, server: &str) -> bool {
+        let wanted = self.registry.read(|state| {
+            placement::local_instances(&state.registry, self.node_id, self.http_sessions())
+        });
+        let running = self.pool.all();
+        wanted
+            .iter()
+            .any(|(id, name)| name == server && !running.contains_key(id))
+    }
+
+    async fn route_once(
+        &self,
+        server: &str,
+        request: &Value,
+        options: &ExecuteOptions,
+    ) -> Result<Executed, ExecuteError> {
         let lookup = self.registry.read(|state| {
             let record = state.registry.server(server)?;
             let hosts: Vec<(NodeId, String)> = placement::hosts(&state.registry, server)
@@ -111,7 +178,7 @@ impl DataPlane {
             .unwrap_or(self.config.request_timeout);
 
         let local = self
-            .execute_local(server, &request, timeout, options.retry_unsafe)
+            .execute_local(server, request, timeout, options.retry_unsafe)
             .await;
         let local_error = match local {
             Ok(executed) => return Ok(executed),
@@ -124,11 +191,11 @@ impl DataPlane {
         }
         peers.shuffle(&mut rand::thread_rng());
         let repeatable =
-            options.retry_unsafe || jsonrpc::method(&request).is_some_and(jsonrpc::is_idempotent);
+            options.retry_unsafe || jsonrpc::method(request).is_some_and(jsonrpc::is_idempotent);
         let mut last = local_error;
         for (peer, addr) in peers {
             let forwarded = self
-                .forward(server, &request, &options, timeout, peer, &addr)
+                .forward(server, request, options, timeout, peer, &addr)
                 .await;
             match forwarded {
                 Ok(executed) => return Ok(executed),
@@ -253,7 +320,7 @@ impl DataPlane {
                     .pool
                     .instances(server)
                     .iter()
-                    .map(|i| format!("{}: {}", i.id, i.state().name()))
+                    .map(|i| format!("{}: {}", i.id, i.state().describe()))
                     .collect();
                 ExecuteError::NoHealthyInstance {
                     server: server.to_owned(),

@@ -32,6 +32,9 @@ struct Args {
     /// Exit with status 3 at once (a server that cannot start).
     #[arg(long)]
     crash_on_start: bool,
+    /// Sleep this long before serving (a server that is slow to start).
+    #[arg(long, default_value_t = 0)]
+    startup_delay_ms: u64,
     /// Answer health probes (ping, server/discover) with an error.
     #[arg(long)]
     fail_health: bool,
@@ -46,6 +49,9 @@ async fn main() -> std::io::Result<()> {
     if args.crash_on_start {
         eprintln!("mcp-test-server: crashing on start as asked");
         std::process::exit(3);
+    }
+    if args.startup_delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(args.startup_delay_ms)).await;
     }
     let server = Arc::new(Server::new(
         args.instance_name
