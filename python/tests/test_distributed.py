@@ -161,6 +161,12 @@ async def test_admin_token_is_required_and_sent(mcpd_bin, test_server_bin):
         )
         assert await admin.deploy_server({"name": "a", "command": test_server_bin}) == "a"
         assert "t0ken" not in repr(admin.distributed)
+        # Tool calls run code: they need the token too.
+        await wait_healthy_instances(admin, "a", 1)
+        with pytest.raises(UnauthorizedError):
+            await anonymous.execute_tool("a", "echo", {"text": "anonymous"})
+        result = await admin.execute_tool("a", "echo", {"text": "admin"})
+        assert result["content"][0]["text"] == "admin"
         await admin.stop()
         await anonymous.stop()
     finally:
