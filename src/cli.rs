@@ -200,7 +200,8 @@ pub struct NodeArgs {
     /// `placement.node_tags`.
     #[arg(long, env = "MCPD_NODE_TAGS", value_delimiter = ',')]
     pub node_tags: Option<Vec<String>>,
-    /// Address of /metrics, /metrics/cluster, /healthz and /readyz [default: 127.0.0.1:9400].
+    /// Address of /metrics, /metrics/cluster, /healthz and /readyz [default: the gRPC
+    /// listen IP, at the gRPC port + 2000: 7400 -> 9400, 7401 -> 9401].
     #[arg(long, env = "MCPD_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// Serve every server's tools as one MCP server at http://ADDR/mcp [default: off].
@@ -264,9 +265,10 @@ pub struct DevArgs {
     /// gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub grpc_addr: SocketAddr,
-    /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "127.0.0.1:9400")]
-    pub metrics_addr: SocketAddr,
+    /// Address of /metrics, /healthz and /readyz [default: the gRPC listen IP, at the gRPC
+    /// port + 2000: 127.0.0.1:9400].
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
     /// Address of the aggregated MCP endpoint (/mcp).
     #[arg(long, default_value = "127.0.0.1:7480")]
     pub mcp_addr: SocketAddr,

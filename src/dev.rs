@@ -42,6 +42,10 @@ async fn deploy_demo(node: &ClusterNode) -> String {
 pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new().prefix("mcpd-dev-").tempdir()?;
     let addr = args.grpc_addr.to_string();
+    let metrics_addr = match args.metrics_addr {
+        Some(addr) => addr,
+        None => crate::settings::derived_metrics_addr(args.grpc_addr)?,
+    };
     let config = NodeConfig {
         id: Some(1),
         listen_addr: Some(args.grpc_addr),
@@ -51,7 +55,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             heartbeat_interval: Duration::from_millis(100),
             ..RaftTuning::default()
         },
-        metrics_addr: Some(args.metrics_addr),
+        metrics_addr: Some(metrics_addr),
         gateway: Some(mcp_cluster::gateway::GatewayConfig {
             addr: args.mcp_addr,
             token: None,
@@ -78,7 +82,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
          mcpd{endpoint} scale time 2\n  \
          mcpd{endpoint} undeploy time\n\n\
          Press Ctrl-C to stop.\n",
-        args.metrics_addr,
+        metrics_addr,
         args.mcp_addr,
         dir.path().display()
     );

@@ -1,11 +1,14 @@
 //! Merges `mcpd node` settings: flags, then `MCPD_*` env (clap reads both), then the
 //! optional TOML file, then defaults.
+//!
+//! The metrics address defaults to the gRPC listen address's IP at port + 2000 (7400 ->
+//! 9400, 7401 -> 9401), so several nodes on one host need no extra flag.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR, DEFAULT_METRICS_ADDR};
+use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR};
 use mcp_cluster::dataplane::DataPlaneConfig;
 use mcp_cluster::{NodeConfig, RaftTuning};
 use serde::Deserialize;
@@ -77,6 +80,28 @@ fn node_tags(tags: Vec<String>) -> Result<Vec<String>, SettingsError> {
     tags.sort();
     tags.dedup();
     Ok(tags)
+}
+
+/// How far above the gRPC port the metrics port is when no metrics address is given.
+pub const METRICS_PORT_OFFSET: u16 = 2000;
+
+/// The metrics address of a node listening for gRPC on `grpc`: the same IP, port + 2000.
+/// Port 0 (let the OS pick) stays 0.
+pub fn derived_metrics_addr(grpc: SocketAddr) -> Result<SocketAddr, SettingsError> {
+    if grpc.port() == 0 {
+        return Ok(grpc);
+    }
+    let port = grpc
+        .port()
+        .checked_add(METRICS_PORT_OFFSET)
+        .ok_or_else(|| {
+            SettingsError::Invalid(format!(
+                "gRPC port {} leaves no room for the default metrics port (gRPC port + \
+             {METRICS_PORT_OFFSET}); give --metrics-addr",
+                grpc.port()
+            ))
+        })?;
+    Ok(SocketAddr::new(grpc.ip(), port))
 }
 
 /// The node configuration for `args`.
@@ -160,20 +185,25 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             Duration::from_secs(10),
         ),
         tags: node_tags(args.node_tags.or(file.node_tags).unwrap_or_default())?,
-        metrics_addr: Some(
-            args.metrics_addr
-                .or(file.metrics_addr)
-                .unwrap_or(DEFAULT_METRICS_ADDR),
-        ),
+        metrics_addr: args.metrics_addr.or(file.metrics_addr),
         gateway,
     })
-    .map(|mut config| {
+    .and_then(|mut config| {
         // A pristine node without an address gets the loopback default; a restarted one
-        // keeps the address pinned in its data dir.
-        if config.listen_addr.is_none() && !mcp_cluster::identity::exists(&config.data_dir) {
+        // keeps the address pinned in its data dir, and so the same derived metrics port.
+        let stored = mcp_cluster::identity::stored(&config.data_dir)
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        if config.listen_addr.is_none() && stored.is_none() {
             config.listen_addr = Some(DEFAULT_GRPC_ADDR);
         }
-        config
+        if config.metrics_addr.is_none() {
+            let grpc = config
+                .listen_addr
+                .or(stored.map(|identity| identity.listen_addr))
+                .unwrap_or(DEFAULT_GRPC_ADDR);
+            config.metrics_addr = Some(derived_metrics_addr(grpc)?);
+        }
+        Ok(config)
     })
 }
 
@@ -307,6 +337,57 @@ mod tests {
         assert_eq!(gateway.addr, "127.0.0.1:7480".parse().unwrap());
         assert_eq!(gateway.token.as_deref(), Some("from-flag"));
         assert_eq!(gateway.allowed_origins, ["https://a.example"]);
+    }
+
+    #[test]
+    fn metrics_port_follows_the_grpc_port_unless_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |grpc: Option<&str>, metrics: Option<&str>| {
+            node_config(NodeArgs {
+                id: Some(1),
+                data_dir: Some(dir.path().join("n")),
+                grpc_addr: grpc.map(|a| a.parse().unwrap()),
+                metrics_addr: metrics.map(|a| a.parse().unwrap()),
+                ..NodeArgs::default()
+            })
+        };
+        let metrics = |grpc, metrics| config(grpc, metrics).unwrap().metrics_addr.unwrap();
+        assert_eq!(metrics(None, None), "127.0.0.1:9400".parse().unwrap());
+        assert_eq!(
+            metrics(Some("127.0.0.1:7402"), None),
+            "127.0.0.1:9402".parse().unwrap()
+        );
+        assert_eq!(
+            metrics(Some("0.0.0.0:7400"), None),
+            "0.0.0.0:9400".parse().unwrap()
+        );
+        assert_eq!(
+            metrics(Some("127.0.0.1:7402"), Some("127.0.0.1:9999")),
+            "127.0.0.1:9999".parse().unwrap()
+        );
+        let err = config(Some("127.0.0.1:65000"), None).unwrap_err();
+        assert!(err.to_string().contains("--metrics-addr"), "{err}");
+    }
+
+    #[test]
+    fn restarted_node_keeps_the_metrics_port_of_its_stored_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = mcp_cluster::NodeConfig {
+            id: Some(3),
+            listen_addr: Some("127.0.0.1:7403".parse().unwrap()),
+            ..mcp_cluster::NodeConfig::new(dir.path())
+        };
+        mcp_cluster::identity::NodeIdentity::load_or_create(&first).unwrap();
+        let restarted = node_config(NodeArgs {
+            data_dir: Some(dir.path().to_owned()),
+            ..NodeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(restarted.listen_addr, None);
+        assert_eq!(
+            restarted.metrics_addr,
+            Some("127.0.0.1:9403".parse().unwrap())
+        );
     }
 
     #[test]

@@ -150,6 +150,21 @@ pub fn exists(data_dir: &Path) -> bool {
     data_dir.join(IDENTITY_FILE).exists()
 }
 
+/// The identity pinned in `data_dir`, or None if the node was never started there.
+pub fn stored(data_dir: &Path) -> Result<Option<NodeIdentity>, ClusterError> {
+    let path = data_dir.join(IDENTITY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| identity_error(data_dir, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ClusterError::Io {
+            context: format!("read {}", path.display()),
+            source,
+        }),
+    }
+}
+
 fn identity_error(dir: &Path, e: serde_json::Error) -> ClusterError {
     ClusterError::Identity {
         dir: dir.display().to_string(),
