@@ -4,7 +4,14 @@
 //! lazily connected channel to that peer's `RaftService` and sends openraft's requests as
 //! serde_json payloads. When the cluster has an admin token, every Raft RPC carries it:
 //! a log append is a write like any other.
+//!
+//! openraft reports every failed RPC to an unreachable peer itself (as errors, on each
+//! retry); `mcpd` filters those out and this module logs the changes instead: a peer that
+//! answered before and stops answering is a warning, its return is info, and a peer that
+//! has never answered (still starting, while the cluster bootstraps) is only debug.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_proto::raft::raft_service_client::RaftServiceClient;
@@ -35,16 +42,50 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Whether each peer answered its last RPC; a peer absent here has never answered.
+#[derive(Clone, Default)]
+struct Reachability(Arc<Mutex<BTreeMap<NodeId, bool>>>);
+
+impl Reachability {
+    /// Records the outcome of one RPC to `peer` and logs when it changes.
+    fn record(&self, peer: NodeId, addr: &str, error: Option<&TransportError>) {
+        let before = {
+            // A poisoned map only means another thread panicked while logging; keep going.
+            let mut peers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let before = peers.get(&peer).copied();
+            // A peer that never answered stays absent, so its first answer is no news.
+            if before.is_some() || error.is_none() {
+                peers.insert(peer, error.is_none());
+            }
+            before
+        };
+        match (before, error) {
+            (Some(true), Some(error)) => {
+                tracing::warn!(peer, addr, %error, "peer unreachable; retrying")
+            }
+            (Some(false), None) => tracing::info!(peer, addr, "peer reachable again"),
+            (None, Some(error)) => {
+                tracing::debug!(peer, addr, %error, "peer not reachable yet")
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Creates [`PeerNetwork`] clients for openraft.
 #[derive(Clone, Default)]
 pub struct GrpcNetworkFactory {
     admin_token: Option<String>,
+    reachability: Reachability,
 }
 
 impl GrpcNetworkFactory {
     /// A factory whose clients send `admin_token` (if any) with every RPC.
     pub fn new(admin_token: Option<String>) -> Self {
-        Self { admin_token }
+        Self {
+            admin_token,
+            reachability: Reachability::default(),
+        }
     }
 }
 
@@ -57,6 +98,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             addr: node.addr.clone(),
             client: None,
             admin_token: self.admin_token.clone(),
+            reachability: self.reachability.clone(),
         }
     }
 }
@@ -67,6 +109,7 @@ pub struct PeerNetwork {
     addr: String,
     client: Option<RaftServiceClient<Channel>>,
     admin_token: Option<String>,
+    reachability: Reachability,
 }
 
 /// Why one RPC failed before a reply was decoded.
@@ -140,8 +183,12 @@ impl PeerNetwork {
     {
         let result = self.send(rpc, req, option).await;
         let payload = match result {
-            Ok(payload) => payload,
+            Ok(payload) => {
+                self.reachability.record(self.target, &self.addr, None);
+                payload
+            }
             Err(e @ TransportError::Unreachable(_)) => {
+                self.reachability.record(self.target, &self.addr, Some(&e));
                 // Stop reusing a channel to a peer that went away; reconnect next time.
                 self.client = None;
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
