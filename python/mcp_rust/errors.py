@@ -7,7 +7,7 @@ also derives from the matching builtin where one exists, so ``except TimeoutErro
     MCPError
     ├── ConfigError (ValueError)              bad setting or server spec; ``.field`` names it
     ├── ServerNotFoundError (LookupError)     no server of that id
-    ├── UnauthorizedError (PermissionError)   write without the cluster's admin token
+    ├── UnauthorizedError (PermissionError)   write or tool call without the admin token
     ├── ClusterUnavailableError               no node reachable / no leader in time
     ├── CircuitBreakerOpenError               every instance's breaker is open
     ├── MCPTimeoutError (TimeoutError)        no answer within the request timeout
