@@ -4,9 +4,9 @@
 //! `x-mcpd-error` metadata names the category, so clients (the CLI, the Python package)
 //! can map it to a type without parsing messages.
 
+use mcp_proto::contract::{self, ErrorKind};
 use mcp_raft::registry::SpecError;
 use mcp_raft::{CommandError, NodeId};
-use tonic::metadata::MetadataValue;
 
 /// Everything that can go wrong in a node or a request to it.
 #[derive(Debug, thiserror::Error)]
@@ -65,50 +65,42 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    /// The category name carried in `x-mcpd-error`.
-    pub fn kind(&self) -> &'static str {
+    /// The category carried in `x-mcpd-error`; for a passed-through status, the category
+    /// the leader put on it.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ClusterError::Config(_) | ClusterError::Identity { .. } => "config",
+            ClusterError::Config(_) | ClusterError::Identity { .. } => ErrorKind::Config,
             ClusterError::Storage(_) | ClusterError::Io { .. } | ClusterError::Fatal { .. } => {
-                "internal"
+                ErrorKind::Internal
             }
-            ClusterError::InvalidSpec(_) => "invalid_spec",
-            ClusterError::InvalidArgument(_) => "invalid_argument",
-            ClusterError::Rejected(CommandError::ServerNotFound { .. }) => "not_found",
-            ClusterError::Rejected(CommandError::NodeNotFound { .. }) => "not_found",
-            ClusterError::Rejected(CommandError::RevisionMismatch { .. }) => "revision_mismatch",
-            ClusterError::Rejected(CommandError::NestedBatch) => "invalid_argument",
-            ClusterError::Unauthorized => "unauthorized",
-            ClusterError::Unavailable(_) => "unavailable",
-            ClusterError::Membership(_) => "membership",
-            ClusterError::Forwarded(_) => "forwarded",
+            ClusterError::InvalidSpec(_) => ErrorKind::InvalidSpec,
+            ClusterError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            ClusterError::Rejected(CommandError::ServerNotFound { .. })
+            | ClusterError::Rejected(CommandError::NodeNotFound { .. }) => ErrorKind::NotFound,
+            ClusterError::Rejected(CommandError::RevisionMismatch { .. }) => {
+                ErrorKind::RevisionMismatch
+            }
+            ClusterError::Rejected(CommandError::NestedBatch) => ErrorKind::InvalidArgument,
+            ClusterError::Unauthorized => ErrorKind::Unauthorized,
+            ClusterError::Unavailable(_) => ErrorKind::Unavailable,
+            ClusterError::Membership(_) => ErrorKind::Membership,
+            ClusterError::Forwarded(status) => ErrorKind::of(status).unwrap_or(ErrorKind::Internal),
         }
     }
 }
 
 impl From<ClusterError> for tonic::Status {
     fn from(err: ClusterError) -> Self {
-        use tonic::Code;
         if let ClusterError::Forwarded(status) = err {
             return status;
         }
-        let code = match &err {
-            ClusterError::InvalidSpec(_) | ClusterError::InvalidArgument(_) => {
-                Code::InvalidArgument
-            }
-            ClusterError::Rejected(CommandError::RevisionMismatch { .. }) => Code::Aborted,
-            ClusterError::Rejected(CommandError::NestedBatch) => Code::InvalidArgument,
-            ClusterError::Rejected(_) => Code::NotFound,
-            ClusterError::Unauthorized => Code::Unauthenticated,
-            ClusterError::Unavailable(_) => Code::Unavailable,
-            ClusterError::Membership(_) => Code::FailedPrecondition,
-            _ => Code::Internal,
-        };
-        let mut status = tonic::Status::new(code, err.to_string());
-        status.metadata_mut().insert(
-            mcp_proto::ERROR_KIND,
-            MetadataValue::from_static(err.kind()),
-        );
-        status
+        let status = err.kind().status(err.to_string());
+        match &err {
+            ClusterError::InvalidSpec(spec) => match spec.field() {
+                Some(field) => contract::with_field(status, field),
+                None => status,
+            },
+            _ => status,
+        }
     }
 }

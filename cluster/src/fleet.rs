@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mcp_proto::cluster::{InstanceInfo, StatusRequest};
+use mcp_proto::contract::InstanceState;
 use mcp_raft::NodeId;
 
 use crate::forward::PeerChannels;
@@ -67,15 +68,19 @@ pub fn in_flight(report: &FleetReport) -> BTreeMap<NodeId, u64> {
         .collect()
 }
 
-/// The state of `instance` as `node` reported it: its state name, `"not_running"` if the
-/// node answered without it, `"unreachable"` if the node did not answer.
+/// The state of `instance` as `node` reported it: its state word (passed on as sent, so a
+/// newer node's words survive), `not_running` if the node answered without it,
+/// `unreachable` if the node did not answer.
 pub fn instance_state(report: &FleetReport, node: NodeId, instance: &str) -> String {
     match report.get(&node) {
         Some(Some(report)) => report
             .instances
             .iter()
             .find(|i| i.id == instance)
-            .map_or_else(|| "not_running".to_owned(), |i| i.state.clone()),
-        _ => "unreachable".to_owned(),
+            .map_or_else(
+                || InstanceState::NotRunning.as_str().to_owned(),
+                |i| i.state.clone(),
+            ),
+        _ => InstanceState::Unreachable.as_str().to_owned(),
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use mcp_proto::contract::{BreakerState, InstanceState};
 use mcp_raft::types::Raft;
 use mcp_raft::RegistryReader;
 use openraft::ServerState;
@@ -268,20 +269,20 @@ impl Metrics {
         for instance in plane.instances() {
             let server = instance.server.as_str();
             self.instances
-                .with_label_values(&[server, &instance.state])
+                .with_label_values(&[server, instance.state.as_str()])
                 .inc();
             self.in_flight
                 .with_label_values(&[server])
                 .add(as_i64(instance.in_flight as u64));
             self.breaker_open
                 .with_label_values(&[server])
-                .add(i64::from(instance.breaker == "open"));
+                .add(i64::from(instance.breaker == BreakerState::Open));
             self.breakers
-                .with_label_values(&[server, instance.breaker])
+                .with_label_values(&[server, instance.breaker.as_str()])
                 .inc();
             self.replicas_running
                 .with_label_values(&[server])
-                .add(i64::from(instance.state == "running"));
+                .add(i64::from(instance.state == InstanceState::Running));
         }
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;

@@ -3,6 +3,8 @@
 //! One module per .proto file in `proto/proto/`: `raft` (internal node-to-node
 //! Raft RPCs), `cluster` (the public cluster API) and `execute` (the data plane).
 
+pub mod contract;
+
 /// Internal Raft RPCs (`proto/raft.proto`).
 pub mod raft {
     #![allow(missing_docs, clippy::all)]
@@ -35,6 +37,10 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// gRPC metadata key on error replies naming the error category (`invalid_spec`,
 /// `not_found`, `unauthorized`, ...), for clients that map errors to types.
 pub const ERROR_KIND: &str = "x-mcpd-error";
+
+/// gRPC metadata key on `invalid_spec` replies naming the spec field at fault (dotted for
+/// nested fields), so clients need not parse the message.
+pub const ERROR_FIELD: &str = "x-mcpd-field";
 
 /// Largest gRPC message a node accepts (snapshots and log batches travel in one message).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

@@ -24,6 +24,7 @@ use mcp_proto::cluster::{
     MembersReply, MembersRequest, MetricsRequest, PromoteVoterRequest, RemoveNodeRequest,
     ScaleRequest, ServerInfo, StatusReply, StatusRequest, UndeployRequest, WriteReply,
 };
+use mcp_proto::contract::ErrorKind as WireKind;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::{ExecuteReply, ExecuteRequest, ExecuteToolRequest};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -754,15 +755,15 @@ fn never_reached(status: &Status) -> bool {
 }
 
 fn next_step(status: &Status, repeat: Repeat) -> Next {
-    let category = status
-        .metadata()
-        .get(mcp_proto::ERROR_KIND)
-        .and_then(|v| v.to_str().ok());
-    match category {
+    // A word this build does not know is still the node's own answer, not a transport
+    // failure.
+    let answered = status.metadata().contains_key(mcp_proto::ERROR_KIND);
+    match WireKind::of(status) {
         // No leader right now, or the write was not committed in time: a new leader is
         // being elected. A repeatable write may simply be sent again.
-        Some("unavailable") if repeat == Repeat::Safe => Next::Later,
+        Some(WireKind::Unavailable) if repeat == Repeat::Safe => Next::Later,
         Some(_) => Next::Fail,
+        None if answered => Next::Fail,
         None if is_transport_failure(status) => {
             if never_reached(status) || repeat == Repeat::Safe {
                 Next::OtherNode
@@ -785,7 +786,6 @@ fn is_repeatable_request(request_json: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic::metadata::MetadataValue;
 
     #[test]
     fn only_safe_methods_repeat() {
@@ -796,17 +796,10 @@ mod tests {
 
     #[test]
     fn node_answers_are_final_except_unavailable() {
-        let mut status = Status::unavailable("no leader");
-        status.metadata_mut().insert(
-            mcp_proto::ERROR_KIND,
-            MetadataValue::from_static("unavailable"),
-        );
+        let status = WireKind::Unavailable.status("no leader");
         assert_eq!(next_step(&status, Repeat::Safe), Next::Later);
         assert_eq!(next_step(&status, Repeat::Unsafe), Next::Fail);
-        let mut timeout = Status::deadline_exceeded("slow");
-        timeout
-            .metadata_mut()
-            .insert(mcp_proto::ERROR_KIND, MetadataValue::from_static("timeout"));
+        let timeout = WireKind::Timeout.status("slow");
         assert_eq!(next_step(&timeout, Repeat::Safe), Next::Fail);
     }
 

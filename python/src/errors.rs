@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use mcp_proto::contract::{self, ErrorKind as WireKind};
 use pyo3::prelude::*;
 use pyo3::types::PyAnyMethods;
 use tonic::{Code, Status};
@@ -71,6 +72,31 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The exception for each category a node puts on a status: the one place that maps
+    /// the wire contract to Python (a new category fails to compile until it is mapped).
+    pub fn from_wire(wire: WireKind) -> Self {
+        match wire {
+            WireKind::InvalidSpec | WireKind::InvalidArgument | WireKind::Config => {
+                ErrorKind::Config
+            }
+            WireKind::NotFound | WireKind::UnknownServer => ErrorKind::ServerNotFound,
+            WireKind::Unauthorized => ErrorKind::Unauthorized,
+            WireKind::Unavailable => ErrorKind::ClusterUnavailable,
+            WireKind::Membership => ErrorKind::Membership,
+            WireKind::RevisionMismatch => ErrorKind::RevisionMismatch,
+            WireKind::CircuitOpen => ErrorKind::CircuitOpen,
+            WireKind::Timeout => ErrorKind::Timeout,
+            WireKind::Connection => ErrorKind::Connection,
+            WireKind::NoHealthyInstance => ErrorKind::NoHealthyInstance,
+            WireKind::Saturated => ErrorKind::Saturated,
+            WireKind::ServerError => ErrorKind::ServerError,
+            WireKind::InvalidRequest => ErrorKind::InvalidRequest,
+            WireKind::Internal => ErrorKind::Internal,
+        }
+    }
+}
+
 /// A JSON-RPC `error` object from an MCP server, kept intact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonRpcError {
@@ -126,26 +152,10 @@ impl ClientError {
     /// Classifies a gRPC status from a node: by the `x-mcpd-error` category when the node
     /// set one, otherwise by the status code (a transport failure has no category).
     pub fn from_status(status: &Status) -> Self {
-        let category = status
-            .metadata()
-            .get(mcp_proto::ERROR_KIND)
-            .and_then(|v| v.to_str().ok());
         let message = status.message().to_owned();
-        let kind = match category {
-            Some("invalid_spec" | "invalid_argument" | "config") => ErrorKind::Config,
-            Some("not_found" | "unknown_server") => ErrorKind::ServerNotFound,
-            Some("unauthorized") => ErrorKind::Unauthorized,
-            Some("unavailable") => ErrorKind::ClusterUnavailable,
-            Some("membership") => ErrorKind::Membership,
-            Some("revision_mismatch") => ErrorKind::RevisionMismatch,
-            Some("circuit_open") => ErrorKind::CircuitOpen,
-            Some("timeout") => ErrorKind::Timeout,
-            Some("connection") => ErrorKind::Connection,
-            Some("no_healthy_instance") => ErrorKind::NoHealthyInstance,
-            Some("saturated") => ErrorKind::Saturated,
-            Some("server_error") => ErrorKind::ServerError,
-            Some("invalid_request") => ErrorKind::InvalidRequest,
-            _ => match status.code() {
+        let kind = match WireKind::of(status) {
+            Some(wire) => ErrorKind::from_wire(wire),
+            None => match status.code() {
                 Code::Unauthenticated | Code::PermissionDenied => ErrorKind::Unauthorized,
                 Code::DeadlineExceeded => ErrorKind::Timeout,
                 Code::NotFound => ErrorKind::ServerNotFound,
@@ -155,7 +165,7 @@ impl ClientError {
             },
         };
         let field = (kind == ErrorKind::Config)
-            .then(|| quoted_field(&message))
+            .then(|| contract::field_of(status))
             .flatten();
         let jsonrpc = (kind == ErrorKind::ServerError)
             .then(|| jsonrpc_error(status))
@@ -215,14 +225,6 @@ impl From<ClientError> for PyErr {
     }
 }
 
-/// The first `"..."` after the word `field` in a node's spec error message
-/// (`invalid field "type": ...`, `missing field "command"`, `unknown field "x"`).
-fn quoted_field(message: &str) -> Option<String> {
-    let rest = &message[message.find("field \"")? + "field \"".len()..];
-    let end = rest.find('"')?;
-    Some(rest[..end].to_owned())
-}
-
 fn jsonrpc_error(status: &Status) -> Option<JsonRpcError> {
     let bytes = status
         .metadata()
@@ -275,11 +277,12 @@ mod tests {
 
     #[test]
     fn spec_errors_name_their_field() {
-        let err = ClientError::from_status(&status_with(
-            Code::InvalidArgument,
-            "invalid_spec",
-            "invalid server spec: unsupported value in field \"type\": docker",
-        ));
+        // The field travels as metadata: the message is for people and may change.
+        let status = contract::with_field(
+            WireKind::InvalidSpec.status("invalid server spec: docker is not supported"),
+            "type",
+        );
+        let err = ClientError::from_status(&status);
         assert_eq!(err.kind, ErrorKind::Config);
         assert_eq!(err.field.as_deref(), Some("type"));
     }

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 use mcp_proto::cluster::{ServerInfo as ProtoServerInfo, ServerStats};
+use mcp_proto::contract::{BreakerState, InstanceState};
 
 /// One server of the registry (`list_servers()`).
 #[pyclass(module = "mcp_rust._native", frozen, get_all)]
@@ -231,7 +232,8 @@ impl InstanceHealth {
 impl InstanceHealth {
     /// Running with a breaker that admits calls.
     pub fn is_healthy(&self) -> bool {
-        self.state == "running" && self.breaker != "open"
+        InstanceState::parse(&self.state) == Some(InstanceState::Running)
+            && BreakerState::parse(&self.breaker) != Some(BreakerState::Open)
     }
 }
 
@@ -319,15 +321,20 @@ pub fn server_state(transport: &str, desired: u32, instances: &[InstanceHealth])
         }
         .to_owned();
     }
-    for state in ["crash_loop", "restarting", "starting"] {
-        if instances.iter().any(|i| i.state == state) {
-            return state.to_owned();
+    let state_of = |i: &InstanceHealth| InstanceState::parse(&i.state);
+    for state in [
+        InstanceState::CrashLoop,
+        InstanceState::Restarting,
+        InstanceState::Starting,
+    ] {
+        if instances.iter().any(|i| state_of(i) == Some(state)) {
+            return state.as_str().to_owned();
         }
     }
-    if instances
-        .iter()
-        .any(|i| i.state == "running" && i.breaker == "open")
-    {
+    if instances.iter().any(|i| {
+        state_of(i) == Some(InstanceState::Running)
+            && BreakerState::parse(&i.breaker) == Some(BreakerState::Open)
+    }) {
         return "circuit_open".to_owned();
     }
     "unavailable".to_owned()

@@ -32,27 +32,9 @@ impl Default for BreakerConfig {
     }
 }
 
-/// The breaker's state, as shown in status and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Calls pass.
-    Closed,
-    /// Calls are refused.
-    Open,
-    /// A few trial calls pass.
-    HalfOpen,
-}
-
-impl BreakerState {
-    /// Lower-case name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
+/// The breaker's state, as shown in status and metrics (its wire word is part of the
+/// contract, so the enum lives in `mcp_proto::contract`).
+pub use mcp_proto::contract::BreakerState;
 
 #[derive(Debug)]
 enum Inner {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mcp_proto::contract::ErrorKind;
 use serde_json::Value;
 
 use super::upstream::UpstreamError;
@@ -71,18 +72,21 @@ pub enum ExecuteError {
 }
 
 impl ExecuteError {
-    /// The category name carried in `x-mcpd-error`.
-    pub fn kind(&self) -> &'static str {
+    /// The category carried in `x-mcpd-error`; for a peer's answer, the category the peer
+    /// put on it (a peer that answered without one failed as a connection would).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ExecuteError::UnknownServer(_) => "unknown_server",
-            ExecuteError::InvalidRequest(_) => "invalid_request",
-            ExecuteError::NoHealthyInstance { .. } => "no_healthy_instance",
-            ExecuteError::CircuitOpen { .. } => "circuit_open",
-            ExecuteError::Saturated { .. } => "saturated",
-            ExecuteError::Timeout { .. } => "timeout",
-            ExecuteError::Connection { .. } => "connection",
-            ExecuteError::ServerError { .. } => "server_error",
-            ExecuteError::Forwarded(_) => "forwarded",
+            ExecuteError::UnknownServer(_) => ErrorKind::UnknownServer,
+            ExecuteError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            ExecuteError::NoHealthyInstance { .. } => ErrorKind::NoHealthyInstance,
+            ExecuteError::CircuitOpen { .. } => ErrorKind::CircuitOpen,
+            ExecuteError::Saturated { .. } => ErrorKind::Saturated,
+            ExecuteError::Timeout { .. } => ErrorKind::Timeout,
+            ExecuteError::Connection { .. } => ErrorKind::Connection,
+            ExecuteError::ServerError { .. } => ErrorKind::ServerError,
+            ExecuteError::Forwarded(status) => {
+                ErrorKind::of(status).unwrap_or(ErrorKind::Connection)
+            }
         }
     }
 }
@@ -92,30 +96,12 @@ pub const JSONRPC_ERROR_METADATA: &str = "x-mcpd-jsonrpc-error-bin";
 
 impl From<ExecuteError> for tonic::Status {
     fn from(err: ExecuteError) -> Self {
-        use tonic::Code;
         if let ExecuteError::Forwarded(status) = err {
             return status;
         }
-        let code = match &err {
-            ExecuteError::UnknownServer(_) => Code::NotFound,
-            ExecuteError::InvalidRequest(_) => Code::InvalidArgument,
-            ExecuteError::NoHealthyInstance { .. } | ExecuteError::CircuitOpen { .. } => {
-                Code::Unavailable
-            }
-            ExecuteError::Saturated { .. } => Code::ResourceExhausted,
-            ExecuteError::Timeout { .. } => Code::DeadlineExceeded,
-            ExecuteError::Connection { .. } => Code::Unavailable,
-            ExecuteError::ServerError { .. } => Code::Aborted,
-            ExecuteError::Forwarded(_) => Code::Unknown,
-        };
-        let mut status = tonic::Status::new(code, err.to_string());
-        let metadata = status.metadata_mut();
-        metadata.insert(
-            mcp_proto::ERROR_KIND,
-            tonic::metadata::MetadataValue::from_static(err.kind()),
-        );
+        let mut status = err.kind().status(err.to_string());
         if let ExecuteError::ServerError { error, .. } = &err {
-            metadata.insert_bin(
+            status.metadata_mut().insert_bin(
                 JSONRPC_ERROR_METADATA,
                 tonic::metadata::MetadataValue::from_bytes(error.to_string().as_bytes()),
             );

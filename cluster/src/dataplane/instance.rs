@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcp_proto::contract::InstanceState as WireState;
 use mcp_raft::registry::spec::ServerSpec;
 use tokio::sync::{watch, Notify};
 
@@ -64,15 +65,20 @@ impl InstanceState {
         }
     }
 
+    /// The state as reported on the wire.
+    pub fn wire(&self) -> WireState {
+        match self {
+            InstanceState::Starting => WireState::Starting,
+            InstanceState::Running => WireState::Running,
+            InstanceState::Restarting { .. } => WireState::Restarting,
+            InstanceState::CrashLoop { .. } => WireState::CrashLoop,
+            InstanceState::Stopped => WireState::Stopped,
+        }
+    }
+
     /// Short name for listings and metrics.
     pub fn name(&self) -> &'static str {
-        match self {
-            InstanceState::Starting => "starting",
-            InstanceState::Running => "running",
-            InstanceState::Restarting { .. } => "restarting",
-            InstanceState::CrashLoop { .. } => "crash_loop",
-            InstanceState::Stopped => "stopped",
-        }
+        self.wire().as_str()
     }
 }
 

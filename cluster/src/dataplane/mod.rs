@@ -19,6 +19,7 @@ pub mod upstream;
 
 use std::sync::Arc;
 
+use mcp_proto::contract::InstanceState as WireState;
 use mcp_raft::{NodeId, RegistryReader};
 use tokio::sync::watch;
 
@@ -48,10 +49,10 @@ pub struct InstanceStatus {
     pub id: String,
     /// Server name.
     pub server: String,
-    /// Lifecycle state name.
-    pub state: String,
-    /// Circuit breaker state name.
-    pub breaker: &'static str,
+    /// Lifecycle state.
+    pub state: WireState,
+    /// Circuit breaker state.
+    pub breaker: breaker::BreakerState,
     /// Requests in flight.
     pub in_flight: usize,
     /// Restarts so far.
@@ -104,8 +105,8 @@ impl DataPlane {
             .map(|i| InstanceStatus {
                 id: i.id.clone(),
                 server: i.server.clone(),
-                state: i.state().name().to_owned(),
-                breaker: i.breaker.state().as_str(),
+                state: i.state().wire(),
+                breaker: i.breaker.state(),
                 in_flight: i.in_flight(),
                 restarts: i.restarts(),
                 protocol_version: i.protocol_version(),

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use mcp_proto::contract::ErrorKind;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::ExecuteRequest;
 use mcp_raft::NodeId;
@@ -63,13 +64,13 @@ impl DataPlane {
             // asked (the breaker still sees a working server, see `execute_local`).
             Ok(executed) if executed.node_id == self.node_id => {
                 if jsonrpc::error_of(&executed.response).is_some() {
-                    Some("server_error")
+                    Some(ErrorKind::ServerError.as_str())
                 } else {
                     Some("success")
                 }
             }
             Ok(_) | Err(ExecuteError::Forwarded(_)) => None,
-            Err(e) => Some(e.kind()),
+            Err(e) => Some(e.kind().as_str()),
         };
         if let Some(outcome) = outcome {
             self.metrics
@@ -398,16 +399,7 @@ impl DataPlane {
 
 /// True if a peer's error says it sent the request to no server at all.
 fn never_reached_a_server(status: &tonic::Status) -> bool {
-    status
-        .metadata()
-        .get(mcp_proto::ERROR_KIND)
-        .and_then(|kind| kind.to_str().ok())
-        .is_some_and(|kind| {
-            matches!(
-                kind,
-                "no_healthy_instance" | "unknown_server" | "circuit_open" | "saturated"
-            )
-        })
+    ErrorKind::of(status).is_some_and(ErrorKind::never_reached_a_server)
 }
 
 /// True if the status comes from failing to connect (so nothing was sent).

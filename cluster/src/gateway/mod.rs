@@ -339,7 +339,7 @@ fn execute_error(id: Value, name: &str, error: &ExecuteError) -> Value {
             id,
             protocol::INTERNAL_ERROR,
             format!("tool {name:?}: {other}"),
-            Some(json!({"kind": other.kind()})),
+            Some(json!({"kind": other.kind().as_str()})),
         ),
     }
 }

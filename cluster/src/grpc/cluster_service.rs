@@ -20,6 +20,7 @@ use mcp_proto::cluster::{
     RemoveNodeRequest, ScaleRequest, ServerInfo, ServerStats, StatusReply, StatusRequest,
     UndeployRequest, WriteReply,
 };
+use mcp_proto::contract::InstanceState;
 use mcp_raft::registry::spec::{self, MAX_REPLICAS};
 use mcp_raft::registry::ServerRecord;
 use mcp_raft::types::Raft;
@@ -250,7 +251,7 @@ impl ClusterApi {
                     report
                         .instances
                         .iter()
-                        .any(|i| i.server == spec.name && i.state == "running")
+                        .any(|i| i.server == spec.name && is_running(&i.state))
                 })
                 .count();
             (Vec::new(), running)
@@ -264,7 +265,7 @@ impl ClusterApi {
                     node_id: *node,
                 })
                 .collect();
-            let running = placements.iter().filter(|p| p.state == "running").count();
+            let running = placements.iter().filter(|p| is_running(&p.state)).count();
             (placements, running)
         };
         ServerInfo {
@@ -327,6 +328,11 @@ fn write_reply(name: &str, (outcome, index): (CommandOutcome, u64)) -> Response<
         created: outcome.created,
         log_index: index,
     })
+}
+
+/// True for an instance state word that means "serving".
+fn is_running(state: &str) -> bool {
+    InstanceState::parse(state) == Some(InstanceState::Running)
 }
 
 fn check_name(name: &str) -> Result<(), ClusterError> {
@@ -553,8 +559,8 @@ impl ClusterService for ClusterApi {
                         .map(|i| InstanceInfo {
                             id: i.id,
                             server: i.server,
-                            state: i.state,
-                            breaker: i.breaker.to_owned(),
+                            state: i.state.as_str().to_owned(),
+                            breaker: i.breaker.as_str().to_owned(),
                             in_flight: i.in_flight as u64,
                             restarts: i.restarts,
                             protocol_version: i.protocol_version.unwrap_or_default(),

@@ -58,7 +58,7 @@ fn logged(
     server: &str,
 ) -> Result<Executed, ExecuteError> {
     if let Err(e) = &result {
-        tracing::info!(request_id, server, kind = e.kind(), error = %e, "request failed");
+        tracing::info!(request_id, server, kind = %e.kind(), error = %e, "request failed");
     }
     result
 }

@@ -1,0 +1,251 @@
+//! The typed contracts that travel beside the protobuf messages: error categories,
+//! instance states and breaker states.
+//!
+//! On the wire each is a lower-case word (the `x-mcpd-error` metadata, the `state` and
+//! `breaker` fields of `InstanceInfo`), so older clients keep working; in Rust each is an
+//! enum, parsed once where it arrives. Every rule about a category lives here: its word, its
+//! gRPC status code, and whether it proves that a request never reached an MCP server.
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::{ERROR_FIELD, ERROR_KIND};
+
+/// Defines a wire-word enum: `as_str`, `parse`, `ALL` and `Display`.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $word:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The word on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $word, )+
+                }
+            }
+
+            /// Parses the word on the wire; `None` for a word this build does not know.
+            pub fn parse(word: &str) -> Option<Self> {
+                match word {
+                    $( $word => Some($name::$variant), )+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// The category of a failed request, carried in the `x-mcpd-error` metadata.
+    pub enum ErrorKind {
+        /// The node's own configuration is unusable.
+        Config => "config",
+        /// Storage, I/O or Raft failed on the node.
+        Internal => "internal",
+        /// A server spec is invalid; `x-mcpd-field` names the field.
+        InvalidSpec => "invalid_spec",
+        /// A request argument is invalid.
+        InvalidArgument => "invalid_argument",
+        /// A server or node named by a registry write does not exist.
+        NotFound => "not_found",
+        /// A compare-and-set write found another revision.
+        RevisionMismatch => "revision_mismatch",
+        /// No (or a wrong) credential for a method that needs one.
+        Unauthorized => "unauthorized",
+        /// No leader known, or a write not committed in time.
+        Unavailable => "unavailable",
+        /// A membership change was refused.
+        Membership => "membership",
+        /// An execute request named a server the registry does not have.
+        UnknownServer => "unknown_server",
+        /// An execute request is not valid JSON-RPC.
+        InvalidRequest => "invalid_request",
+        /// The server has no instance that can take the request.
+        NoHealthyInstance => "no_healthy_instance",
+        /// Every candidate instance's circuit breaker is open.
+        CircuitOpen => "circuit_open",
+        /// Every candidate instance is at its in-flight limit.
+        Saturated => "saturated",
+        /// The server did not answer in time.
+        Timeout => "timeout",
+        /// The connection to the server failed or broke.
+        Connection => "connection",
+        /// The server answered with a JSON-RPC error.
+        ServerError => "server_error",
+    }
+}
+
+impl ErrorKind {
+    /// The gRPC status code of every error of this category.
+    pub fn code(self) -> Code {
+        match self {
+            ErrorKind::Config | ErrorKind::Internal => Code::Internal,
+            ErrorKind::InvalidSpec | ErrorKind::InvalidArgument | ErrorKind::InvalidRequest => {
+                Code::InvalidArgument
+            }
+            ErrorKind::NotFound | ErrorKind::UnknownServer => Code::NotFound,
+            ErrorKind::RevisionMismatch | ErrorKind::ServerError => Code::Aborted,
+            ErrorKind::Unauthorized => Code::Unauthenticated,
+            ErrorKind::Unavailable
+            | ErrorKind::NoHealthyInstance
+            | ErrorKind::CircuitOpen
+            | ErrorKind::Connection => Code::Unavailable,
+            ErrorKind::Membership => Code::FailedPrecondition,
+            ErrorKind::Saturated => Code::ResourceExhausted,
+            ErrorKind::Timeout => Code::DeadlineExceeded,
+        }
+    }
+
+    /// True if an execute request that failed with this category was sent to no MCP server
+    /// at all, so sending it elsewhere can never run a tool twice.
+    pub fn never_reached_a_server(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NoHealthyInstance
+                | ErrorKind::UnknownServer
+                | ErrorKind::CircuitOpen
+                | ErrorKind::Saturated
+        )
+    }
+
+    /// A status of this category: its code, `message`, and the `x-mcpd-error` word.
+    pub fn status(self, message: impl Into<String>) -> Status {
+        let mut status = Status::new(self.code(), message);
+        status
+            .metadata_mut()
+            .insert(ERROR_KIND, MetadataValue::from_static(self.as_str()));
+        status
+    }
+
+    /// The category a node put on `status`; `None` for a status without one (a transport
+    /// failure) or with a word this build does not know.
+    pub fn of(status: &Status) -> Option<Self> {
+        status
+            .metadata()
+            .get(ERROR_KIND)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Self::parse)
+    }
+}
+
+/// Adds the `x-mcpd-field` metadata naming the spec field at fault (a field name that is not
+/// valid metadata is left out; the message still names it).
+pub fn with_field(mut status: Status, field: &str) -> Status {
+    if let Ok(value) = MetadataValue::try_from(field) {
+        status.metadata_mut().insert(ERROR_FIELD, value);
+    }
+    status
+}
+
+/// The spec field named by a status's `x-mcpd-field` metadata.
+pub fn field_of(status: &Status) -> Option<String> {
+    status
+        .metadata()
+        .get(ERROR_FIELD)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+wire_enum! {
+    /// Where an instance is in its life, as a node reports it (`InstanceInfo.state`).
+    pub enum InstanceState {
+        /// Connecting for the first time.
+        Starting => "starting",
+        /// Session up.
+        Running => "running",
+        /// The session died; waiting to reconnect.
+        Restarting => "restarting",
+        /// Failing again and again; retried slowly.
+        CrashLoop => "crash_loop",
+        /// Stopped for good.
+        Stopped => "stopped",
+        /// Placed on a node that answered without it (fleet reports only).
+        NotRunning => "not_running",
+        /// Placed on a node that did not answer (fleet reports only).
+        Unreachable => "unreachable",
+    }
+}
+
+wire_enum! {
+    /// A circuit breaker's state (`InstanceInfo.breaker`).
+    pub enum BreakerState {
+        /// Calls pass.
+        Closed => "closed",
+        /// Calls are refused until the recovery time has passed.
+        Open => "open",
+        /// A few trial calls decide whether to close or open again.
+        HalfOpen => "half_open",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_parses_back() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(*kind));
+        }
+        for state in InstanceState::ALL {
+            assert_eq!(InstanceState::parse(state.as_str()), Some(*state));
+        }
+        for state in BreakerState::ALL {
+            assert_eq!(BreakerState::parse(state.as_str()), Some(*state));
+        }
+        assert_eq!(ErrorKind::parse("no_such_kind"), None);
+    }
+
+    #[test]
+    fn a_status_carries_its_category_and_code() {
+        let status = ErrorKind::Saturated.status("full");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(ErrorKind::of(&status), Some(ErrorKind::Saturated));
+        assert_eq!(
+            ErrorKind::of(&Status::unavailable("tcp connect error")),
+            None
+        );
+    }
+
+    #[test]
+    fn the_field_travels_as_metadata() {
+        let status = with_field(ErrorKind::InvalidSpec.status("bad"), "env.API_KEY");
+        assert_eq!(field_of(&status).as_deref(), Some("env.API_KEY"));
+    }
+
+    #[test]
+    fn only_requests_sent_nowhere_count_as_never_reached() {
+        let never: Vec<_> = ErrorKind::ALL
+            .iter()
+            .filter(|k| k.never_reached_a_server())
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            never,
+            [
+                "unknown_server",
+                "no_healthy_instance",
+                "circuit_open",
+                "saturated"
+            ]
+        );
+    }
+}
