@@ -1,9 +1,11 @@
 //! tracing setup: human lines by default, JSON with `--log-format json`.
 //!
-//! Without `RUST_LOG`, nodes log our crates at info and openraft at warn, and drop
-//! openraft's reports of peers it cannot reach: it logs those at ERROR on every retry, also
-//! while the founding nodes are still starting. `mcp_raft::network` logs reachability
-//! changes instead. `RUST_LOG`, when set, decides alone.
+//! Without `RUST_LOG`, nodes log our crates at info and openraft at warn, and drop the
+//! openraft errors and warnings that a normal start produces: reports of peers it cannot
+//! reach (at ERROR, on every retry, also while the founding nodes are still starting;
+//! `mcp_raft::network` logs reachability changes instead), and its refusal to initialize a
+//! founding node that a peer's membership reached first (which `bootstrap` accepts).
+//! `RUST_LOG`, when set, decides alone.
 
 use std::fmt::Write as _;
 
@@ -23,7 +25,7 @@ const NODE_FILTER: &str = "info,openraft=warn";
 pub fn init(format: LogFormat, server_mode: bool) -> Result<(), String> {
     let (filter, quiet) = match EnvFilter::try_from_default_env() {
         Ok(filter) => (filter, None),
-        Err(_) if server_mode => (EnvFilter::new(NODE_FILTER), Some(QuietPeerNoise)),
+        Err(_) if server_mode => (EnvFilter::new(NODE_FILTER), Some(ExpectedRaftNoise)),
         Err(_) => (EnvFilter::new("warn"), None),
     };
     let filter = filter.and(quiet);
@@ -42,11 +44,12 @@ pub fn init(format: LogFormat, server_mode: bool) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Drops openraft events about a peer that does not answer, and its notes on stale vote
-/// replies: expected while nodes start or one is down, and repeated on every retry.
-struct QuietPeerNoise;
+/// Drops openraft events that say a peer does not answer, that a vote reply came late, or
+/// that a founding node was initialized by its peers first: expected while nodes start or
+/// one is down, and the first two repeat on every retry.
+struct ExpectedRaftNoise;
 
-impl<S> Filter<S> for QuietPeerNoise {
+impl<S> Filter<S> for ExpectedRaftNoise {
     fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
         true
     }
@@ -57,18 +60,18 @@ impl<S> Filter<S> for QuietPeerNoise {
         }
         let mut fields = FieldText::default();
         event.record(&mut fields);
-        !is_peer_noise(&fields.0)
+        !is_expected_noise(&fields.0)
     }
 }
 
-/// The text of an openraft event that only says a peer is unreachable (or a vote reply came
-/// after the vote moved on).
-fn is_peer_noise(text: &str) -> bool {
+/// Whether the text of an openraft event is one of the expected conditions above.
+fn is_expected_noise(text: &str) -> bool {
     // openraft's `Unreachable` displays as "Unreachable node: ..."; its replication backs
     // off only after one.
     text.contains("Unreachable node")
         || text.contains("backoff mode")
         || text.contains("A message will be ignored because vote changed")
+        || text.contains("Can not initialize")
 }
 
 /// Every field of an event as `name=value` text.
@@ -86,16 +89,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_unreachable_peer_reports_are_noise() {
-        assert!(is_peer_noise(
+    fn only_expected_conditions_are_noise() {
+        assert!(is_expected_noise(
             "message=while requesting vote error=Unreachable node: peer unreachable "
         ));
-        assert!(is_peer_noise(
+        assert!(is_expected_noise(
             "message=A message will be ignored because vote changed: msg sent by vote: T1 "
         ));
-        assert!(!is_peer_noise(
+        assert!(is_expected_noise(
+            "message=Can not initialize last_log_id=T1-N3-1 vote=T1-N3:committed "
+        ));
+        assert!(!is_expected_noise(
             "message=RPCError err=seen a higher vote: T2-N3 "
         ));
-        assert!(!is_peer_noise("message=storage error: io error "));
+        assert!(!is_expected_noise("message=storage error: io error "));
     }
 }
