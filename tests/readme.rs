@@ -322,15 +322,16 @@ fn three_node_cluster_works_as_written() {
         .lines()
         .filter(|line| line.contains("127.0.0.1:740"))
         .collect();
-    assert_eq!(rows.len(), 3, "members:\n{out}");
+    let output = cluster.output();
+    assert_eq!(rows.len(), 3, "members:\n{output}");
     assert!(
         rows.iter().all(|row| row.trim_end().ends_with(" up")),
-        "members:\n{out}"
+        "members:\n{output}"
     );
     assert_eq!(
         rows.iter().filter(|row| row.contains(" leader ")).count(),
         1,
-        "members:\n{out}"
+        "members:\n{output}"
     );
 
     for i in 1..=3 {
