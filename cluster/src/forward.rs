@@ -8,66 +8,45 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use mcp_client::auth::Credentials;
+use mcp_client::channel::{self, Profile};
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_raft::NodeId;
-use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::Channel;
 
 use crate::error::ClusterError;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// HTTP/2 pings on every peer connection, also while idle: a peer that vanished without
-/// closing its connections (a network partition, a killed container) is noticed within
-/// about `KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT`, and requests in flight on that connection
-/// fail as unavailable instead of waiting forever. Long calls to a live peer are unaffected:
-/// it answers the pings.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// One lazily connected channel per peer address, shared by every request, and the
-/// credentials this node presents to its peers.
-#[derive(Clone, Default)]
+/// One lazily connected channel per peer address (built by the client library's peer
+/// profile: its keep-alive notices a vanished peer within seconds), shared by every
+/// request, and the credentials this node presents to its peers.
+#[derive(Clone, Debug, Default)]
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
-    /// `Bearer <admin token>`, if the cluster has one.
-    authorization: Option<MetadataValue<Ascii>>,
-}
-
-impl std::fmt::Debug for PeerChannels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the token itself.
-        f.debug_struct("PeerChannels")
-            .field("authorized", &self.authorization.is_some())
-            .finish_non_exhaustive()
-    }
+    /// The admin token, if the cluster has one (its `Debug` hides it).
+    credentials: Credentials,
 }
 
 impl PeerChannels {
     /// Channels whose requests can carry `admin_token` (none when `None` or empty).
     pub fn with_token(admin_token: Option<&str>) -> Result<Self, ClusterError> {
-        let authorization = match admin_token.filter(|t| !t.is_empty()) {
-            Some(token) => Some(MetadataValue::try_from(format!("Bearer {token}")).map_err(
-                |_| {
-                    ClusterError::Config(
-                        "the admin token contains characters not allowed in a header".to_owned(),
-                    )
-                },
-            )?),
-            None => None,
-        };
+        let credentials =
+            Credentials::bearer(admin_token).map_err(|e| ClusterError::Config(e.message))?;
         Ok(Self {
             channels: Arc::default(),
-            authorization,
+            credentials,
         })
+    }
+
+    /// The credentials this node presents to its peers (also used by its Raft network).
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// Adds this node's admin token to a request it sends a peer on its own behalf.
     pub fn authorize(&self, metadata: &mut MetadataMap) {
-        if let Some(value) = &self.authorization {
-            metadata.insert(mcp_proto::AUTHORIZATION, value.clone());
-        }
+        self.credentials.apply(metadata);
     }
 
     /// The channel to `addr`, created on first use.
@@ -76,14 +55,8 @@ impl PeerChannels {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClusterError::Unavailable(format!("bad peer address {addr:?}: {e}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+        let channel = channel::lazy(addr, Profile::Peer)
+            .map_err(|e| ClusterError::Unavailable(format!("bad peer address: {e}")))?;
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }

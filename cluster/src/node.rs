@@ -69,7 +69,7 @@ impl ClusterNode {
             move |took, _entries| apply_duration.observe(took.as_secs_f64()),
         ));
         let registry = state_machine.reader();
-        let network = GrpcNetworkFactory::new(config.admin_token.clone());
+        let network = GrpcNetworkFactory::new(peers.credentials().clone());
         let raft = Raft::new(identity.id, raft_config, network, log_store, state_machine)
             .await
             .map_err(|e| ClusterError::Fatal {

@@ -38,6 +38,10 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// `not_found`, `unauthorized`, ...), for clients that map errors to types.
 pub const ERROR_KIND: &str = "x-mcpd-error";
 
+/// Binary gRPC metadata key carrying a server's JSON-RPC `error` object, intact, on
+/// `server_error` replies.
+pub const JSONRPC_ERROR: &str = "x-mcpd-jsonrpc-error-bin";
+
 /// gRPC metadata key on `invalid_spec` replies naming the spec field at fault (dotted for
 /// nested fields), so clients need not parse the message.
 pub const ERROR_FIELD: &str = "x-mcpd-field";

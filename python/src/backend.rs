@@ -15,12 +15,12 @@ use mcp_cluster::dataplane::DataPlaneConfig;
 use mcp_proto::cluster::WriteReply;
 use mcp_proto::execute::ExecuteReply;
 
-use crate::client::{ClientSettings, ClusterClient};
 use crate::distributed::DistributedConfig;
 use crate::embedded::{LocalNode, LocalNodeSpec};
 use crate::errors::{ClientError, ErrorKind};
 use crate::metrics_server::{MetricsEndpoint, MetricsServer};
 use crate::types::{server_state, HealthStatus, InstanceHealth, Metrics, ServerHealth, ServerInfo};
+use mcp_client::{ClientSettings, ClusterClient};
 
 /// Election timeout of the embedded single-node cluster (it elects itself at once).
 const EMBEDDED_ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
@@ -361,6 +361,7 @@ impl Backend {
             .client
             .execute(server, request_json, timeout, retry_unsafe)
             .await
+            .map_err(ClientError::from)
     }
 
     /// Calls a tool.
@@ -377,6 +378,7 @@ impl Backend {
             .client
             .execute_tool(server, tool, arguments_json, timeout, retry_unsafe)
             .await
+            .map_err(ClientError::from)
     }
 
     fn metrics_enabled(&self) -> Result<(), ClientError> {

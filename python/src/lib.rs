@@ -17,7 +17,6 @@
 
 pub mod backend;
 pub mod bridge;
-pub mod client;
 pub mod config;
 pub mod distributed;
 pub mod embedded;

@@ -11,8 +11,8 @@ use axum::routing::get;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::client::ClusterClient;
 use crate::errors::ClientError;
+use mcp_client::ClusterClient;
 
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -12,8 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use mcp_client::auth::Credentials;
+use mcp_client::channel::{self, Profile};
 use mcp_proto::raft::raft_service_client::RaftServiceClient;
 use mcp_proto::raft::RaftPayload;
 use openraft::error::{
@@ -27,20 +28,9 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::types::{NodeId, TypeConfig};
-
-/// How long a connection attempt to a peer may take before the peer counts as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// HTTP/2 pings on each peer connection, also while idle. A peer cut off without its
-/// connections being closed (a network partition, a killed container) would otherwise leave
-/// RPCs queued on a dead connection until TCP gives up, long after the peer is reachable
-/// again; with pings the connection is dropped within a few seconds and the next RPC dials
-/// afresh.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether each peer answered its last RPC; a peer absent here has never answered.
 #[derive(Clone, Default)]
@@ -75,15 +65,15 @@ impl Reachability {
 /// Creates [`PeerNetwork`] clients for openraft.
 #[derive(Clone, Default)]
 pub struct GrpcNetworkFactory {
-    admin_token: Option<String>,
+    credentials: Credentials,
     reachability: Reachability,
 }
 
 impl GrpcNetworkFactory {
-    /// A factory whose clients send `admin_token` (if any) with every RPC.
-    pub fn new(admin_token: Option<String>) -> Self {
+    /// A factory whose clients present `credentials` with every RPC.
+    pub fn new(credentials: Credentials) -> Self {
         Self {
-            admin_token,
+            credentials,
             reachability: Reachability::default(),
         }
     }
@@ -97,7 +87,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             target,
             addr: node.addr.clone(),
             client: None,
-            admin_token: self.admin_token.clone(),
+            credentials: self.credentials.clone(),
             reachability: self.reachability.clone(),
         }
     }
@@ -108,18 +98,15 @@ pub struct PeerNetwork {
     target: NodeId,
     addr: String,
     client: Option<RaftServiceClient<Channel>>,
-    admin_token: Option<String>,
+    credentials: Credentials,
     reachability: Reachability,
 }
 
 /// Why one RPC failed before a reply was decoded.
 #[derive(Debug, thiserror::Error)]
 enum TransportError {
-    #[error("invalid peer address {addr:?}: {source}")]
-    Address {
-        addr: String,
-        source: tonic::transport::Error,
-    },
+    #[error("invalid peer address: {0}")]
+    Address(mcp_client::Error),
     #[error("peer unreachable: {0}")]
     Unreachable(tonic::Status),
     #[error("rpc failed: {0}")]
@@ -133,17 +120,8 @@ impl PeerNetwork {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))
-            .map_err(|source| TransportError::Address {
-                addr: self.addr.clone(),
-                source,
-            })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
-        let client = RaftServiceClient::new(endpoint.connect_lazy())
+        let channel = channel::lazy(&self.addr, Profile::Peer).map_err(TransportError::Address)?;
+        let client = RaftServiceClient::new(channel)
             .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES);
         self.client = Some(client.clone());
@@ -155,17 +133,10 @@ impl PeerNetwork {
         req: &Req,
         option: &RPCOption,
     ) -> Result<tonic::Request<RaftPayload>, TransportError> {
-        let mut request = tonic::Request::new(RaftPayload {
+        let mut request = self.credentials.request(RaftPayload {
             data: serde_json::to_vec(req)?,
         });
         request.set_timeout(option.hard_ttl());
-        if let Some(token) = &self.admin_token {
-            if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
-                request
-                    .metadata_mut()
-                    .insert(mcp_proto::AUTHORIZATION, value);
-            }
-        }
         Ok(request)
     }
 

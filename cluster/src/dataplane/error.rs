@@ -92,7 +92,7 @@ impl ExecuteError {
 }
 
 /// Binary metadata key carrying a server's JSON-RPC `error` object on `server_error`.
-pub const JSONRPC_ERROR_METADATA: &str = "x-mcpd-jsonrpc-error-bin";
+pub const JSONRPC_ERROR_METADATA: &str = mcp_proto::JSONRPC_ERROR;
 
 impl From<ExecuteError> for tonic::Status {
     fn from(err: ExecuteError) -> Self {

@@ -73,23 +73,6 @@ pub fn validate_request(message: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Methods that only read, so repeating one after a timeout cannot do harm twice.
-pub fn is_idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "ping"
-            | "initialize"
-            | "server/discover"
-            | "tools/list"
-            | "resources/list"
-            | "resources/templates/list"
-            | "resources/read"
-            | "prompts/list"
-            | "prompts/get"
-            | "completion/complete"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +98,5 @@ mod tests {
             error_code(&error_response(json!(1), METHOD_NOT_FOUND, "x")),
             Some(METHOD_NOT_FOUND)
         );
-        assert!(is_idempotent("tools/list") && !is_idempotent("tools/call"));
     }
 }

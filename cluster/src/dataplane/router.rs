@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use mcp_client::retry::is_repeatable_method;
 use mcp_proto::contract::ErrorKind;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::ExecuteRequest;
@@ -192,7 +193,7 @@ impl DataPlane {
         }
         peers.shuffle(&mut rand::thread_rng());
         let repeatable =
-            options.retry_unsafe || jsonrpc::method(request).is_some_and(jsonrpc::is_idempotent);
+            options.retry_unsafe || jsonrpc::method(request).is_some_and(is_repeatable_method);
         let mut last = local_error;
         for (peer, addr) in peers {
             let forwarded = self
@@ -229,8 +230,7 @@ impl DataPlane {
         timeout: Duration,
         retry_unsafe: bool,
     ) -> Result<Executed, ExecuteError> {
-        let repeatable =
-            retry_unsafe || jsonrpc::method(request).is_some_and(jsonrpc::is_idempotent);
+        let repeatable = retry_unsafe || jsonrpc::method(request).is_some_and(is_repeatable_method);
         let retry = &self.config.retry;
         let limit = self.config.max_in_flight_per_instance;
         let mut tried: Vec<String> = Vec::new();
@@ -382,7 +382,7 @@ impl DataPlane {
             Err(status) if status.metadata().get(mcp_proto::ERROR_KIND).is_none() => {
                 let message = format!("peer {addr}: {}", status.message());
                 // Only a failed connect proves the peer never saw the request.
-                let source = if is_connect_failure(&status) {
+                let source = if mcp_client::retry::never_reached(&status) {
                     UpstreamError::Connect(message)
                 } else {
                     UpstreamError::Closed(message)
@@ -400,27 +400,6 @@ impl DataPlane {
 /// True if a peer's error says it sent the request to no server at all.
 fn never_reached_a_server(status: &tonic::Status) -> bool {
     ErrorKind::of(status).is_some_and(ErrorKind::never_reached_a_server)
-}
-
-/// True if the status comes from failing to connect (so nothing was sent).
-fn is_connect_failure(status: &tonic::Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable
-            ) {
-                return true;
-            }
-        }
-        if error.to_string().contains("tcp connect error") {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 /// The method as a metric label: MCP's own methods by name, anything else as "other", so a

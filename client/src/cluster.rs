@@ -1,4 +1,4 @@
-//! The gRPC client both modes use: it talks to a set of nodes, finds the leader itself, and
+//! [`ClusterClient`]: a client of every node of one cluster. It finds the leader itself and
 //! fails over to another node when one stops answering.
 //!
 //! Every operation goes through [`ClusterClient::run`], which decides per failure whether
@@ -27,14 +27,14 @@ use mcp_proto::cluster::{
 use mcp_proto::contract::ErrorKind as WireKind;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::{ExecuteReply, ExecuteRequest, ExecuteToolRequest};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::transport::Channel;
+use tonic::{Request, Status};
 
-use crate::errors::{ClientError, ErrorKind};
+use crate::auth::Credentials;
+use crate::channel::{self, Profile};
+use crate::error::{Error, ErrorKind};
+use crate::retry::{is_repeatable_request, is_transport_failure, never_reached, Repeat};
 
-/// How long connecting to one node may take before the next is tried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one attempt of a cluster operation may take.
 const CONTROL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Extra time an execute attempt gets beyond the request timeout (the node answers
@@ -42,19 +42,6 @@ const CONTROL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 const EXECUTE_GRACE: Duration = Duration::from_secs(5);
 /// How long a status probe of one node may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// JSON-RPC methods that may be sent again after a connection broke mid-request (the same
-/// list the data plane uses for its own retries).
-const REPEATABLE_METHODS: [&str; 9] = [
-    "ping",
-    "tools/list",
-    "resources/list",
-    "resources/read",
-    "resources/templates/list",
-    "prompts/list",
-    "prompts/get",
-    "server/discover",
-    "completion/complete",
-];
 
 /// How the client reaches the cluster.
 #[derive(Debug, Clone)]
@@ -67,15 +54,6 @@ pub struct ClientSettings {
     pub failover_window: Duration,
     /// The default request timeout, bounding how long an execute attempt may take.
     pub request_timeout: Duration,
-}
-
-/// Whether an operation may be sent again after its connection broke mid-flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Repeat {
-    /// Repeating has no effect beyond the first (reads, deploy, scale).
-    Safe,
-    /// It may have run already (a tools/call, an undeploy).
-    Unsafe,
 }
 
 /// What the client does after a failed attempt.
@@ -102,36 +80,26 @@ pub struct ClusterClient {
     preferred: AtomicUsize,
     /// Address of the leader, when known (writes go there first, saving a forward hop).
     leader: RwLock<Option<String>>,
-    token: Option<MetadataValue<Ascii>>,
+    credentials: Credentials,
     settings: ClientSettings,
 }
 
 impl ClusterClient {
     /// A client starting from `settings.seeds`; nothing is dialed until the first call.
-    pub fn new(settings: ClientSettings) -> Result<Self, ClientError> {
+    pub fn new(settings: ClientSettings) -> Result<Self, Error> {
         if settings.seeds.is_empty() {
-            return Err(ClientError::config(
+            return Err(Error::config(
                 "cluster_nodes",
-                "DistributedConfig.cluster_nodes: at least one node address is needed",
+                "cluster_nodes: at least one node address is needed",
             ));
         }
-        let token = match &settings.admin_token {
-            Some(token) => Some(MetadataValue::try_from(format!("Bearer {token}")).map_err(
-                |_| {
-                    ClientError::config(
-                        "admin_token",
-                        "admin_token contains characters not allowed in a header",
-                    )
-                },
-            )?),
-            None => None,
-        };
+        let credentials = Credentials::bearer(settings.admin_token.as_deref())?;
         let mut peers = Vec::new();
         for addr in &settings.seeds {
             if !peers.iter().any(|p: &Peer| p.addr == *addr) {
                 peers.push(Peer {
                     addr: addr.clone(),
-                    channel: channel(addr)?,
+                    channel: peer_channel(addr)?,
                 });
             }
         }
@@ -139,7 +107,7 @@ impl ClusterClient {
             peers: RwLock::new(peers),
             preferred: AtomicUsize::new(0),
             leader: RwLock::new(None),
-            token,
+            credentials,
             settings,
         })
     }
@@ -162,13 +130,7 @@ impl ClusterClient {
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if let Some(token) = &self.token {
-            request
-                .metadata_mut()
-                .insert(mcp_proto::AUTHORIZATION, token.clone());
-        }
-        request
+        self.credentials.request(message)
     }
 
     /// The nodes to try, in order: the leader first for writes, then the node that
@@ -204,14 +166,14 @@ impl ClusterClient {
         repeat: Repeat,
         attempt_timeout: Duration,
         mut call: F,
-    ) -> Result<T, ClientError>
+    ) -> Result<T, Error>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let deadline = Instant::now() + self.settings.failover_window;
         let mut pause = Duration::from_millis(50);
-        let mut last: Option<ClientError> = None;
+        let mut last: Option<Error> = None;
         loop {
             let mut wait_for_leader = false;
             for peer in self.order(leader_first) {
@@ -226,7 +188,7 @@ impl ClusterClient {
                     Err(_) => {
                         // The node accepted the request and then said nothing: it may have
                         // run it, so only a repeatable operation moves on.
-                        let err = ClientError::new(
+                        let err = Error::new(
                             ErrorKind::Timeout,
                             format!(
                                 "{what}: node {} did not answer within {} ms",
@@ -243,7 +205,7 @@ impl ClusterClient {
                 };
                 match next_step(&status, repeat) {
                     Next::Fail => {
-                        let mut err = ClientError::from_status(&status);
+                        let mut err = Error::from_status(&status);
                         if err.kind == ErrorKind::Connection && is_transport_failure(&status) {
                             err.message = format!(
                                 "{what}: the connection to node {} broke while the request was in flight, so it may have run; not repeated (pass retry_unsafe=True to allow it): {}",
@@ -257,13 +219,13 @@ impl ClusterClient {
                         if self.leader().as_deref() == Some(peer.addr.as_str()) {
                             *self.leader.write().unwrap_or_else(|e| e.into_inner()) = None;
                         }
-                        last = Some(ClientError::new(
+                        last = Some(Error::new(
                             ErrorKind::ClusterUnavailable,
                             format!("node {} unreachable: {}", peer.addr, status.message()),
                         ));
                     }
                     Next::Later => {
-                        last = Some(ClientError::from_status(&status));
+                        last = Some(Error::from_status(&status));
                         wait_for_leader = true;
                         break;
                     }
@@ -273,7 +235,7 @@ impl ClusterClient {
                 let detail = last
                     .map(|e| e.message)
                     .unwrap_or_else(|| "no node answered".to_owned());
-                return Err(ClientError::new(
+                return Err(Error::new(
                     ErrorKind::ClusterUnavailable,
                     format!(
                         "{what}: no node of the cluster could serve the request within {} ms ({}); last error: {detail}",
@@ -335,7 +297,7 @@ impl ClusterClient {
         let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
         for addr in addrs {
             if !peers.iter().any(|p| p.addr == *addr) {
-                match channel(addr) {
+                match peer_channel(addr) {
                     Ok(channel) => peers.push(Peer {
                         addr: addr.clone(),
                         channel,
@@ -347,7 +309,7 @@ impl ClusterClient {
     }
 
     /// Waits until some node reports a leader (or the failover window closes).
-    pub async fn wait_for_leader(&self) -> Result<(), ClientError> {
+    pub async fn wait_for_leader(&self) -> Result<(), Error> {
         let deadline = Instant::now() + self.settings.failover_window;
         loop {
             let replies = self.discover().await;
@@ -356,7 +318,7 @@ impl ClusterClient {
             }
             if Instant::now() >= deadline {
                 let reached = replies.len();
-                return Err(ClientError::new(
+                return Err(Error::new(
                     ErrorKind::ClusterUnavailable,
                     format!(
                         "no leader elected within {} ms ({reached} of {} nodes answered: {})",
@@ -372,14 +334,14 @@ impl ClusterClient {
 
     /// Waits until at least one node answers (or the failover window closes). Enough for
     /// a client: executes are served without a leader, writes wait for one themselves.
-    pub async fn wait_for_any_node(&self) -> Result<(), ClientError> {
+    pub async fn wait_for_any_node(&self) -> Result<(), Error> {
         let deadline = Instant::now() + self.settings.failover_window;
         loop {
             if !self.discover().await.is_empty() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(ClientError::new(
+                return Err(Error::new(
                     ErrorKind::ClusterUnavailable,
                     format!(
                         "no node answered within {} ms ({})",
@@ -393,7 +355,7 @@ impl ClusterClient {
     }
 
     /// Deploys (creates or replaces) a server from its spec JSON.
-    pub async fn deploy(&self, spec_json: &str) -> Result<WriteReply, ClientError> {
+    pub async fn deploy(&self, spec_json: &str) -> Result<WriteReply, Error> {
         self.run(
             "deploy",
             true,
@@ -416,7 +378,7 @@ impl ClusterClient {
     }
 
     /// Removes a server.
-    pub async fn undeploy(&self, name: &str) -> Result<WriteReply, ClientError> {
+    pub async fn undeploy(&self, name: &str) -> Result<WriteReply, Error> {
         self.run(
             "undeploy",
             true,
@@ -438,7 +400,7 @@ impl ClusterClient {
     }
 
     /// Sets a server's replica count.
-    pub async fn scale(&self, name: &str, replicas: u32) -> Result<WriteReply, ClientError> {
+    pub async fn scale(&self, name: &str, replicas: u32) -> Result<WriteReply, Error> {
         self.run("scale", true, Repeat::Safe, CONTROL_ATTEMPT_TIMEOUT, |ch| {
             let request = self.request(ScaleRequest {
                 name: name.to_owned(),
@@ -456,7 +418,7 @@ impl ClusterClient {
 
     /// Every server in the registry. `stale` reads the answering node's applied state
     /// (works without a quorum).
-    pub async fn list_servers(&self, stale: bool) -> Result<Vec<ServerInfo>, ClientError> {
+    pub async fn list_servers(&self, stale: bool) -> Result<Vec<ServerInfo>, Error> {
         self.run(
             "list servers",
             !stale,
@@ -476,7 +438,7 @@ impl ClusterClient {
     }
 
     /// The membership as the answering node sees it.
-    pub async fn members(&self) -> Result<MembersReply, ClientError> {
+    pub async fn members(&self) -> Result<MembersReply, Error> {
         self.run(
             "members",
             false,
@@ -496,7 +458,7 @@ impl ClusterClient {
     }
 
     /// Adds a node as a learner (returns once it has caught up).
-    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<MembersReply, ClientError> {
+    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<MembersReply, Error> {
         self.run(
             "add learner",
             true,
@@ -519,7 +481,7 @@ impl ClusterClient {
     }
 
     /// Makes a learner a voter.
-    pub async fn promote_voter(&self, id: u64) -> Result<MembersReply, ClientError> {
+    pub async fn promote_voter(&self, id: u64) -> Result<MembersReply, Error> {
         self.run(
             "promote voter",
             true,
@@ -539,7 +501,7 @@ impl ClusterClient {
     }
 
     /// Removes a node from the membership.
-    pub async fn remove_node(&self, id: u64) -> Result<MembersReply, ClientError> {
+    pub async fn remove_node(&self, id: u64) -> Result<MembersReply, Error> {
         self.run(
             "remove node",
             true,
@@ -566,7 +528,7 @@ impl ClusterClient {
         request_json: &str,
         timeout: Option<Duration>,
         retry_unsafe: bool,
-    ) -> Result<ExecuteReply, ClientError> {
+    ) -> Result<ExecuteReply, Error> {
         let repeat = if retry_unsafe || is_repeatable_request(request_json) {
             Repeat::Safe
         } else {
@@ -599,7 +561,7 @@ impl ClusterClient {
         arguments_json: &str,
         timeout: Option<Duration>,
         retry_unsafe: bool,
-    ) -> Result<ExecuteReply, ClientError> {
+    ) -> Result<ExecuteReply, Error> {
         let repeat = if retry_unsafe {
             Repeat::Safe
         } else {
@@ -677,22 +639,9 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn channel(addr: &str) -> Result<Channel, ClientError> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| {
-            ClientError::config(
-                "cluster_nodes",
-                format!("node address {addr:?} is not HOST:PORT: {e}"),
-            )
-        })?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy())
+/// A lazily dialed channel to a node; a bad address is a config error on `cluster_nodes`.
+fn peer_channel(addr: &str) -> Result<Channel, Error> {
+    channel::lazy(addr, Profile::Client).map_err(|e| e.with_field("cluster_nodes"))
 }
 
 fn cluster_client(channel: Channel) -> ClusterServiceClient<Channel> {
@@ -703,55 +652,6 @@ fn execute_client(channel: Channel) -> ExecuteServiceClient<Channel> {
     ExecuteServiceClient::new(channel)
         .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
-}
-
-/// A status the node did not produce itself (no `x-mcpd-error` category): the transport
-/// failed.
-fn is_transport_failure(status: &Status) -> bool {
-    !status.metadata().contains_key(mcp_proto::ERROR_KIND)
-        && matches!(
-            status.code(),
-            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
-        )
-}
-
-/// True when the request provably never reached the node: the connection could not be
-/// opened (refused, timed out, no route), or hyper gave the request back unsent. Walks the
-/// error's source chain.
-fn never_reached(status: &Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(err) = source {
-        // hyper hands a request back with `Canceled` when its connection closed (or was
-        // not ready) before the request was written: it never left this process.
-        if err
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_canceled)
-        {
-            return true;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::TimedOut
-                    | std::io::ErrorKind::AddrNotAvailable
-                    | std::io::ErrorKind::HostUnreachable
-                    | std::io::ErrorKind::NetworkUnreachable
-                    | std::io::ErrorKind::NotFound
-            ) {
-                return true;
-            }
-        }
-        let text = err.to_string();
-        if text.contains("tcp connect error")
-            || text.contains("error trying to connect")
-            || text.contains("dns error")
-        {
-            return true;
-        }
-        source = err.source();
-    }
-    false
 }
 
 fn next_step(status: &Status, repeat: Repeat) -> Next {
@@ -775,24 +675,9 @@ fn next_step(status: &Status, repeat: Repeat) -> Next {
     }
 }
 
-/// True when `request_json` is a JSON-RPC request whose method is safe to send twice.
-fn is_repeatable_request(request_json: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(request_json)
-        .ok()
-        .and_then(|v| v.get("method").and_then(|m| m.as_str()).map(str::to_owned))
-        .is_some_and(|method| REPEATABLE_METHODS.contains(&method.as_str()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_safe_methods_repeat() {
-        assert!(is_repeatable_request(r#"{"method": "tools/list"}"#));
-        assert!(!is_repeatable_request(r#"{"method": "tools/call"}"#));
-        assert!(!is_repeatable_request("not json"));
-    }
 
     #[test]
     fn node_answers_are_final_except_unavailable() {
@@ -811,12 +696,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_connection_was_never_reached() {
+    async fn a_refused_connection_moves_on_even_when_not_repeatable() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let mut client = cluster_client(channel(&format!("127.0.0.1:{port}")).expect("channel"));
+        let mut client =
+            cluster_client(peer_channel(&format!("127.0.0.1:{port}")).expect("channel"));
         let status = client
             .status(StatusRequest {})
             .await
