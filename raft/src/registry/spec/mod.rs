@@ -1,0 +1,59 @@
+//! Server specs: what a user submits to deploy an MCP server, and its validation.
+//!
+//! Users write a flat JSON (or YAML) object; [`parse_json`] / [`from_value`] turn it into a
+//! canonical, validated [`ServerSpec`], which is what the Raft log stores. Every accepted
+//! field, with its aliases (`type` / `server_type` for `transport`), default, transport and
+//! secrecy, is one row of [`fields::FIELDS`]; unknown fields are refused so a typo is never
+//! silently ignored, and every error names the offending field.
+
+pub mod fields;
+mod model;
+mod parse;
+mod render;
+
+pub use model::{
+    Auth, PlacementConstraints, ServerSpec, SpecError, Transport, MAX_NAME_LEN, MAX_REPLICAS,
+    MAX_REQUEST_TIMEOUT_MS, REDACTED,
+};
+pub use parse::{from_value, parse_json, validate_name};
+
+#[cfg(test)]
+mod fixtures {
+    use serde_json::json;
+
+    use super::{from_value, ServerSpec};
+
+    /// Every secret the specs of [`full_specs`] carry.
+    pub const SECRETS: [&str; 5] = [
+        "env-secret",
+        "hdr-secret",
+        "pw-secret",
+        "key-secret",
+        "tok-secret",
+    ];
+
+    /// Every kind of spec, each with every field it can have.
+    pub fn full_specs() -> Vec<ServerSpec> {
+        let common = json!({
+            "replicas": 3, "priority": -2, "tags": ["a", "b"],
+            "placement": {"allowed_nodes": [1], "node_tags": ["gpu"]},
+            "request_timeout_ms": 500, "description": "d",
+        });
+        let shapes = [
+            json!({"name": "s", "command": "c", "args": ["-x"], "env": {"K": "env-secret"}, "cwd": "/tmp"}),
+            json!({"name": "b", "url": "https://x.example/mcp", "headers": {"X-Team": "hdr-secret"},
+                   "auth": {"type": "basic", "username": "u", "password": "pw-secret"}}),
+            json!({"name": "k", "url": "http://h/mcp", "auth": {"type": "api_key", "key": "key-secret", "header": "X-K"}}),
+            json!({"name": "t", "url": "http://h/mcp", "auth": {"type": "bearer", "token": "tok-secret"}}),
+        ];
+        shapes
+            .into_iter()
+            .map(|mut shape| {
+                for (k, v) in common.as_object().into_iter().flatten() {
+                    shape[k] = v.clone();
+                }
+                from_value(shape).unwrap()
+            })
+            .collect()
+    }
+}
