@@ -139,6 +139,26 @@ pub fn is_known(parent: Option<&str>, key: &str) -> bool {
     })
 }
 
+/// The row named `name` (not an alias).
+fn row_named(name: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| f.name == name)
+}
+
+/// A field's name followed by its aliases, in the order a spec is read.
+pub fn names(name: &str) -> impl Iterator<Item = &'static str> {
+    row_named(name)
+        .into_iter()
+        .flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
+}
+
+/// The `(min, max)` of an integer field.
+pub fn integer_bounds(name: &str) -> Option<(i64, i64)> {
+    match row_named(name)?.kind {
+        Kind::Integer { min, max } => Some((min, max)),
+        _ => None,
+    }
+}
+
 /// The top-level fields of rows that apply only to `applies`, in table order.
 pub fn top_level_only_for(applies: Applies) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
@@ -254,6 +274,12 @@ mod tests {
             assert!(!is_known(None, key), "{key}");
         }
         assert!(is_known(Some("auth"), "password"));
+        assert_eq!(
+            names("transport").collect::<Vec<_>>(),
+            ["transport", "type", "server_type"]
+        );
+        assert_eq!(integer_bounds("port"), Some((1, 65535)));
+        assert_eq!(integer_bounds("name"), None);
         assert!(!is_known(Some("placement"), "password"));
         assert_eq!(top_level_only_for(Stdio), ["command", "args", "env", "cwd"]);
         assert_eq!(

@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::fields::{self, Applies};
-use super::model::{
-    Auth, PlacementConstraints, ServerSpec, SpecError, Transport, MAX_NAME_LEN, MAX_REPLICAS,
-    MAX_REQUEST_TIMEOUT_MS,
-};
+use super::model::{Auth, PlacementConstraints, ServerSpec, SpecError, Transport, MAX_NAME_LEN};
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
     SpecError::InvalidField {
@@ -76,8 +73,6 @@ pub fn validate_name(name: &str) -> Result<(), SpecError> {
     }
 }
 
-const TRANSPORT_FIELDS: [&str; 3] = ["transport", "type", "server_type"];
-
 /// The transport a name means (`docker` is known but refused), None if it names none.
 fn transport_named(value: &str) -> Option<&'static str> {
     match value {
@@ -114,8 +109,8 @@ impl SpecReader {
         validate_name(&name)?;
         let category = self.server_type_category()?;
         let transport = self.transport()?;
-        let replicas = self.integer("replicas", 0, MAX_REPLICAS)?.unwrap_or(1);
-        let priority = self.integer("priority", i32::MIN, i32::MAX)?.unwrap_or(0);
+        let replicas = self.integer("replicas")?.unwrap_or(1);
+        let priority = self.integer("priority")?.unwrap_or(0);
         let mut tags = self.string_list("tags")?;
         for tag in &tags {
             check_label("tags", tag)?;
@@ -124,7 +119,7 @@ impl SpecReader {
             tags.push(category);
         }
         let placement = self.placement()?;
-        let request_timeout_ms = self.integer("request_timeout_ms", 1, MAX_REQUEST_TIMEOUT_MS)?;
+        let request_timeout_ms = self.integer("request_timeout_ms")?;
         let description = self.string("description")?;
         Ok(ServerSpec {
             name,
@@ -153,17 +148,16 @@ impl SpecReader {
         Ok(Some(category))
     }
 
-    /// An integer field in `min..=max`, None when absent.
-    fn integer<T>(&mut self, field: &'static str, min: T, max: T) -> Result<Option<T>, SpecError>
-    where
-        T: TryFrom<i64> + PartialOrd + std::fmt::Display + Copy,
-    {
+    /// An integer field within the bounds the table gives it, None when absent.
+    fn integer<T: TryFrom<i64>>(&mut self, field: &'static str) -> Result<Option<T>, SpecError> {
+        let (min, max) = fields::integer_bounds(field)
+            .ok_or_else(|| invalid(field, "is not an integer field of the spec table"))?;
         match self.fields.remove(field) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_i64()
-                .and_then(|n| T::try_from(n).ok())
                 .filter(|n| (min..=max).contains(n))
+                .and_then(|n| T::try_from(n).ok())
                 .map(Some)
                 .ok_or_else(|| {
                     invalid(
@@ -235,7 +229,7 @@ impl SpecReader {
     /// The transport kind from `transport` / `type` / `server_type`, or inferred.
     fn transport_kind(&mut self) -> Result<(String, Option<String>), SpecError> {
         let mut named: Option<(&'static str, String)> = None;
-        for field in TRANSPORT_FIELDS {
+        for field in fields::names("transport") {
             if let Some(value) = self.string(field)? {
                 if let Some((first, previous)) = &named {
                     if *previous != value {
@@ -348,7 +342,7 @@ impl SpecReader {
         self.refuse_fields_of(Applies::Stdio, "http")?;
         let url = self.string("url")?;
         let host = self.string("host")?;
-        let port = self.integer("port", 1u16, u16::MAX)?;
+        let port: Option<u16> = self.integer("port")?;
         let url = match (url, port) {
             (Some(url), None) => url,
             (Some(_), Some(_)) => {
