@@ -1,4 +1,10 @@
-"""Turning the call shapes users pass to ``deploy_server`` into one spec JSON text."""
+"""Turning the call shapes users pass to ``deploy_server`` into one spec.
+
+Only what is Python-specific lives here: accepting a dict or JSON text, and the two-argument
+``deploy_server(server_id, config)`` form. Fields, their aliases (``type`` / ``server_type``
+for ``transport``, an older-API ``server_type`` category becoming a tag) and their
+validation belong to the node, so every client gets the same rules and errors.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,8 @@ from .errors import ConfigError
 
 SpecLike = Union[Mapping[str, Any], str, bytes]
 
-# Values of `transport` / `type` / `server_type` that name a transport; the node decides
-# which are supported (docker is refused there with a clear error).
-TRANSPORT_VALUES = frozenset(
-    {"stdio", "http", "streamable-http", "streamable_http", "streamablehttp", "docker", "mock"}
-)
+# The fields that may name a transport, in the order the node reads them.
+TRANSPORT_FIELDS = ("transport", "type", "server_type")
 
 
 def spec_dict(spec: SpecLike, what: str = "config") -> dict:
@@ -35,13 +38,12 @@ def spec_dict(spec: SpecLike, what: str = "config") -> dict:
     )
 
 
-def normalize(config_or_id: Any, config: Optional[SpecLike] = None) -> Tuple[str, dict]:
+def normalize(config_or_id: Any, config: Optional[SpecLike] = None) -> Tuple[Optional[str], dict]:
     """Accepts ``deploy_server(config)`` and ``deploy_server(server_id, config)``.
 
-    Returns the server name and the spec dict. In the two-argument form the id becomes the
-    spec's ``name``; a different ``name`` inside becomes the ``description``. The older API's
-    ``server_type`` categories that are not transports (``"infrastructure"``, ...) become a
-    tag, so a spec written for it deploys unchanged.
+    Returns the server name (None if the spec has none: the node refuses it) and the spec
+    dict, otherwise unchecked. In the two-argument form the id becomes the spec's ``name``;
+    a different ``name`` inside becomes the ``description``.
     """
     if config is None:
         spec = spec_dict(config_or_id)
@@ -54,22 +56,13 @@ def normalize(config_or_id: Any, config: Optional[SpecLike] = None) -> Tuple[str
             # The older API kept a display name next to the id: keep it as the description.
             spec["description"] = str(named)
         spec["name"] = config_or_id
-    category = spec.get("server_type")
-    if isinstance(category, str) and category.lower() not in TRANSPORT_VALUES:
-        del spec["server_type"]
-        tags = list(spec.get("tags") or [])
-        if category not in tags:
-            tags.append(category)
-        spec["tags"] = tags
     name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError('missing field "name" (the server id)', field="name")
-    return name, spec
+    return (name if isinstance(name, str) else None), spec
 
 
 def spec_type(spec: Mapping[str, Any]) -> Optional[str]:
     """The transport a spec names, if any (``transport``, ``type`` or ``server_type``)."""
-    for key in ("transport", "type", "server_type"):
+    for key in TRANSPORT_FIELDS:
         value = spec.get(key)
         if isinstance(value, str):
             return value.lower()

@@ -28,15 +28,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
-from ._spec import SpecLike, normalize, spec_type
+from ._spec import TRANSPORT_FIELDS, SpecLike, normalize, spec_type
 from .errors import ConfigError
 from .manager import DeployResult, MCPManager
 
 __all__ = ["MockMCPServer", "MockCall", "MCPTestHarness"]
 
 PROTOCOL_VERSION = "2025-11-25"
-# Spec fields a mock deploy passes on to the http spec it becomes.
-_PASSED_FIELDS = ("replicas", "priority", "tags", "description", "request_timeout_ms", "placement")
 
 ToolResult = Union[Mapping[str, Any], str, Callable[[Dict[str, Any]], Any]]
 
@@ -364,16 +362,21 @@ class _HarnessManager(MCPManager):
         name, spec = normalize(config_or_id, config)
         if spec_type(spec) != "mock":
             return await super().deploy_server(spec, **kwargs)
+        if name is None:
+            raise ConfigError('missing field "name" (the mock\'s name)', field="name")
         mock = self._harness.mocks.get(name)
         if mock is None:
             raise ConfigError(
                 f"no mock registered as {name!r} (harness.register_mock(MockMCPServer({name!r})))",
                 field="name",
             )
-        http_spec: Dict[str, Any] = {"name": name, "transport": "http", "url": mock.url}
-        for key in _PASSED_FIELDS:
-            if key in spec:
-                http_spec[key] = spec[key]
+        # Every other field goes to the node, which validates it as for any http server.
+        http_spec: Dict[str, Any] = {
+            key: value
+            for key, value in spec.items()
+            if not (key in TRANSPORT_FIELDS and isinstance(value, str) and value.lower() == "mock")
+        }
+        http_spec.update(transport="http", url=mock.url)
         kwargs.setdefault("wait_ready", True)
         kwargs.setdefault("ready_timeout", 15.0)
         # The cluster opens its session in the background; waiting for a healthy instance
