@@ -5,6 +5,7 @@
 //! ends in the same state. Each successful change bumps the registry revision by one.
 
 mod command;
+mod placement_mode;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use command::{Command, CommandError, CommandOutcome, CommandResult};
+pub use placement_mode::PlacementMode;
 pub use spec::{ServerSpec, SpecError};
 
 use crate::types::NodeId;
