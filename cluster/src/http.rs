@@ -18,6 +18,7 @@ use mcp_raft::{NodeId, RegistryReader};
 
 use crate::dataplane::DataPlane;
 use crate::forward::PeerChannels;
+use crate::membership::MembershipView;
 use crate::metrics::{merge_expositions, Metrics};
 
 /// How long the cluster view waits for each peer.
@@ -105,16 +106,7 @@ async fn metrics(State(endpoints): State<Arc<Endpoints>>) -> Response {
 
 async fn cluster_metrics(State(endpoints): State<Arc<Endpoints>>) -> Response {
     let state = &endpoints.state;
-    let peers: Vec<(NodeId, String)> = {
-        let metrics = state.raft.metrics().borrow().clone();
-        metrics
-            .membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != state.id)
-            .map(|(id, node)| (*id, node.addr.clone()))
-            .collect()
-    };
+    let peers = MembershipView::of(&state.raft).peers();
     let scrapes = peers.into_iter().map(|(id, addr)| {
         let peers = state.peers.clone();
         async move {
@@ -173,14 +165,14 @@ async fn ready(State(endpoints): State<Arc<Endpoints>>) -> Response {
 async fn readiness(endpoints: &Endpoints) -> Result<(), String> {
     let state = &endpoints.state;
     let m = state.raft.metrics().borrow().clone();
-    let membership = m.membership_config.membership();
-    if membership.get_node(&state.id).is_none() {
+    let view = MembershipView::from_metrics(&m);
+    if !view.is_member() {
         return Err("not a cluster member yet".to_owned());
     }
     if endpoints.caught_up.load(Ordering::Acquire) {
         return Ok(());
     }
-    let Some(leader) = m.current_leader else {
+    let Some(leader) = view.leader else {
         return Err("no leader known yet".to_owned());
     };
     let applied = m.last_applied.map_or(0, |l| l.index);
@@ -195,13 +187,12 @@ async fn readiness(endpoints: &Endpoints) -> Result<(), String> {
         .map_err(|_| "Raft core busy".to_owned())?
         .map_err(|e| e.to_string())?
     } else {
-        let addr = membership
-            .get_node(&leader)
-            .map(|n| n.addr.clone())
+        let addr = view
+            .addr(leader)
             .ok_or_else(|| format!("leader {leader} has no address"))?;
         let mut client = state
             .peers
-            .cluster_client(&addr)
+            .cluster_client(addr)
             .map_err(|e| e.to_string())?;
         let reply = tokio::time::timeout(READY_CHECK_TIMEOUT, client.status(StatusRequest {}))
             .await

@@ -8,31 +8,24 @@ use std::collections::BTreeMap;
 use mcp_raft::registry::NodeRecord;
 use mcp_raft::types::Raft;
 use mcp_raft::{Command, NodeId, RegistryReader};
-use openraft::ServerState;
 use tokio::task::JoinHandle;
 
+use crate::membership::MembershipView;
+use crate::proposer::Proposer;
+
 /// Starts the leader-duty loop of this node; it ends when Raft shuts down.
-pub fn spawn(raft: Raft, registry: RegistryReader) -> JoinHandle<()> {
+pub fn spawn(raft: Raft, proposer: Proposer, registry: RegistryReader) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
-        let mut seen = LeadershipView::default();
+        let mut seen = ElectionLog::default();
         loop {
-            let (is_leader, members) = {
-                let m = metrics.borrow_and_update();
-                seen.log_change(m.id, m.current_term, m.current_leader, &m.state);
-                let members: BTreeMap<NodeId, String> = m
-                    .membership_config
-                    .membership()
-                    .nodes()
-                    .map(|(id, node)| (*id, node.addr.clone()))
-                    .collect();
-                (m.state == ServerState::Leader, members)
-            };
-            if is_leader {
-                for command in node_sync_commands(&registry, &members) {
-                    let op = command.op();
-                    if let Err(e) = raft.client_write(command).await {
-                        tracing::debug!(op, error = %e, "node record sync deferred");
+            let view = MembershipView::from_metrics(&metrics.borrow_and_update());
+            seen.log_change(&view);
+            if view.leading {
+                for command in node_sync_commands(&registry, &view.nodes) {
+                    let proposed = proposer.propose(command).await;
+                    if !proposed.is_applied() {
+                        tracing::debug!(?proposed, "node record sync deferred");
                         break;
                     }
                 }
@@ -46,17 +39,17 @@ pub fn spawn(raft: Raft, registry: RegistryReader) -> JoinHandle<()> {
 
 /// What this node last knew about leadership, to log each election once.
 #[derive(Default)]
-struct LeadershipView {
+struct ElectionLog {
     term: u64,
     leader: Option<NodeId>,
     leading: bool,
 }
 
-impl LeadershipView {
+impl ElectionLog {
     /// Logs, at info, each change of leader that this node observes: operators follow
     /// elections in the logs (openraft's own lines are too low-level for that).
-    fn log_change(&mut self, id: NodeId, term: u64, leader: Option<NodeId>, state: &ServerState) {
-        let leading = *state == ServerState::Leader;
+    fn log_change(&mut self, view: &MembershipView) {
+        let (id, term, leader, leading) = (view.this, view.term, view.leader, view.leading);
         if term == self.term && leader == self.leader && leading == self.leading {
             return;
         }

@@ -3,10 +3,14 @@
 //! - [`config`]: what a node is told (flags, env, file are merged by the binary).
 //! - [`identity`]: the node's id and addresses, pinned in its data dir on first start.
 //! - [`node`]: opens storage, starts Raft and the gRPC server, bootstraps the cluster.
-//! - [`grpc`]: one module per gRPC service (`raft_service`, `cluster_service`).
+//! - [`grpc`]: one module per gRPC service (`raft_service`, `cluster_service`, split by
+//!   concern into `registry_service`, `membership_service`, `status_service`;
+//!   `leader_route` proposes here or forwards once to the leader).
 //! - [`leader`]: duties of the current leader (node records follow membership);
 //!   [`scheduler`]: the leader places instances on live nodes.
-//! - [`batcher`]: concurrent registry writes share Raft entries.
+//! - [`proposer`]: the one way registry commands reach Raft, counted by outcome;
+//!   [`batcher`]: concurrent registry writes share Raft entries.
+//! - [`membership`]: membership and leadership as read from Raft's metrics.
 //! - [`fleet`]: what each member actually runs (scheduler heartbeat, running replicas).
 //! - [`auth`]: who may call which RPC, enforced by one layer on the gRPC server.
 //! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
@@ -26,8 +30,10 @@ pub mod grpc;
 pub mod http;
 pub mod identity;
 pub mod leader;
+pub mod membership;
 pub mod metrics;
 pub mod node;
+pub mod proposer;
 pub mod scheduler;
 
 pub use config::{NodeConfig, RaftTuning};

@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, HashMap};
 use mcp_proto::contract::{BreakerState, InstanceState};
 use mcp_raft::types::Raft;
 use mcp_raft::RegistryReader;
-use openraft::ServerState;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-use crate::dataplane::{placement, DataPlane};
+use crate::dataplane::DataPlane;
+use crate::membership::{self, MembershipView};
 
 /// Latency buckets from 50 µs to 60 s: resolves sub-millisecond calls and long tool runs.
 const LATENCY_BUCKETS: [f64; 18] = [
@@ -193,31 +193,22 @@ impl Metrics {
         };
         self.raft_commit_index.set(as_i64(committed.max(applied)));
         self.raft_term.set(as_i64(m.current_term));
-        self.raft_is_leader
-            .set(i64::from(m.state == ServerState::Leader));
+        let view = MembershipView::from_metrics(&m);
+        self.raft_is_leader.set(i64::from(view.leading));
         self.raft_last_log_index
             .set(as_i64(m.last_log_index.unwrap_or(0)));
         self.raft_last_applied_index.set(as_i64(applied));
         self.raft_snapshot_index
             .set(as_i64(m.snapshot.map_or(0, |l| l.index)));
-        let membership = m.membership_config.membership();
-        let draining: std::collections::BTreeSet<u64> = registry.read(|state| {
-            state
-                .registry
-                .nodes()
-                .filter(|n| n.draining)
-                .map(|n| n.id)
-                .collect()
-        });
+        let draining = membership::draining(registry);
         let mut nodes: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for role in ["voter", "learner"] {
             for state in ["active", "draining"] {
                 nodes.insert((role, state), 0);
             }
         }
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        for (id, _) in membership.nodes() {
-            let role = if voters.contains(id) {
+        for id in view.nodes.keys() {
+            let role = if view.is_voter(*id) {
                 "voter"
             } else {
                 "learner"
@@ -241,13 +232,7 @@ impl Metrics {
             state
                 .registry
                 .servers()
-                .map(|s| {
-                    let everywhere = placement::runs_everywhere(s);
-                    (
-                        s.spec.name.clone(),
-                        if everywhere { 0 } else { s.spec.replicas },
-                    )
-                })
+                .map(|s| (s.spec.name.clone(), s.spec.scheduled_replicas()))
                 .collect()
         });
         self.replicas_desired.reset();

@@ -31,6 +31,7 @@ use crate::grpc::{ClusterApi, ExecuteApi, RaftApi};
 use crate::http::HttpState;
 use crate::identity::NodeIdentity;
 use crate::metrics::Metrics;
+use crate::proposer::Proposer;
 
 /// sled page cache per node; the registry is small, the default 1 GiB would be waste.
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -96,13 +97,14 @@ impl ClusterNode {
             Arc::clone(&metrics),
         );
         let raft_api = RaftApi::new(raft.clone());
+        let proposer = Proposer::new(raft.clone(), Arc::clone(&metrics));
         let cluster_api = ClusterApi::new(
             identity.id,
             raft.clone(),
             registry.clone(),
             peers.clone(),
             config.write_timeout,
-            ProposalBatcher::start(raft.clone(), config.write_timeout, Arc::clone(&metrics)),
+            ProposalBatcher::start(proposer.clone().with_timeout(config.write_timeout)),
         )
         .with_dataplane(Arc::clone(&dataplane), Arc::clone(&metrics))
         .with_node_tags(config.tags.clone());
@@ -195,10 +197,11 @@ impl ClusterNode {
         );
 
         bootstrap(&raft, &identity, &config.initial_cluster).await?;
-        let leader_duties = crate::leader::spawn(raft.clone(), registry.clone());
+        let leader_duties = crate::leader::spawn(raft.clone(), proposer.clone(), registry.clone());
         let scheduler = crate::scheduler::spawn(
             identity.id,
             raft.clone(),
+            proposer,
             registry.clone(),
             peers.clone(),
             config.node_grace,

@@ -1,5 +1,6 @@
-//! The leader's scheduler: turns each stdio server's desired replicas into placements
-//! (instance id -> node), written through Raft.
+//! The leader's scheduler: turns each scheduled server's desired replicas into placements
+//! (instance id -> node), written through Raft (which servers are scheduled is
+//! `ServerSpec::placement_mode`).
 //!
 //! It runs on every node but acts only on the leader. It watches node liveness out of the
 //! Raft log (each second every member reports what it runs, see [`crate::fleet`]) and
@@ -11,15 +12,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use mcp_raft::registry::spec::Transport;
 use mcp_raft::registry::{NodeRecord, ServerRecord};
 use mcp_raft::types::Raft;
 use mcp_raft::{Command, NodeId, RegistryReader};
-use openraft::ServerState;
 use tokio::task::JoinHandle;
 
 use crate::fleet;
 use crate::forward::PeerChannels;
+use crate::membership::MembershipView;
+use crate::proposer::Proposer;
 
 /// How often the leader probes members and re-plans.
 const TICK: Duration = Duration::from_secs(1);
@@ -100,6 +101,7 @@ pub fn plan(
 pub fn spawn(
     id: NodeId,
     raft: Raft,
+    proposer: Proposer,
     registry: RegistryReader,
     peers: PeerChannels,
     grace: Duration,
@@ -114,28 +116,20 @@ pub fn spawn(
                 _ = tick.tick() => {}
                 changed = changes.changed() => if changed.is_err() { return },
             }
-            let (is_leader, members) = {
-                let m = raft.metrics().borrow().clone();
-                let members: Vec<(NodeId, String)> = m
-                    .membership_config
-                    .membership()
-                    .nodes()
-                    .map(|(id, node)| (*id, node.addr.clone()))
-                    .collect();
-                (m.state == ServerState::Leader, members)
-            };
-            if !is_leader {
+            let view = MembershipView::of(&raft);
+            if !view.leading {
                 was_leader = false;
                 continue;
             }
             let now = Instant::now();
             if !was_leader {
                 // No history yet: everyone gets a full grace period.
-                last_seen = members.iter().map(|(n, _)| (*n, now)).collect();
+                last_seen = view.nodes.keys().map(|n| (*n, now)).collect();
                 was_leader = true;
                 tracing::info!(node = id, "leader: scheduling placements");
             }
             // The heartbeat: each member's report of what it runs. Answering is being alive.
+            let members = view.members();
             let report = fleet::gather(&members, &peers, PROBE_TIMEOUT).await;
             last_seen.insert(id, now);
             for (node, answer) in &report {
@@ -145,18 +139,21 @@ pub fn spawn(
             }
             let in_flight = fleet::in_flight(&report);
             for command in tag_commands(&registry, &report) {
-                if let Err(e) = raft.client_write(command).await {
-                    tracing::debug!(error = %e, "node tag update deferred");
+                let proposed = proposer.propose(command).await;
+                if !proposed.is_applied() {
+                    tracing::debug!(?proposed, "node tag update deferred");
                 }
             }
-            let live: BTreeSet<NodeId> = members
-                .iter()
-                .map(|(n, _)| *n)
+            let live: BTreeSet<NodeId> = view
+                .nodes
+                .keys()
+                .copied()
                 .filter(|n| last_seen.get(n).is_some_and(|t| t.elapsed() <= grace))
                 .collect();
             for command in placement_commands(&registry, &live, &in_flight) {
-                if let Err(e) = raft.client_write(command).await {
-                    tracing::debug!(error = %e, "placement deferred");
+                let proposed = proposer.propose(command).await;
+                if !proposed.is_applied() {
+                    tracing::debug!(?proposed, "placement deferred");
                     break;
                 }
             }
@@ -208,7 +205,7 @@ fn placement_commands(
         state
             .registry
             .servers()
-            .filter(|r| matches!(r.spec.transport, Transport::Stdio { .. }))
+            .filter(|r| r.spec.is_scheduled())
             .filter_map(|record| {
                 let change = plan(record, &live_nodes, &mut load, in_flight)?;
                 tracing::info!(

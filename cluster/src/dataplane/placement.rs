@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use mcp_raft::registry::spec::Transport;
-use mcp_raft::registry::{Registry, ServerRecord};
+use mcp_raft::registry::{PlacementMode, Registry, ServerRecord};
 use mcp_raft::NodeId;
 
-/// True for servers every node connects to itself (remote HTTP endpoints).
+/// True for servers every node connects to itself (the rule is
+/// `ServerSpec::placement_mode`).
 pub fn runs_everywhere(record: &ServerRecord) -> bool {
-    matches!(record.spec.transport, Transport::Http { .. })
+    record.spec.placement_mode() == PlacementMode::Everywhere
 }
 
 /// The instances `node` must run: instance id -> server name. `http_sessions` bounds the

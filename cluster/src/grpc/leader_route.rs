@@ -1,0 +1,317 @@
+//! Where a request that needs the leader is served: here if this node leads, else at the
+//! leader, forwarded once (marked `x-mcpd-forwarded-by`, so a request that reaches a node
+//! that is not the leader after all is refused instead of bouncing on).
+//!
+//! Leadership is first read from Raft's metrics ([`MembershipView`]): a follower that
+//! knows the leader forwards at once, without queueing a proposal or asking a quorum only
+//! to be told the same. Otherwise Raft decides, and may still answer "not the leader, go
+//! there" (leadership moved meanwhile), which is forwarded the same way.
+
+use std::future::Future;
+use std::time::Duration;
+
+use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
+use mcp_raft::types::Raft;
+use mcp_raft::{Command, CommandOutcome, NodeId};
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
+};
+use openraft::BasicNode;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::batcher::ProposalBatcher;
+use crate::error::ClusterError;
+use crate::forward::{self, PeerChannels};
+use crate::membership::MembershipView;
+use crate::proposer::{Proposed, Written};
+
+/// Pause between attempts of a membership change that found another one in progress.
+const MEMBERSHIP_RETRY: Duration = Duration::from_millis(50);
+
+/// A committed command: its outcome and the log index of its entry.
+pub type Committed = (CommandOutcome, u64);
+
+/// Where a request that needs the leader ends up.
+pub enum Route<T> {
+    /// This node is the leader and did the work.
+    Done(T),
+    /// Another node is the leader; the request must go there.
+    Leader(String),
+}
+
+impl<T> Route<T> {
+    /// The same route with the work's result turned by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Route<U> {
+        match self {
+            Route::Done(t) => Route::Done(f(t)),
+            Route::Leader(addr) => Route::Leader(addr),
+        }
+    }
+}
+
+fn no_leader() -> ClusterError {
+    ClusterError::Unavailable(
+        "no leader is elected right now (the cluster may have lost quorum); retry shortly"
+            .to_owned(),
+    )
+}
+
+fn leader_addr(forward: ForwardToLeader<NodeId, BasicNode>) -> Result<String, ClusterError> {
+    forward.leader_node.map(|n| n.addr).ok_or_else(no_leader)
+}
+
+/// A Raft failure this node cannot recover from.
+pub fn fatal(node: NodeId, e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Fatal {
+        node,
+        reason: e.to_string(),
+    }
+}
+
+/// The route of a node's requests to the leader.
+#[derive(Clone)]
+pub struct LeaderRoute {
+    id: NodeId,
+    raft: Raft,
+    peers: PeerChannels,
+    batcher: ProposalBatcher,
+    write_timeout: Duration,
+}
+
+impl LeaderRoute {
+    /// The route of node `id`; local writes go through `batcher`.
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        peers: PeerChannels,
+        batcher: ProposalBatcher,
+        write_timeout: Duration,
+    ) -> Self {
+        Self {
+            id,
+            raft,
+            peers,
+            batcher,
+            write_timeout,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// This node's Raft.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Channels to the other nodes.
+    pub fn peers(&self) -> &PeerChannels {
+        &self.peers
+    }
+
+    /// How long a write may wait for its commit.
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+
+    /// Proposes `command` here if this node leads and answers `done(committed)`, or
+    /// forwards `request` to the leader with `call`. A write forwarded without asking Raft
+    /// still counts in `mcp_raft_proposals_total{outcome="forwarded"}`, as one that Raft
+    /// turned away does.
+    pub async fn propose_or_forward<T, R, F, Fut>(
+        &self,
+        request: Request<T>,
+        command: Command,
+        done: impl FnOnce(Committed) -> R,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        if let Some(addr) = self.other_leader() {
+            self.batcher.proposer().count_forwarded();
+            return self.forward(addr, request, call).await;
+        }
+        let route = self.propose(command).await?.map(done);
+        self.finish(request, route, call).await
+    }
+
+    /// Runs `local` here if this node leads (or knows no other leader: `local` then asks
+    /// Raft), or forwards `request` to the leader with `call`.
+    pub async fn leader_or_forward<T, R, L, F, Fut>(
+        &self,
+        request: Request<T>,
+        local: L,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        L: Future<Output = Result<Route<R>, ClusterError>>,
+        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let route = match self.other_leader() {
+            Some(addr) => Route::Leader(addr),
+            None => local.await?,
+        };
+        self.finish(request, route, call).await
+    }
+
+    /// Answers `read` here: at once for a `stale` read, else once a quorum confirmed that
+    /// this node leads and has applied everything committed before now (so the read is
+    /// linearizable); or forwards `request` to the leader with `call`.
+    pub async fn read_or_forward<T, R, L, F, Fut>(
+        &self,
+        request: Request<T>,
+        stale: bool,
+        read: L,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        L: Future<Output = Result<R, ClusterError>>,
+        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        if stale {
+            return Ok(Response::new(read.await?));
+        }
+        let confirmed = async {
+            Ok(match self.confirm_leader().await? {
+                Route::Done(()) => Route::Done(read.await?),
+                Route::Leader(addr) => Route::Leader(addr),
+            })
+        };
+        self.leader_or_forward(request, confirmed, call).await
+    }
+
+    /// Runs a membership change on the leader, or says where the leader is.
+    ///
+    /// openraft refuses a change while the previous one (its joint-consensus second step)
+    /// is still being committed; that window is short, so the change is retried until
+    /// `timeout` instead of bouncing a transient error to the user.
+    pub async fn change_membership<F, Fut>(
+        &self,
+        change: F,
+        timeout: Duration,
+    ) -> Result<Route<()>, ClusterError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Written>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = tokio::time::timeout_at(deadline, change())
+                .await
+                .map_err(|_| self.write_timed_out())?;
+            match changed {
+                Ok(_) => return Ok(Route::Done(())),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    return Ok(Route::Leader(leader_addr(f)?))
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) if tokio::time::Instant::now() + MEMBERSHIP_RETRY < deadline => {
+                    tokio::time::sleep(MEMBERSHIP_RETRY).await;
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(ClusterError::Membership(e.to_string()))
+                }
+                Err(RaftError::Fatal(e)) => return Err(fatal(self.id, e)),
+            }
+        }
+    }
+
+    /// The leader's address when another node is known to lead.
+    fn other_leader(&self) -> Option<String> {
+        MembershipView::of(&self.raft)
+            .other_leader_addr()
+            .map(str::to_owned)
+    }
+
+    /// Proposes `command` and waits until it is committed and applied. Concurrent
+    /// proposals share Raft entries (see [`ProposalBatcher`]).
+    async fn propose(&self, command: Command) -> Result<Route<Committed>, ClusterError> {
+        let op = command.op();
+        match self.batcher.propose(command).await {
+            Proposed::Applied { result, index } => {
+                let outcome = result?;
+                tracing::info!(op, revision = outcome.revision, index, "committed");
+                Ok(Route::Done((outcome, index)))
+            }
+            Proposed::NotLeader(Some(addr)) => Ok(Route::Leader(addr)),
+            Proposed::NotLeader(None) => Err(no_leader()),
+            Proposed::TimedOut => Err(self.write_timed_out()),
+            Proposed::Failed(reason) => Err(fatal(self.id, reason)),
+        }
+    }
+
+    fn write_timed_out(&self) -> ClusterError {
+        ClusterError::Unavailable(format!(
+            "write not committed within {} ms (no quorum?); it may still be applied later",
+            self.write_timeout.as_millis()
+        ))
+    }
+
+    /// Confirms with a quorum that this node is still the leader and has applied everything
+    /// committed before now, so a local read is linearizable.
+    async fn confirm_leader(&self) -> Result<Route<()>, ClusterError> {
+        let confirmed = tokio::time::timeout(self.write_timeout, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| {
+                ClusterError::Unavailable(
+                    "could not confirm leadership with a quorum in time; use a stale read to read this node's state"
+                        .to_owned(),
+                )
+            })?;
+        match confirmed {
+            Ok(_) => Ok(Route::Done(())),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Ok(Route::Leader(leader_addr(f)?))
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ClusterError::Unavailable(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(fatal(self.id, e)),
+        }
+    }
+
+    /// Answers with the local result, or sends `request` on to the leader.
+    async fn finish<T, R, F, Fut>(
+        &self,
+        request: Request<T>,
+        route: Route<R>,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        match route {
+            Route::Done(reply) => Ok(Response::new(reply)),
+            Route::Leader(addr) => self.forward(addr, request, call).await,
+        }
+    }
+
+    /// Sends `request` to the leader at `addr`, unless it was already forwarded once.
+    async fn forward<T, R, F, Fut>(
+        &self,
+        addr: String,
+        request: Request<T>,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        if forward::was_forwarded(&request) {
+            return Err(ClusterError::Unavailable(
+                "leadership is changing; retry shortly".to_owned(),
+            )
+            .into());
+        }
+        Ok(forward::forward(&self.peers, self.id, &addr, request, call).await?)
+    }
+}
