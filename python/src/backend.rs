@@ -440,7 +440,7 @@ impl Backend {
         for server in &servers {
             let instances = by_server.remove(&server.name).unwrap_or_default();
             let healthy_instances = instances.iter().filter(|i| i.is_healthy()).count();
-            let desired = if server.transport == "stdio" {
+            let desired = if server.scheduled {
                 server.replicas
             } else {
                 0
@@ -450,7 +450,7 @@ impl Backend {
                 ServerHealth {
                     name: server.name.clone(),
                     healthy: healthy_instances > 0,
-                    state: server_state(&server.transport, server.replicas, &instances),
+                    state: server_state(server.scheduled, server.replicas, &instances),
                     desired_replicas: desired,
                     healthy_instances,
                     instances,

@@ -303,14 +303,17 @@ impl HealthStatus {
 }
 
 /// The state word of a server from its instances (see `get_server_state`).
-pub fn server_state(transport: &str, desired: u32, instances: &[InstanceHealth]) -> String {
+///
+/// `scheduled` is `ServerInfo.scheduled`: the leader places `desired` instances of the
+/// server; otherwise every node runs its own sessions and one healthy node is enough.
+pub fn server_state(scheduled: bool, desired: u32, instances: &[InstanceHealth]) -> String {
     let healthy = instances.iter().filter(|i| i.is_healthy()).count();
-    let expected = if transport == "stdio" {
+    let expected = if scheduled {
         usize::try_from(desired).unwrap_or(usize::MAX)
     } else {
         instances.len().max(1)
     };
-    if transport == "stdio" && desired == 0 {
+    if scheduled && desired == 0 {
         return "stopped".to_owned();
     }
     if healthy > 0 {
@@ -358,24 +361,24 @@ mod tests {
 
     #[test]
     fn states_follow_instances() {
-        assert_eq!(server_state("stdio", 0, &[]), "stopped");
+        assert_eq!(server_state(true, 0, &[]), "stopped");
         assert_eq!(
-            server_state("stdio", 2, &[instance("running", "closed")]),
+            server_state(true, 2, &[instance("running", "closed")]),
             "degraded"
         );
         assert_eq!(
-            server_state("stdio", 1, &[instance("running", "closed")]),
+            server_state(true, 1, &[instance("running", "closed")]),
             "running"
         );
         assert_eq!(
-            server_state("stdio", 1, &[instance("running", "open")]),
+            server_state(true, 1, &[instance("running", "open")]),
             "circuit_open"
         );
         assert_eq!(
-            server_state("stdio", 1, &[instance("crash_loop", "closed")]),
+            server_state(true, 1, &[instance("crash_loop", "closed")]),
             "crash_loop"
         );
-        assert_eq!(server_state("http", 0, &[]), "unavailable");
+        assert_eq!(server_state(false, 0, &[]), "unavailable");
     }
 
     #[test]

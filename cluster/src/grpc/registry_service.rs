@@ -228,6 +228,7 @@ fn server_info(record: &ServerRecord, fleet: &FleetReport) -> ServerInfo {
         spec_json: spec.redacted().to_string(),
         placements,
         running: u32::try_from(running).unwrap_or(u32::MAX),
+        scheduled: mode == PlacementMode::Scheduled,
     }
 }
 
