@@ -187,6 +187,7 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
         tags: node_tags(args.node_tags.or(file.node_tags).unwrap_or_default())?,
         metrics_addr: args.metrics_addr.or(file.metrics_addr),
         gateway,
+        in_process: false,
     })
     .and_then(|mut config| {
         // A pristine node without an address gets the loopback default; a restarted one

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::error::{Error, ErrorKind};
 
@@ -77,6 +79,27 @@ pub async fn connect(addr: &str, profile: Profile) -> Result<Channel, Error> {
             format!("cannot connect to {addr}: {e}"),
         )
     })
+}
+
+/// Buffer of each in-process connection, each way.
+const IN_PROCESS_BUFFER: usize = 256 * 1024;
+
+/// A channel to a node served in this process without any socket: each connection is an
+/// in-memory pipe whose server end is handed to the node through `connections` (see
+/// `ClusterNode::in_process_channel`). Nothing outside the process can reach such a node.
+pub fn in_process(connections: mpsc::Sender<DuplexStream>) -> Channel {
+    let connector = tower::service_fn(move |_: Uri| {
+        let connections = connections.clone();
+        async move {
+            let (client, server) = tokio::io::duplex(IN_PROCESS_BUFFER);
+            connections.send(server).await.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the node stopped")
+            })?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(client))
+        }
+    });
+    // The URI is never resolved: the connector above is the only way in.
+    Endpoint::from_static("http://in-process.invalid").connect_with_connector_lazy(connector)
 }
 
 #[cfg(test)]

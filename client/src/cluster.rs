@@ -87,14 +87,26 @@ pub struct ClusterClient {
 impl ClusterClient {
     /// A client starting from `settings.seeds`; nothing is dialed until the first call.
     pub fn new(settings: ClientSettings) -> Result<Self, Error> {
-        if settings.seeds.is_empty() {
+        Self::with_channels(settings, Vec::new())
+    }
+
+    /// A client that reaches the nodes in `known` (address, channel) through the given
+    /// channels (an in-process node, say) and dials the other seeds lazily.
+    pub fn with_channels(
+        settings: ClientSettings,
+        known: Vec<(String, Channel)>,
+    ) -> Result<Self, Error> {
+        if settings.seeds.is_empty() && known.is_empty() {
             return Err(Error::config(
                 "cluster_nodes",
                 "cluster_nodes: at least one node address is needed",
             ));
         }
         let credentials = Credentials::bearer(settings.admin_token.as_deref())?;
-        let mut peers = Vec::new();
+        let mut peers: Vec<Peer> = known
+            .into_iter()
+            .map(|(addr, channel)| Peer { addr, channel })
+            .collect();
         for addr in &settings.seeds {
             if !peers.iter().any(|p: &Peer| p.addr == *addr) {
                 peers.push(Peer {

@@ -115,6 +115,10 @@ pub struct NodeConfig {
     pub tags: Vec<String>,
     /// The aggregated MCP endpoint (`/mcp`); `None` (the default) leaves it off.
     pub gateway: Option<crate::gateway::GatewayConfig>,
+    /// Serve the gRPC API in memory only, bound to no socket: callers in this process reach
+    /// it through `ClusterNode::in_process_channel`, nothing outside can. For a single-node
+    /// cluster embedded in a program (it has no peers to talk to).
+    pub in_process: bool,
 }
 
 impl NodeConfig {
@@ -135,6 +139,7 @@ impl NodeConfig {
             node_grace: Duration::from_secs(10),
             tags: Vec::new(),
             gateway: None,
+            in_process: false,
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Assembles and runs one cluster node.
 //!
 //! Start order: identity from the data dir, sled, log store and state machine, Raft, then
-//! the gRPC listener (bound before anything is announced, so a taken port fails the start),
-//! and finally, on a pristine node listed in `initial_cluster`, the cluster bootstrap.
+//! the gRPC listener (bound before anything is announced, so a taken port fails the start;
+//! an `in_process` node binds nothing and is reached through memory), and finally, on a
+//! pristine node listed in `initial_cluster`, the cluster bootstrap.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use mcp_proto::cluster::cluster_service_server::ClusterServiceServer;
 use mcp_proto::execute::execute_service_server::ExecuteServiceServer;
 use mcp_proto::raft::raft_service_server::RaftServiceServer;
@@ -17,8 +19,10 @@ use mcp_raft::{NodeId, RegistryReader, RegistryStateMachine};
 use mcp_storage::SledLogStore;
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
-use tokio::sync::oneshot;
+use tokio::io::DuplexStream;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::AuthLayer;
@@ -48,6 +52,17 @@ pub struct ClusterNode {
     scheduler: JoinHandle<()>,
     dataplane: Arc<DataPlane>,
     stop_http: tokio::sync::watch::Sender<bool>,
+    /// Where in-process connections are handed to the server (in-process nodes only).
+    in_process: Option<mpsc::Sender<DuplexStream>>,
+}
+
+/// Connections waiting to be accepted by an in-process server.
+const IN_PROCESS_BACKLOG: usize = 64;
+
+/// Where the gRPC server's connections come from.
+enum Incoming {
+    Tcp(tokio::net::TcpListener),
+    InProcess(mpsc::Sender<DuplexStream>, mpsc::Receiver<DuplexStream>),
 }
 
 impl ClusterNode {
@@ -78,16 +93,27 @@ impl ClusterNode {
                 reason: e.to_string(),
             })?;
 
-        let listener = tokio::net::TcpListener::bind(identity.listen_addr)
-            .await
-            .map_err(|source| ClusterError::Io {
-                context: format!("bind gRPC address {}", identity.listen_addr),
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| ClusterError::Io {
-            context: "read bound address".to_owned(),
-            source,
-        })?;
+        let incoming = if config.in_process {
+            let (connections, accepted) = mpsc::channel(IN_PROCESS_BACKLOG);
+            Incoming::InProcess(connections, accepted)
+        } else {
+            let listener = tokio::net::TcpListener::bind(identity.listen_addr)
+                .await
+                .map_err(|source| ClusterError::Io {
+                    context: format!("bind gRPC address {}", identity.listen_addr),
+                    source,
+                })?;
+            Incoming::Tcp(listener)
+        };
+        let local_addr = match &incoming {
+            Incoming::Tcp(listener) => {
+                listener.local_addr().map_err(|source| ClusterError::Io {
+                    context: "read bound address".to_owned(),
+                    source,
+                })?
+            }
+            Incoming::InProcess(..) => identity.listen_addr,
+        };
 
         let dataplane = DataPlane::start(
             identity.id,
@@ -117,31 +143,38 @@ impl ClusterNode {
             peers: peers.clone(),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                // Every RPC of every service is authorized here, before any handler runs.
-                .layer(AuthLayer::new(config.admin_token.clone()))
-                .add_service(
-                    RaftServiceServer::new(raft_api)
-                        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
-                        .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
-                )
-                .add_service(
-                    ClusterServiceServer::new(cluster_api)
-                        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
-                )
-                .add_service(
-                    ExecuteServiceServer::new(ExecuteApi::new(Arc::clone(&dataplane)))
-                        .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
-                        .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
-                )
-                .serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async {
-                        let _ = stop_rx.await;
-                    },
-                ),
-        );
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        let router = tonic::transport::Server::builder()
+            // Every RPC of every service is authorized here, before any handler runs.
+            .layer(AuthLayer::new(config.admin_token.clone()))
+            .add_service(
+                RaftServiceServer::new(raft_api)
+                    .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                ClusterServiceServer::new(cluster_api)
+                    .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                ExecuteServiceServer::new(ExecuteApi::new(Arc::clone(&dataplane)))
+                    .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+            );
+        let (server, in_process) = match incoming {
+            Incoming::Tcp(listener) => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let server = router.serve_with_incoming_shutdown(incoming, shutdown);
+                (tokio::spawn(server), None)
+            }
+            Incoming::InProcess(connections, accepted) => {
+                let incoming = ReceiverStream::new(accepted).map(Ok::<_, std::io::Error>);
+                let server = router.serve_with_incoming_shutdown(incoming, shutdown);
+                (tokio::spawn(server), Some(connections))
+            }
+        };
         let (stop_http, mut http_stopped) = tokio::sync::watch::channel(false);
         if let Some(addr) = config.metrics_addr {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -191,7 +224,7 @@ impl ClusterNode {
         }
         tracing::info!(
             node = identity.id,
-            listen = %local_addr,
+            listen = %if in_process.is_some() { "in-process".to_owned() } else { local_addr.to_string() },
             advertise = %identity.advertise_addr,
             "node started"
         );
@@ -218,6 +251,7 @@ impl ClusterNode {
             scheduler,
             dataplane,
             stop_http,
+            in_process,
         })
     }
 
@@ -234,6 +268,12 @@ impl ClusterNode {
     /// The address peers and clients dial.
     pub fn advertise_addr(&self) -> &str {
         &self.identity.advertise_addr
+    }
+
+    /// A channel to this node's gRPC API through memory, when it was started with
+    /// `in_process` (`None` otherwise: dial [`Self::advertise_addr`]).
+    pub fn in_process_channel(&self) -> Option<tonic::transport::Channel> {
+        self.in_process.clone().map(mcp_client::channel::in_process)
     }
 
     /// The Raft handle.

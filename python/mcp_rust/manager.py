@@ -152,6 +152,7 @@ class MCPManager:
         metrics_path: str = "/metrics",
         metrics_host: str = "127.0.0.1",
         data_dir: Optional[str] = None,
+        grpc_addr: Optional[str] = None,
     ) -> None:
         self._native = _native.NativeManager(
             config,
@@ -165,6 +166,7 @@ class MCPManager:
             metrics_path=metrics_path,
             metrics_host=metrics_host,
             data_dir=None if data_dir is None else str(data_dir),
+            grpc_addr=grpc_addr,
         )
         self.config = config
         self.pool_config = pool

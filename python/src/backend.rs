@@ -2,8 +2,10 @@
 //! run operations through the cluster client, and stop.
 //!
 //! Modes: embedded (an in-process single-node cluster), client of a remote cluster, or
-//! member (this process runs one node of a cluster). All three end up as a
-//! [`ClusterClient`] over gRPC, so every operation has one implementation.
+//! member (this process runs one node of a cluster). Registry and status operations go
+//! through a [`ClusterClient`] in every mode (over an in-memory channel for embedded), so
+//! each has one implementation. Tool calls in embedded and member modes go straight to the
+//! in-process node's data plane: no gRPC, no socket, no protobuf on the hot path.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use mcp_cluster::dataplane::DataPlaneConfig;
+use mcp_cluster::dataplane::{DataPlane, DataPlaneConfig, ExecuteError, ExecuteOptions, Executed};
 use mcp_proto::cluster::WriteReply;
 use mcp_proto::execute::ExecuteReply;
 
@@ -36,6 +38,9 @@ pub struct BackendSettings {
     pub distributed: Option<DistributedConfig>,
     /// Embedded mode's data dir (temporary when unset).
     pub data_dir: Option<PathBuf>,
+    /// Embedded mode: serve the node's gRPC API here. Unset (the default), the embedded
+    /// node binds no socket at all.
+    pub grpc_addr: Option<SocketAddr>,
     /// Where to serve Prometheus text, if anywhere.
     pub metrics_endpoint: Option<MetricsEndpoint>,
     /// False: metrics reads are refused.
@@ -66,6 +71,8 @@ impl Mode {
 
 struct Running {
     client: Arc<ClusterClient>,
+    /// The in-process node's data plane (embedded and member modes).
+    plane: Option<Arc<DataPlane>>,
     node: Mutex<Option<LocalNode>>,
     node_addr: Option<String>,
     metrics_server: Mutex<Option<MetricsServer>>,
@@ -198,7 +205,8 @@ impl Backend {
             None => {
                 let node = LocalNode::start(LocalNodeSpec {
                     id: 1,
-                    listen_addr: None,
+                    listen_addr: self.settings.grpc_addr,
+                    in_process: self.settings.grpc_addr.is_none(),
                     advertise_addr: None,
                     data_dir: self.settings.data_dir.clone(),
                     initial_cluster: BTreeMap::from([(1, String::new())]),
@@ -207,12 +215,18 @@ impl Backend {
                     dataplane: self.settings.dataplane.clone(),
                 })
                 .await?;
-                let client = ClusterClient::new(ClientSettings {
-                    seeds: vec![node.addr().to_owned()],
+                // In memory unless `grpc_addr` asked for a socket.
+                let (seeds, known) = match node.channel() {
+                    Some(channel) => (Vec::new(), vec![(node.addr().to_owned(), channel)]),
+                    None => (vec![node.addr().to_owned()], Vec::new()),
+                };
+                let settings = ClientSettings {
+                    seeds,
                     admin_token: None,
                     failover_window: EMBEDDED_WINDOW,
                     request_timeout,
-                })?;
+                };
+                let client = ClusterClient::with_channels(settings, known)?;
                 (client, Some(node))
             }
             Some(d) => match d.node_id {
@@ -232,6 +246,7 @@ impl Backend {
             client.wait_for_leader().await?;
         }
         let node_addr = node.as_ref().map(|n| n.addr().to_owned());
+        let plane = node.as_ref().map(LocalNode::dataplane);
         let metrics_server = match &self.settings.metrics_endpoint {
             Some(endpoint) if self.settings.enable_metrics => {
                 Some(MetricsServer::start(endpoint.clone(), Arc::clone(&client)).await?)
@@ -240,6 +255,7 @@ impl Backend {
         };
         Ok(Running {
             client,
+            plane,
             node: Mutex::new(node),
             node_addr,
             metrics_server: Mutex::new(metrics_server),
@@ -267,6 +283,7 @@ impl Backend {
         let node = LocalNode::start(LocalNodeSpec {
             id,
             listen_addr,
+            in_process: false,
             advertise_addr: d.advertise_addr.clone(),
             data_dir: d.data_dir.as_ref().map(PathBuf::from),
             initial_cluster: founders.clone().unwrap_or_default(),
@@ -357,6 +374,11 @@ impl Backend {
         retry_unsafe: bool,
     ) -> Result<ExecuteReply, ClientError> {
         let running = self.running().await?;
+        if let Some(plane) = &running.plane {
+            let options = local_options(timeout, retry_unsafe);
+            let executed = plane.execute_text(server, request_json, options).await;
+            return local_reply(executed);
+        }
         running
             .client
             .execute(server, request_json, timeout, retry_unsafe)
@@ -374,6 +396,11 @@ impl Backend {
         retry_unsafe: bool,
     ) -> Result<ExecuteReply, ClientError> {
         let running = self.running().await?;
+        if let Some(plane) = &running.plane {
+            let options = local_options(timeout, retry_unsafe);
+            let executed = plane.call_tool(server, tool, arguments_json, options).await;
+            return local_reply(executed);
+        }
         running
             .client
             .execute_tool(server, tool, arguments_json, timeout, retry_unsafe)
@@ -440,11 +467,7 @@ impl Backend {
         for server in &servers {
             let instances = by_server.remove(&server.name).unwrap_or_default();
             let healthy_instances = instances.iter().filter(|i| i.is_healthy()).count();
-            let desired = if server.scheduled {
-                server.replicas
-            } else {
-                0
-            };
+            let desired = if server.scheduled { server.replicas } else { 0 };
             result.insert(
                 server.name.clone(),
                 ServerHealth {
@@ -555,6 +578,27 @@ pub async fn prometheus_text(client: &ClusterClient) -> Result<String, ClientErr
         ));
     }
     Ok(mcp_cluster::metrics::merge_expositions(&texts))
+}
+
+/// Options of a call made in this process: a fresh request id (logged by every node that
+/// handles the call, as for a gRPC caller).
+fn local_options(timeout: Option<Duration>, retry_unsafe: bool) -> ExecuteOptions {
+    ExecuteOptions {
+        retry_unsafe,
+        timeout,
+        forwarded: false,
+        request_id: format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// A local call's outcome in the shape a remote call has.
+fn local_reply(executed: Result<Executed, ExecuteError>) -> Result<ExecuteReply, ClientError> {
+    let executed = executed.map_err(mcp_client::Error::from)?;
+    Ok(ExecuteReply {
+        response_json: executed.response.to_string(),
+        node_id: executed.node_id,
+        instance_id: executed.instance_id,
+    })
 }
 
 fn client_settings(

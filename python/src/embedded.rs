@@ -1,16 +1,22 @@
 //! A cluster node running inside the Python process: the same `ClusterNode` as `mcpd node`.
 //!
 //! Embedded mode runs a single-node cluster (data in a temporary dir unless `data_dir` is
-//! given); distributed mode with `node_id` runs one member of a larger cluster. Either way
-//! the manager then talks to the node over gRPC with the same client as a remote cluster.
+//! given) served in memory: it binds no socket, so no other process can reach it. Distributed
+//! mode with `node_id` runs one member of a larger cluster, listening for its peers. Either
+//! way tool calls go straight to the node's data plane ([`LocalNode::dataplane`]), and
+//! registry operations go through the same client as for a remote cluster (in memory for
+//! an embedded node).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mcp_cluster::dataplane::DataPlaneConfig;
+use std::sync::Arc;
+
+use mcp_cluster::dataplane::{DataPlane, DataPlaneConfig};
 use mcp_cluster::{ClusterNode, NodeConfig, RaftTuning};
+use tonic::transport::Channel;
 
 use crate::errors::{ClientError, ErrorKind};
 
@@ -20,8 +26,10 @@ pub struct LocalNodeSpec {
     /// Node id.
     pub id: u64,
     /// gRPC listen address; `None` picks a free loopback port (or, on restart, the one
-    /// pinned in the data dir).
+    /// pinned in the data dir). Ignored by an in-process node, which binds nothing.
     pub listen_addr: Option<SocketAddr>,
+    /// Serve the gRPC API in memory only (a single-node cluster with no peers).
+    pub in_process: bool,
     /// Address peers dial.
     pub advertise_addr: Option<String>,
     /// Data dir; `None` is a temporary dir deleted at shutdown.
@@ -40,6 +48,7 @@ pub struct LocalNodeSpec {
 pub struct LocalNode {
     node: ClusterNode,
     addr: String,
+    channel: Option<Channel>,
     data_dir: PathBuf,
     // Deleted when the node is dropped, after it stopped.
     _tempdir: Option<tempfile::TempDir>,
@@ -64,18 +73,21 @@ impl LocalNode {
         };
         let restarted = mcp_cluster::identity::exists(&data_dir);
         let listen_addr = match spec.listen_addr {
+            _ if restarted => spec.listen_addr,
+            // Never bound: only the identity in the data dir records it.
+            _ if spec.in_process => Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             Some(addr) => Some(addr),
-            None if restarted => None,
             None => Some(free_loopback_addr()?),
+        };
+        let advertise_addr = match &spec.advertise_addr {
+            None if spec.in_process && !restarted => Some(IN_PROCESS_ADDR.to_owned()),
+            other => other.clone(),
         };
         let mut initial_cluster = spec.initial_cluster.clone();
         // A single-node cluster lists itself, at the address just chosen.
         if initial_cluster.len() == 1 && initial_cluster.contains_key(&spec.id) {
             if let Some(addr) = listen_addr {
-                let advertised = spec
-                    .advertise_addr
-                    .clone()
-                    .unwrap_or_else(|| addr.to_string());
+                let advertised = advertise_addr.clone().unwrap_or_else(|| addr.to_string());
                 initial_cluster.insert(spec.id, advertised);
             }
         }
@@ -84,7 +96,8 @@ impl LocalNode {
         let mut config = NodeConfig::new(data_dir.clone());
         config.id = Some(spec.id);
         config.listen_addr = listen_addr;
-        config.advertise_addr = spec.advertise_addr.clone();
+        config.advertise_addr = advertise_addr;
+        config.in_process = spec.in_process;
         config.initial_cluster = initial_cluster;
         config.admin_token = spec.admin_token.clone();
         config.raft = RaftTuning {
@@ -102,10 +115,12 @@ impl LocalNode {
             other => failed("cannot start the cluster node", other),
         })?;
         let addr = node.advertise_addr().to_owned();
-        tracing::info!(node = node.id(), %addr, "in-process node started");
+        let channel = node.in_process_channel();
+        tracing::info!(node = node.id(), %addr, in_process = spec.in_process, "in-process node started");
         Ok(Self {
             node,
             addr,
+            channel,
             data_dir,
             _tempdir: tempdir,
         })
@@ -119,6 +134,16 @@ impl LocalNode {
     /// The node id.
     pub fn id(&self) -> u64 {
         self.node.id()
+    }
+
+    /// The in-memory channel to an in-process node's API (`None`: dial [`Self::addr`]).
+    pub fn channel(&self) -> Option<Channel> {
+        self.channel.clone()
+    }
+
+    /// The node's data plane: tool calls made here take no network hop.
+    pub fn dataplane(&self) -> Arc<DataPlane> {
+        Arc::clone(self.node.dataplane())
     }
 
     /// Stops the node: its instances, the gRPC server and Raft.
@@ -147,6 +172,9 @@ impl LocalNode {
         Ok(())
     }
 }
+
+/// What an in-process node advertises: it has no address anyone could dial.
+const IN_PROCESS_ADDR: &str = "in-process";
 
 /// How long `shutdown` waits for the database to be closed.
 const DB_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -68,6 +68,7 @@ impl NativeManager {
         metrics_path = "/metrics".to_owned(),
         metrics_host = "127.0.0.1".to_owned(),
         data_dir = None,
+        grpc_addr = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -82,6 +83,7 @@ impl NativeManager {
         metrics_path: String,
         metrics_host: String,
         data_dir: Option<PathBuf>,
+        grpc_addr: Option<String>,
     ) -> PyResult<Self> {
         let config: Option<MCPConfig> = config.map(|c| c.clone());
         let distributed: Option<DistributedConfig> = distributed.map(|d| d.clone());
@@ -124,6 +126,22 @@ impl NativeManager {
                 })
             }
         };
+        let grpc_addr = match grpc_addr {
+            None => None,
+            Some(_) if distributed.is_some() => {
+                return Err(ClientError::config(
+                    "grpc_addr",
+                    "grpc_addr is for embedded mode; a node run in distributed mode takes DistributedConfig(listen_addr=...)",
+                )
+                .into());
+            }
+            Some(addr) => Some(addr.parse::<SocketAddr>().map_err(|_| {
+                ClientError::config(
+                    "grpc_addr",
+                    format!("grpc_addr must be IP:PORT, got {addr:?}"),
+                )
+            })?),
+        };
         if data_dir.is_some() && distributed.is_some() {
             return Err(ClientError::config(
                 "data_dir",
@@ -143,6 +161,7 @@ impl NativeManager {
                 dataplane,
                 distributed,
                 data_dir,
+                grpc_addr,
                 metrics_endpoint,
                 enable_metrics,
             })),

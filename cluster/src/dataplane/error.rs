@@ -109,3 +109,31 @@ impl From<ExecuteError> for tonic::Status {
         status
     }
 }
+
+/// For callers in the same process (the Python package's embedded and member modes): the
+/// error as the client library classifies it, without going through a gRPC status.
+impl From<ExecuteError> for mcp_client::Error {
+    fn from(err: ExecuteError) -> Self {
+        if let ExecuteError::Forwarded(status) = &err {
+            return mcp_client::Error::from_status(status);
+        }
+        let jsonrpc = match &err {
+            ExecuteError::ServerError {
+                code,
+                message,
+                error,
+            } => Some(mcp_client::JsonRpcError {
+                code: *code,
+                message: message.clone(),
+                json: error.to_string(),
+            }),
+            _ => None,
+        };
+        let mut converted = mcp_client::Error::new(
+            mcp_client::ErrorKind::from_wire(err.kind()),
+            err.to_string(),
+        );
+        converted.jsonrpc = jsonrpc;
+        converted
+    }
+}

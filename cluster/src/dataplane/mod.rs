@@ -7,6 +7,7 @@
 //! here needs the Raft leader: it works from this node's last applied registry state.
 
 pub mod breaker;
+pub mod calls;
 pub mod config;
 pub mod error;
 pub mod instance;

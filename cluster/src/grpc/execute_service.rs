@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use mcp_proto::execute::execute_service_server::ExecuteService;
 use mcp_proto::execute::{ExecuteReply, ExecuteRequest, ExecuteToolRequest};
-use serde_json::{json, Value};
 use tonic::{Request, Response, Status};
 
-use crate::dataplane::{jsonrpc, DataPlane, ExecuteError, ExecuteOptions, Executed};
+use crate::dataplane::{DataPlane, ExecuteError, ExecuteOptions, Executed};
 use crate::forward::was_forwarded;
 
 /// The `ExecuteService` implementation of a node.
@@ -87,11 +86,9 @@ impl ExecuteService for ExecuteApi {
             request_json,
             ..
         } = request.into_inner();
-        let message: Value = serde_json::from_str(&request_json)
-            .map_err(|e| ExecuteError::InvalidRequest(format!("request is not JSON: {e}")))?;
         let id = opts.request_id.clone();
         Ok(reply(logged(
-            self.plane.execute(&server, message, opts).await,
+            self.plane.execute_text(&server, &request_json, opts).await,
             &id,
             &server,
         )?))
@@ -112,41 +109,13 @@ impl ExecuteService for ExecuteApi {
             arguments_json,
             ..
         } = request.into_inner();
-        let arguments: Value = if arguments_json.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(&arguments_json)
-                .map_err(|e| ExecuteError::InvalidRequest(format!("arguments are not JSON: {e}")))?
-        };
-        if !arguments.is_object() {
-            return Err(ExecuteError::InvalidRequest(
-                "tool arguments must be a JSON object".into(),
-            )
-            .into());
-        }
-        let message = jsonrpc::request(
-            1,
-            "tools/call",
-            json!({"name": tool, "arguments": arguments}),
-        );
         let id = opts.request_id.clone();
-        let executed = logged(
-            self.plane.execute(&server, message, opts).await,
+        Ok(reply(logged(
+            self.plane
+                .call_tool(&server, &tool, &arguments_json, opts)
+                .await,
             &id,
             &server,
-        )?;
-        if let Some(error) = jsonrpc::error_of(&executed.response) {
-            return Err(ExecuteError::ServerError {
-                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                error: error.clone(),
-            }
-            .into());
-        }
-        Ok(reply(executed))
+        )?))
     }
 }
