@@ -132,11 +132,13 @@ impl LeaderRoute {
         F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        if let Some(addr) = self.other_leader() {
-            self.batcher.proposer().count_forwarded();
-            return self.forward(addr, request, call).await;
-        }
-        let route = self.propose(command).await?.map(done);
+        let route = match self.other_leader() {
+            Some(addr) => {
+                self.batcher.proposer().count_forwarded();
+                Route::Leader(addr)
+            }
+            None => self.propose(command).await?.map(done),
+        };
         self.finish(request, route, call).await
     }
 
@@ -278,7 +280,8 @@ impl LeaderRoute {
         }
     }
 
-    /// Answers with the local result, or sends `request` on to the leader.
+    /// Answers with the local result, or sends `request` on to the leader unless it was
+    /// already forwarded once.
     async fn finish<T, R, F, Fut>(
         &self,
         request: Request<T>,
@@ -289,23 +292,10 @@ impl LeaderRoute {
         F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        match route {
-            Route::Done(reply) => Ok(Response::new(reply)),
-            Route::Leader(addr) => self.forward(addr, request, call).await,
-        }
-    }
-
-    /// Sends `request` to the leader at `addr`, unless it was already forwarded once.
-    async fn forward<T, R, F, Fut>(
-        &self,
-        addr: String,
-        request: Request<T>,
-        call: F,
-    ) -> Result<Response<R>, Status>
-    where
-        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
-        Fut: Future<Output = Result<Response<R>, Status>>,
-    {
+        let addr = match route {
+            Route::Done(reply) => return Ok(Response::new(reply)),
+            Route::Leader(addr) => addr,
+        };
         if forward::was_forwarded(&request) {
             return Err(ClusterError::Unavailable(
                 "leadership is changing; retry shortly".to_owned(),

@@ -2,6 +2,9 @@
 //! `GetServer` and `ListServers`. Each write is checked here and proposed on the leader
 //! (see [`LeaderRoute`]); listings join the registry with what each member runs.
 
+use std::future::Future;
+
+use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::{
     DeployRequest, DrainRequest, GetServerRequest, InstancePlacement, ListServersReply,
     ListServersRequest, ScaleRequest, ServerInfo, UndeployRequest, WriteReply,
@@ -10,6 +13,7 @@ use mcp_proto::contract::InstanceState;
 use mcp_raft::registry::spec::{self, MAX_REPLICAS};
 use mcp_raft::registry::{PlacementMode, ServerRecord};
 use mcp_raft::{Command, CommandError, RegistryReader};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::leader_route::{Committed, LeaderRoute};
@@ -56,14 +60,10 @@ impl RegistryHandlers {
             spec,
             expected_revision: request.get_ref().expected_revision,
         };
-        self.route
-            .propose_or_forward(
-                request,
-                command,
-                |done| write_reply(&name, done),
-                |mut c, r| async move { c.deploy(r).await },
-            )
-            .await
+        self.write(request, &name, command, |mut c, r| async move {
+            c.deploy(r).await
+        })
+        .await
     }
 
     /// `Undeploy`: removes a server.
@@ -74,14 +74,10 @@ impl RegistryHandlers {
         let name = request.get_ref().name.clone();
         check_name(&name)?;
         let command = Command::DeleteServer { name: name.clone() };
-        self.route
-            .propose_or_forward(
-                request,
-                command,
-                |done| write_reply(&name, done),
-                |mut c, r| async move { c.undeploy(r).await },
-            )
-            .await
+        self.write(request, &name, command, |mut c, r| async move {
+            c.undeploy(r).await
+        })
+        .await
     }
 
     /// `Scale`: sets a server's desired replicas.
@@ -101,14 +97,10 @@ impl RegistryHandlers {
             name: name.clone(),
             replicas,
         };
-        self.route
-            .propose_or_forward(
-                request,
-                command,
-                |done| write_reply(&name, done),
-                |mut c, r| async move { c.scale(r).await },
-            )
-            .await
+        self.write(request, &name, command, |mut c, r| async move {
+            c.scale(r).await
+        })
+        .await
     }
 
     /// `Drain`: sets or clears a node's drain mark.
@@ -128,6 +120,25 @@ impl RegistryHandlers {
                 done,
                 |mut c, r| async move { c.drain(r).await },
             )
+            .await
+    }
+
+    /// Proposes `command` on the leader (here, or by forwarding `request` with `call`) and
+    /// answers with the write's revision for `name`.
+    async fn write<T, F, Fut>(
+        &self,
+        request: Request<T>,
+        name: &str,
+        command: Command,
+        call: F,
+    ) -> Result<Response<WriteReply>, Status>
+    where
+        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<WriteReply>, Status>>,
+    {
+        let done = |done| write_reply(name, done);
+        self.route
+            .propose_or_forward(request, command, done, call)
             .await
     }
 
