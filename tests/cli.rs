@@ -48,7 +48,7 @@ fn node_settings_come_from_flags_then_env_then_file() {
     let status = wait_for(
         "the configured node to lead",
         Duration::from_secs(30),
-        || status_at(&addr).filter(|s| s["role"] == "Leader"),
+        || status_at(&addr).filter(|s| s["role"] == "leader"),
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -123,7 +123,7 @@ fn dev_mode_runs_a_single_node_cluster_and_cleans_up() {
         .recv_timeout(Duration::from_secs(30))
         .expect("dev prints its data dir");
     wait_for("dev node to lead", Duration::from_secs(30), || {
-        status_at(&addr).filter(|s| s["role"] == "Leader")
+        status_at(&addr).filter(|s| s["role"] == "leader")
     });
     // The bundled test server is deployed as "demo" and answers calls.
     let called = wait_for("the demo server to answer", Duration::from_secs(60), || {

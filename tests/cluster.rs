@@ -93,6 +93,25 @@ fn killed_leader_is_replaced_and_catches_up_after_restart() {
 }
 
 #[test]
+fn writes_and_reads_issued_during_an_election_wait_for_the_new_leader() {
+    let mut cluster = TestCluster::start(3, ClusterOptions::default());
+    let old_leader = cluster.wait_leader();
+    cluster.kill(old_leader);
+    // At once, while the survivors still believe in the dead leader or are electing a new
+    // one: each request waits for the election instead of failing.
+    for (i, survivor) in (1..=3).filter(|id| *id != old_leader).enumerate() {
+        let out = cluster.deploy(survivor, &stdio_spec(&format!("during-{i}")));
+        assert_ok(&out, "deploy during the election", &cluster);
+        let listing = cluster.try_json(survivor, &["ls"]);
+        assert!(
+            listing.is_some(),
+            "linearizable ls through node {survivor} failed during the election\n{}",
+            cluster.logs()
+        );
+    }
+}
+
+#[test]
 fn acknowledged_writes_survive_killing_every_node() {
     let mut cluster = TestCluster::start(3, ClusterOptions::default());
     cluster.wait_leader();

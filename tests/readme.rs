@@ -246,7 +246,7 @@ fn dev_and_the_tour_work_as_written() {
     let dev = Shell::start("dev", &snippet("dev"), dir.path(), &path);
     let endpoint = "127.0.0.1:7400";
     wait_for("mcpd dev to lead", Duration::from_secs(60), || {
-        json(endpoint, &["status"]).filter(|s| s["role"] == "Leader")
+        json(endpoint, &["status"]).filter(|s| s["role"] == "leader")
     });
     // The tour starts with a call to `demo`: give its instance time to start.
     wait_for("the demo server to answer", Duration::from_secs(60), || {

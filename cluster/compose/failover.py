@@ -258,7 +258,7 @@ class Cluster:
         leader = leaders.pop()
         if leader not in nodes:
             return None
-        if next(v for v in views if v["node_id"] == leader)["role"] != "Leader":
+        if next(v for v in views if v["node_id"] == leader)["role"] != "leader":
             return None
         return leader
 

@@ -48,6 +48,20 @@ pub enum ClusterError {
     /// No leader is known, or the write could not be committed in time.
     #[error("cluster unavailable: {0}")]
     Unavailable(String),
+    /// No leader is known right now: an election is under way, or quorum is lost.
+    #[error("cluster unavailable: no leader is elected right now (the cluster may have lost quorum); retry shortly")]
+    NoLeader,
+    /// The node believed to lead could not be reached.
+    #[error("cluster unavailable: leader at {addr} is unreachable: {detail}")]
+    LeaderUnreachable {
+        /// The leader's address.
+        addr: String,
+        /// What the transport said.
+        detail: String,
+        /// False when the request provably never left this node (connection refused):
+        /// it can then go to the next leader without any risk of running twice.
+        sent: bool,
+    },
     /// Membership changes that cannot be done (unknown node, removing the last voter, ...).
     #[error("membership change refused: {0}")]
     Membership(String),
@@ -82,10 +96,24 @@ impl ClusterError {
             }
             ClusterError::Rejected(CommandError::NestedBatch) => ErrorKind::InvalidArgument,
             ClusterError::Unauthorized => ErrorKind::Unauthorized,
-            ClusterError::Unavailable(_) => ErrorKind::Unavailable,
+            ClusterError::Unavailable(_)
+            | ClusterError::NoLeader
+            | ClusterError::LeaderUnreachable { .. } => ErrorKind::Unavailable,
             ClusterError::Membership(_) => ErrorKind::Membership,
             ClusterError::Forwarded(status) => ErrorKind::of(status).unwrap_or(ErrorKind::Internal),
         }
+    }
+}
+
+impl ClusterError {
+    /// True when the request failed only because no leader could take it (none elected,
+    /// or the one known refused the connection): worth sending again once a new leader is
+    /// known, since nothing was done.
+    pub fn leader_gone(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::NoLeader | ClusterError::LeaderUnreachable { sent: false, .. }
+        )
     }
 }
 

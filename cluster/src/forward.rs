@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use mcp_client::auth::Credentials;
 use mcp_client::channel::{self, Profile};
+use mcp_client::retry;
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_raft::NodeId;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -101,14 +102,13 @@ where
         .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(from));
     tracing::debug!(leader = addr, "forwarding request to leader");
     call(client, forwarded).await.map_err(|status| {
-        if status.code() == tonic::Code::Unavailable
-            && status.metadata().get(mcp_proto::ERROR_KIND).is_none()
-        {
+        if status.code() == tonic::Code::Unavailable && retry::is_transport_failure(&status) {
             // A transport failure (the leader is down or unreachable), not an answer.
-            ClusterError::Unavailable(format!(
-                "leader at {addr} is unreachable: {}",
-                status.message()
-            ))
+            ClusterError::LeaderUnreachable {
+                addr: addr.to_owned(),
+                detail: status.message().to_owned(),
+                sent: !retry::never_reached(&status),
+            }
         } else {
             ClusterError::Forwarded(status)
         }

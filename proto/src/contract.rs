@@ -1,8 +1,8 @@
 //! The typed contracts that travel beside the protobuf messages: error categories,
-//! instance states and breaker states.
+//! instance states, breaker states and node roles.
 //!
 //! On the wire each is a lower-case word (the `x-mcpd-error` metadata, the `state` and
-//! `breaker` fields of `InstanceInfo`), so older clients keep working; in Rust each is an
+//! `breaker` fields of `InstanceInfo`, `StatusReply.role`), so older clients keep working; in Rust each is an
 //! enum, parsed once where it arrives. Every rule about a category lives here: its word, its
 //! gRPC status code, and whether it proves that a request never reached an MCP server.
 
@@ -196,6 +196,22 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// A node's Raft role, as it reports it (`StatusReply.role`).
+    pub enum NodeRole {
+        /// Leads the cluster: takes writes and linearizable reads.
+        Leader => "leader",
+        /// A voter following the leader.
+        Follower => "follower",
+        /// A voter asking for votes (no leader known).
+        Candidate => "candidate",
+        /// Replicates the log but does not vote.
+        Learner => "learner",
+        /// Raft is stopping on this node.
+        Shutdown => "shutdown",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,7 +227,20 @@ mod tests {
         for state in BreakerState::ALL {
             assert_eq!(BreakerState::parse(state.as_str()), Some(*state));
         }
+        for role in NodeRole::ALL {
+            assert_eq!(NodeRole::parse(role.as_str()), Some(*role));
+        }
         assert_eq!(ErrorKind::parse("no_such_kind"), None);
+    }
+
+    #[test]
+    fn roles_are_lower_case_words_like_every_other_state() {
+        let words: Vec<_> = NodeRole::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            words,
+            ["leader", "follower", "candidate", "learner", "shutdown"]
+        );
+        assert_eq!(NodeRole::parse("Leader"), None);
     }
 
     #[test]

@@ -289,7 +289,7 @@ impl TestCluster {
                 let l = leader?;
                 // The leader must itself be running and say so.
                 let role = seen.iter().find(|(id, _)| *id == l)?.1.as_ref()?.1.clone();
-                (role == "Leader").then_some(l)
+                (role == "leader").then_some(l)
             })
         }));
         match found {

@@ -6,6 +6,12 @@
 //! knows the leader forwards at once, without queueing a proposal or asking a quorum only
 //! to be told the same. Otherwise Raft decides, and may still answer "not the leader, go
 //! there" (leadership moved meanwhile), which is forwarded the same way.
+//!
+//! Writes and linearizable reads ride out elections: when no leader is known, or the one
+//! known refuses the connection (it died and the others have not noticed yet), the request
+//! waits for Raft to name a new leader and goes again, until the write timeout. Nothing was
+//! done by the failed attempt, so repeating it is safe; a request that may have reached the
+//! leader is never repeated here.
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +34,9 @@ use crate::proposer::{Proposed, Written};
 
 /// Pause between attempts of a membership change that found another one in progress.
 const MEMBERSHIP_RETRY: Duration = Duration::from_millis(50);
+/// Longest wait for Raft to name a new leader before a request that found none (or found
+/// it gone) is tried again anyway: the old leader may have come back meanwhile.
+const LEADER_RECHECK: Duration = Duration::from_millis(100);
 
 /// A committed command: its outcome and the log index of its entry.
 pub type Committed = (CommandOutcome, u64);
@@ -51,10 +60,7 @@ impl<T> Route<T> {
 }
 
 fn no_leader() -> ClusterError {
-    ClusterError::Unavailable(
-        "no leader is elected right now (the cluster may have lost quorum); retry shortly"
-            .to_owned(),
-    )
+    ClusterError::NoLeader
 }
 
 fn leader_addr(forward: ForwardToLeader<NodeId, BasicNode>) -> Result<String, ClusterError> {
@@ -125,21 +131,68 @@ impl LeaderRoute {
         &self,
         request: Request<T>,
         command: Command,
-        done: impl FnOnce(Committed) -> R,
+        done: impl Fn(Committed) -> R,
         call: F,
     ) -> Result<Response<R>, Status>
     where
-        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        T: Clone,
+        F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        let route = match self.other_leader() {
-            Some(addr) => {
-                self.batcher.proposer().count_forwarded();
-                Route::Leader(addr)
+        let (metadata, _, message) = request.into_parts();
+        self.through_elections(|| async {
+            let request =
+                Request::from_parts(metadata.clone(), Default::default(), message.clone());
+            let route = match self.other_leader() {
+                Some(addr) => {
+                    self.batcher.proposer().count_forwarded();
+                    Route::Leader(addr)
+                }
+                None => self.propose(command.clone()).await?.map(&done),
+            };
+            self.finish(request, route, &call).await
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for another reason than a missing or
+    /// vanished leader, or the write timeout has passed; between attempts, waits for Raft
+    /// to name a new leader (see the module docs).
+    async fn through_elections<R, A, Fut>(&self, attempt: A) -> Result<Response<R>, Status>
+    where
+        A: Fn() -> Fut,
+        Fut: Future<Output = Result<Response<R>, ClusterError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.write_timeout;
+        loop {
+            let tried = self.raft.metrics().borrow().current_leader;
+            match attempt().await {
+                Err(e) if e.leader_gone() && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "no reachable leader; waiting for the election");
+                    self.wait_for_other_leader(tried, deadline).await;
+                }
+                other => return other.map_err(Status::from),
             }
-            None => self.propose(command).await?.map(done),
-        };
-        self.finish(request, route, call).await
+        }
+    }
+
+    /// Waits until Raft names a leader other than `tried`, for at most [`LEADER_RECHECK`]
+    /// and never past `deadline`.
+    async fn wait_for_other_leader(&self, tried: Option<NodeId>, deadline: tokio::time::Instant) {
+        let until = deadline.min(tokio::time::Instant::now() + LEADER_RECHECK);
+        let mut metrics = self.raft.metrics();
+        let _ = tokio::time::timeout_at(until, async {
+            loop {
+                let leader = metrics.borrow_and_update().current_leader;
+                if leader.is_some() && leader != tried {
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     /// Runs `local` here if this node leads (or knows no other leader: `local` then asks
@@ -159,13 +212,13 @@ impl LeaderRoute {
             Some(addr) => Route::Leader(addr),
             None => local.await?,
         };
-        self.finish(request, route, call).await
+        Ok(self.finish(request, route, call).await?)
     }
 
     /// Answers `read` here: at once for a `stale` read, else once a quorum confirmed that
     /// this node leads and has applied everything committed before now (so the read is
     /// linearizable); or forwards `request` to the leader with `call`.
-    pub async fn read_or_forward<T, R, L, F, Fut>(
+    pub async fn read_or_forward<T, R, L, LFut, F, Fut>(
         &self,
         request: Request<T>,
         stale: bool,
@@ -173,20 +226,29 @@ impl LeaderRoute {
         call: F,
     ) -> Result<Response<R>, Status>
     where
-        L: Future<Output = Result<R, ClusterError>>,
-        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        T: Clone,
+        L: Fn() -> LFut,
+        LFut: Future<Output = Result<R, ClusterError>>,
+        F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         if stale {
-            return Ok(Response::new(read.await?));
+            return Ok(Response::new(read().await?));
         }
-        let confirmed = async {
-            Ok(match self.confirm_leader().await? {
-                Route::Done(()) => Route::Done(read.await?),
-                Route::Leader(addr) => Route::Leader(addr),
-            })
-        };
-        self.leader_or_forward(request, confirmed, call).await
+        let (metadata, _, message) = request.into_parts();
+        self.through_elections(|| async {
+            let request =
+                Request::from_parts(metadata.clone(), Default::default(), message.clone());
+            let route = match self.other_leader() {
+                Some(addr) => Route::Leader(addr),
+                None => match self.confirm_leader().await? {
+                    Route::Done(()) => Route::Done(read().await?),
+                    Route::Leader(addr) => Route::Leader(addr),
+                },
+            };
+            self.finish(request, route, &call).await
+        })
+        .await
     }
 
     /// Runs a membership change on the leader, or says where the leader is.
@@ -287,7 +349,7 @@ impl LeaderRoute {
         request: Request<T>,
         route: Route<R>,
         call: F,
-    ) -> Result<Response<R>, Status>
+    ) -> Result<Response<R>, ClusterError>
     where
         F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
@@ -299,9 +361,8 @@ impl LeaderRoute {
         if forward::was_forwarded(&request) {
             return Err(ClusterError::Unavailable(
                 "leadership is changing; retry shortly".to_owned(),
-            )
-            .into());
+            ));
         }
-        Ok(forward::forward(&self.peers, self.id, &addr, request, call).await?)
+        forward::forward(&self.peers, self.id, &addr, request, call).await
     }
 }

@@ -133,7 +133,8 @@ impl RegistryHandlers {
         call: F,
     ) -> Result<Response<WriteReply>, Status>
     where
-        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        T: Clone,
+        F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<WriteReply>, Status>>,
     {
         let done = |done| write_reply(name, done);
@@ -148,7 +149,7 @@ impl RegistryHandlers {
         request: Request<GetServerRequest>,
     ) -> Result<Response<ServerInfo>, Status> {
         let GetServerRequest { name, stale } = request.get_ref().clone();
-        let read = async {
+        let read = || async {
             let fleet = self.membership.fleet_report().await;
             self.registry
                 .read(|state| {
@@ -174,7 +175,7 @@ impl RegistryHandlers {
         request: Request<ListServersRequest>,
     ) -> Result<Response<ListServersReply>, Status> {
         let stale = request.get_ref().stale;
-        let read = async {
+        let read = || async {
             let fleet = self.membership.fleet_report().await;
             Ok(self.registry.read(|state| ListServersReply {
                 servers: state

@@ -8,6 +8,7 @@ use mcp_proto::cluster::{
     GetMetricsReply, GetMetricsRequest, InstanceInfo, MetricsReply, MetricsRequest, ServerStats,
     StatusReply, StatusRequest,
 };
+use mcp_proto::contract::NodeRole;
 use mcp_raft::types::Raft;
 use mcp_raft::{NodeId, RegistryReader};
 use openraft::ServerState;
@@ -17,6 +18,17 @@ use super::membership_service::MembershipHandlers;
 use crate::dataplane::DataPlane;
 use crate::membership::MembershipView;
 use crate::metrics::{Metrics, RequestStats};
+
+/// The role word of `StatusReply.role` for Raft's state.
+fn node_role(state: ServerState) -> NodeRole {
+    match state {
+        ServerState::Leader => NodeRole::Leader,
+        ServerState::Follower => NodeRole::Follower,
+        ServerState::Candidate => NodeRole::Candidate,
+        ServerState::Learner => NodeRole::Learner,
+        ServerState::Shutdown => NodeRole::Shutdown,
+    }
+}
 
 /// Handlers of the status RPCs.
 #[derive(Clone)]
@@ -67,13 +79,6 @@ impl StatusHandlers {
     ) -> Result<Response<StatusReply>, Status> {
         let metrics = self.raft.metrics().borrow().clone();
         let view = MembershipView::from_metrics(&metrics);
-        let role = match metrics.state {
-            ServerState::Leader => "Leader",
-            ServerState::Follower => "Follower",
-            ServerState::Candidate => "Candidate",
-            ServerState::Learner => "Learner",
-            ServerState::Shutdown => "Shutdown",
-        };
         let (revision, server_count) = self
             .registry
             .read(|s| (s.registry.revision(), s.registry.server_count()));
@@ -82,7 +87,7 @@ impl StatusHandlers {
             grpc_addr: view.addr(self.id).unwrap_or_default().to_owned(),
             leader_id: view.leader,
             term: view.term,
-            role: role.to_owned(),
+            role: node_role(metrics.state).as_str().to_owned(),
             last_log_index: metrics.last_log_index,
             last_applied_index: metrics.last_applied.map(|l| l.index),
             snapshot_index: metrics.snapshot.map(|l| l.index),
