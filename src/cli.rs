@@ -217,7 +217,8 @@ pub struct NodeArgs {
     pub dataplane: DataPlaneArgs,
 }
 
-/// Data-plane flags, named after the Python `MCPConfig` fields.
+/// Data-plane flags, named after the Python `MCPConfig` fields (and `RetryConfig`'s
+/// `max_attempts`); each name means what it means in Python.
 #[derive(Debug, Clone, Default, Args, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataPlaneArgs {
@@ -248,7 +249,12 @@ pub struct DataPlaneArgs {
     /// Largest message accepted from an MCP server, in bytes [default: 16777216].
     #[arg(long, env = "MCPD_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
-    /// Total attempts of a request that may be retried [default: 3].
+    /// Attempts of one request in all, the first included, as Python's
+    /// `RetryConfig.max_attempts`: 1 never retries [default: 3].
+    #[arg(long, env = "MCPD_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+    /// Retries after the first attempt, as Python's `MCPConfig.max_retries`: 0 never retries,
+    /// N makes N + 1 attempts; the same setting as --max-attempts, give one [default: 2].
     #[arg(long, env = "MCPD_MAX_RETRIES")]
     pub max_retries: Option<u32>,
     /// Consecutive failures that open an instance's circuit breaker [default: 5].

@@ -208,6 +208,24 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
     })
 }
 
+/// Total attempts per request set by one layer of settings: `max_attempts` counts the first
+/// attempt, `max_retries` does not (attempts = retries + 1), as in Python. Both at once is
+/// an error, whatever their values.
+fn max_attempts(layer: &DataPlaneArgs) -> Result<Option<u32>, SettingsError> {
+    match (layer.max_attempts, layer.max_retries) {
+        (Some(_), Some(_)) => Err(SettingsError::Invalid(
+            "max_attempts and max_retries are one setting (attempts = retries + 1): give one"
+                .to_owned(),
+        )),
+        (Some(0), None) => Err(SettingsError::Invalid(
+            "max_attempts must be at least 1 (the first attempt counts)".to_owned(),
+        )),
+        (Some(attempts), None) => Ok(Some(attempts)),
+        (None, Some(retries)) => Ok(Some(retries.saturating_add(1))),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The data-plane settings: flag/env first, then the file's `[dataplane]` table.
 fn dataplane_config(
     args: &DataPlaneArgs,
@@ -260,8 +278,8 @@ fn dataplane_config(
     if let Some(v) = args.max_message_bytes.or(file.max_message_bytes) {
         config.max_message_bytes = positive("max_message_bytes", v as u64)? as usize;
     }
-    if let Some(v) = args.max_retries.or(file.max_retries) {
-        config.retry.max_attempts = positive("max_retries", u64::from(v))? as u32;
+    if let Some(v) = max_attempts(args)?.or(max_attempts(file)?) {
+        config.retry.max_attempts = v;
     }
     if let Some(v) = args
         .circuit_breaker_threshold
@@ -389,6 +407,41 @@ mod tests {
             restarted.metrics_addr,
             Some("127.0.0.1:9403".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn max_attempts_counts_the_first_attempt_and_max_retries_does_not() {
+        let attempts = |flags: DataPlaneArgs, file: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("node.toml");
+            std::fs::write(&path, format!("data_dir = \"/tmp/x\"\n[dataplane]\n{file}")).unwrap();
+            node_config(NodeArgs {
+                config: Some(path),
+                dataplane: flags,
+                ..NodeArgs::default()
+            })
+            .map(|c| c.dataplane.retry.max_attempts)
+            .map_err(|e| e.to_string())
+        };
+        let flags = |max_attempts, max_retries| DataPlaneArgs {
+            max_attempts,
+            max_retries,
+            ..DataPlaneArgs::default()
+        };
+        assert_eq!(attempts(flags(None, None), ""), Ok(3));
+        assert_eq!(attempts(flags(Some(1), None), ""), Ok(1));
+        assert_eq!(attempts(flags(None, Some(0)), ""), Ok(1));
+        assert_eq!(attempts(flags(None, Some(2)), ""), Ok(3));
+        assert_eq!(attempts(flags(None, None), "max_attempts = 4\n"), Ok(4));
+        assert_eq!(attempts(flags(None, None), "max_retries = 4\n"), Ok(5));
+        // A flag wins over the file whichever name each uses.
+        assert_eq!(attempts(flags(None, Some(1)), "max_attempts = 5\n"), Ok(2));
+        let both = attempts(flags(Some(2), Some(1)), "").unwrap_err();
+        assert!(both.contains("max_attempts and max_retries"), "{both}");
+        let both = attempts(flags(None, None), "max_attempts = 2\nmax_retries = 1\n");
+        assert!(both.is_err(), "{both:?}");
+        let zero = attempts(flags(Some(0), None), "").unwrap_err();
+        assert!(zero.contains("max_attempts must be at least 1"), "{zero}");
     }
 
     #[test]

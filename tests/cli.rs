@@ -1,5 +1,5 @@
-//! The `mcpd` command line as a user meets it: settings precedence, YAML specs,
-//! compare-and-set deploys and `mcpd dev`.
+//! The `mcpd` command line as a user meets it: settings precedence, what the retry flags
+//! mean, YAML specs, compare-and-set deploys and `mcpd dev`.
 
 mod common;
 
@@ -55,6 +55,40 @@ fn node_settings_come_from_flags_then_env_then_file() {
     // The flag (--id 1) beat the file (id = 5); the env address beat the file's.
     assert_eq!(status["node_id"], 1);
     assert_eq!(status["grpc_addr"], addr.as_str());
+}
+
+#[test]
+fn retry_flags_say_whether_the_first_attempt_counts() {
+    let help = Command::new(mcpd_bin())
+        .args(["node", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--max-attempts <MAX_ATTEMPTS>")
+            && help.contains("Attempts of one request in all, the first included"),
+        "{help}"
+    );
+    assert!(
+        help.contains("--max-retries <MAX_RETRIES>")
+            && help.contains("Retries after the first attempt")
+            && help.contains("N makes N + 1 attempts"),
+        "{help}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let both = Command::new(mcpd_bin())
+        .args(["node", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--max-attempts", "2", "--max-retries", "1"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        stderr.contains("max_attempts and max_retries are one setting (attempts = retries + 1)"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -376,7 +376,7 @@ fn lost_http_session_is_reinitialized() {
         )
     };
     let server = start_server();
-    let cluster = node_with(&["--max-retries", "1"]);
+    let cluster = node_with(&["--max-attempts", "1"]);
     cluster.deploy_json(
         1,
         &json!({"name": "remote", "url": format!("http://127.0.0.1:{port}/mcp")}),
