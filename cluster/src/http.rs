@@ -19,7 +19,7 @@ use mcp_raft::{NodeId, RegistryReader};
 use crate::dataplane::DataPlane;
 use crate::forward::PeerChannels;
 use crate::membership::MembershipView;
-use crate::metrics::{merge_expositions, Metrics};
+use crate::metrics::{merge_expositions, MetricsError, NodeMetrics};
 
 /// How long the cluster view waits for each peer.
 const PEER_SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,14 +38,14 @@ pub struct HttpState {
     /// The data plane.
     pub plane: Arc<DataPlane>,
     /// The metrics.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<NodeMetrics>,
     /// Channels to peers (for the cluster view).
     pub peers: PeerChannels,
 }
 
 impl HttpState {
     /// This node's exposition.
-    pub async fn render(&self) -> Result<String, crate::metrics::MetricsError> {
+    pub async fn render(&self) -> Result<String, MetricsError> {
         self.metrics
             .render(&self.raft, &self.registry, &self.plane)
             .await
@@ -129,14 +129,11 @@ async fn cluster_metrics(State(endpoints): State<Arc<Endpoints>>) -> Response {
     let gathered = futures::future::join_all(scrapes).await;
     // A peer that did not answer is missing from the view; this gauge says which, so the
     // view's gaps are visible (and alertable) rather than silent.
-    state.metrics.cluster_view_peer_up.reset();
-    for (id, text) in &gathered {
-        state
-            .metrics
-            .cluster_view_peer_up
-            .with_label_values(&[&id.to_string()])
-            .set(i64::from(text.is_some()));
-    }
+    let answered: Vec<(NodeId, bool)> = gathered
+        .iter()
+        .map(|(id, text)| (*id, text.is_some()))
+        .collect();
+    state.metrics.record_cluster_view(&answered);
     // Rendered after the peers, so that the view carries the gauge just set.
     let own = match state.render().await {
         Ok(text) => text,

@@ -13,8 +13,12 @@
 //! - [`membership`]: membership and leadership as read from Raft's metrics.
 //! - [`fleet`]: what each member actually runs (scheduler heartbeat, running replicas).
 //! - [`auth`]: who may call which RPC, enforced by one layer on the gRPC server.
-//! - [`forward`]: pooled channels to peers, used to forward writes to the leader.
-//! - [`metrics`]: every Prometheus metric of a node; [`http`]: /metrics, /healthz, /readyz.
+//! - [`forward`]: pooled channels to peers, used to forward writes to the leader;
+//!   [`peer_forwarder`]: the data plane's executes sent to the peer that hosts a server.
+//! - [`metrics`]: the node's one registry, its rendering and the cluster view's merge (each
+//!   subsystem defines its own metrics: [`dataplane::metrics`], [`proposer`],
+//!   [`raft_metrics`], [`gateway::guard`]); [`latency`]: their histogram buckets;
+//!   [`http`]: /metrics, /healthz, /readyz.
 //! - [`gateway`]: `/mcp`, every server's tools as one MCP server (`--mcp-addr`).
 //! - [`error`]: the node's typed errors and their gRPC status mapping.
 
@@ -29,11 +33,14 @@ pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod identity;
+pub mod latency;
 pub mod leader;
 pub mod membership;
 pub mod metrics;
 pub mod node;
+pub mod peer_forwarder;
 pub mod proposer;
+pub mod raft_metrics;
 pub mod scheduler;
 
 pub use config::{NodeConfig, RaftTuning};

@@ -34,7 +34,8 @@ use crate::forward::PeerChannels;
 use crate::grpc::{ClusterApi, ExecuteApi, RaftApi};
 use crate::http::HttpState;
 use crate::identity::NodeIdentity;
-use crate::metrics::Metrics;
+use crate::metrics::NodeMetrics;
+use crate::peer_forwarder::GrpcForwarder;
 use crate::proposer::Proposer;
 
 /// sled page cache per node; the registry is small, the default 1 GiB would be waste.
@@ -76,14 +77,14 @@ impl ClusterNode {
 
         let db = mcp_storage::open_db(&config.data_dir.join("raft.db"), SLED_CACHE_BYTES)?;
         let log_store = SledLogStore::open(&db)?;
-        let metrics = Arc::new(Metrics::new(identity.id).map_err(|e| ClusterError::Fatal {
-            node: identity.id,
-            reason: e.to_string(),
-        })?);
-        let apply_duration = metrics.apply_duration.clone();
-        let state_machine = RegistryStateMachine::open(&db)?.with_apply_observer(Box::new(
-            move |took, _entries| apply_duration.observe(took.as_secs_f64()),
-        ));
+        let metrics = Arc::new(
+            NodeMetrics::new(identity.id).map_err(|e| ClusterError::Fatal {
+                node: identity.id,
+                reason: e.to_string(),
+            })?,
+        );
+        let state_machine =
+            RegistryStateMachine::open(&db)?.with_apply_observer(metrics.apply_observer());
         let registry = state_machine.reader();
         let network = GrpcNetworkFactory::new(peers.credentials().clone());
         let raft = Raft::new(identity.id, raft_config, network, log_store, state_machine)
@@ -119,11 +120,15 @@ impl ClusterNode {
             identity.id,
             config.dataplane.clone(),
             registry.clone(),
-            peers.clone(),
-            Arc::clone(&metrics),
+            Arc::new(GrpcForwarder::new(
+                identity.id,
+                peers.clone(),
+                config.dataplane.max_message_bytes,
+            )),
+            Arc::clone(metrics.dataplane()),
         );
         let raft_api = RaftApi::new(raft.clone());
-        let proposer = Proposer::new(raft.clone(), Arc::clone(&metrics));
+        let proposer = Proposer::new(raft.clone(), Arc::clone(metrics.proposals()));
         let cluster_api = ClusterApi::new(
             identity.id,
             raft.clone(),
@@ -211,7 +216,7 @@ impl ClusterNode {
                 gateway.allowed_origins.clone(),
                 Arc::clone(&dataplane),
                 registry.clone(),
-                Arc::clone(&metrics),
+                Arc::clone(metrics.gateway()),
                 async move {
                     let _ = stopped.changed().await;
                 },

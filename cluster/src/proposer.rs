@@ -1,7 +1,8 @@
 //! The one way registry commands reach `raft.client_write`. User writes (through the
 //! [`crate::batcher`]), the scheduler's placements and tag updates, and the leader's node
 //! records all go through [`Proposer`], so `mcp_raft_proposals_total` counts every
-//! proposal of this node by outcome and `mcp_raft_commit_duration_seconds` times them all.
+//! proposal of this node by outcome and `mcp_raft_commit_duration_seconds` times them all
+//! (both are [`ProposalMetrics`], defined here).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,57 @@ use mcp_raft::{Command, CommandResult, NodeId, TypeConfig};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::BasicNode;
+use prometheus::{
+    register_histogram_vec_with_registry, register_int_counter_vec_with_registry, HistogramOpts,
+    HistogramVec, IntCounterVec, Registry,
+};
 
-use crate::metrics::Metrics;
+use crate::latency::LATENCY_BUCKETS;
+
+/// What the proposer measures.
+pub struct ProposalMetrics {
+    /// `mcp_raft_proposals_total{outcome}`.
+    proposals: IntCounterVec,
+    /// `mcp_raft_commit_duration_seconds{op}`: from proposal to applied, on the leader.
+    commit_duration: HistogramVec,
+}
+
+impl ProposalMetrics {
+    /// Creates the proposal metrics in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            proposals: register_int_counter_vec_with_registry!(
+                "mcp_raft_proposals_total",
+                "Registry writes proposed on this node, by outcome.",
+                &["outcome"],
+                registry
+            )?,
+            commit_duration: register_histogram_vec_with_registry!(
+                HistogramOpts::new(
+                    "mcp_raft_commit_duration_seconds",
+                    "Time from proposing a registry write to having it applied, on the leader."
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["op"],
+                registry
+            )?,
+        })
+    }
+
+    /// Counts each fate by its outcome.
+    pub(crate) fn count(&self, fates: &[Proposed]) {
+        for fate in fates {
+            self.proposals.with_label_values(&[fate.outcome()]).inc();
+        }
+    }
+
+    /// Records how long a committed entry of command `op` took from proposal to applied.
+    pub(crate) fn observe_commit(&self, op: &str, took: Duration) {
+        self.commit_duration
+            .with_label_values(&[op])
+            .observe(took.as_secs_f64());
+    }
+}
 
 /// A command's fate once its entry was handled.
 #[derive(Debug, Clone)]
@@ -59,14 +109,14 @@ pub type Written =
 #[derive(Clone)]
 pub struct Proposer {
     raft: Raft,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ProposalMetrics>,
     /// How long a proposal may wait for its commit; `None` waits as long as Raft does.
     timeout: Option<Duration>,
 }
 
 impl Proposer {
     /// A proposer for `raft` that waits as long as Raft does.
-    pub fn new(raft: Raft, metrics: Arc<Metrics>) -> Self {
+    pub fn new(raft: Raft, metrics: Arc<ProposalMetrics>) -> Self {
         Self {
             raft,
             metrics,
@@ -109,20 +159,17 @@ impl Proposer {
             None => Some(write.await),
         };
         if matches!(written, Some(Ok(_))) {
-            self.metrics
-                .commit_duration
-                .with_label_values(&[op])
-                .observe(started.elapsed().as_secs_f64());
+            self.metrics.observe_commit(op, started.elapsed());
         }
         let fates = fates(written, n);
-        count(&self.metrics, &fates);
+        self.metrics.count(&fates);
         fates
     }
 
     /// Counts a write this node sent to the leader without proposing it (a follower that
     /// knows the leader does not ask Raft first).
     pub fn count_forwarded(&self) {
-        count(&self.metrics, &[Proposed::NotLeader(None)]);
+        self.metrics.count(&[Proposed::NotLeader(None)]);
     }
 }
 
@@ -154,12 +201,6 @@ fn fates(written: Option<Written>, n: usize) -> Vec<Proposed> {
     }
 }
 
-fn count(metrics: &Metrics, fates: &[Proposed]) {
-    for fate in fates {
-        metrics.proposals.with_label_values(&[fate.outcome()]).inc();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use mcp_raft::{CommandError, CommandOutcome};
@@ -184,17 +225,21 @@ mod tests {
         }
     }
 
-    fn counted(metrics: &Metrics, outcome: &str) -> u64 {
+    fn counted(metrics: &ProposalMetrics, outcome: &str) -> u64 {
         metrics.proposals.with_label_values(&[outcome]).get()
+    }
+
+    fn metrics() -> ProposalMetrics {
+        ProposalMetrics::register(&Registry::new()).unwrap()
     }
 
     #[test]
     fn each_command_of_a_batch_is_counted_by_its_own_result() {
-        let metrics = Metrics::new(1).unwrap();
+        let metrics = metrics();
         let rejected = Err(CommandError::ServerNotFound { name: "x".into() });
         let batch = outcome(vec![Ok(outcome(vec![])), rejected, Ok(outcome(vec![]))]);
         let fates = fates(Some(Ok(response(Ok(batch)))), 3);
-        count(&metrics, &fates);
+        metrics.count(&fates);
         assert!(fates
             .iter()
             .all(|f| matches!(f, Proposed::Applied { index: 9, .. })));
@@ -204,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_follower_timeout_or_failure_counts_every_command() {
-        let metrics = Metrics::new(1).unwrap();
+        let metrics = metrics();
         let not_leader: Written = Err(RaftError::APIError(ClientWriteError::ForwardToLeader(
             ForwardToLeader {
                 leader_id: Some(2),
@@ -216,8 +261,8 @@ mod tests {
             &fates_of_follower[0],
             Proposed::NotLeader(Some(addr)) if addr == "n2:7400"
         ));
-        count(&metrics, &fates_of_follower);
-        count(&metrics, &fates(None, 3));
+        metrics.count(&fates_of_follower);
+        metrics.count(&fates(None, 3));
         assert_eq!(counted(&metrics, "forwarded"), 2);
         assert_eq!(counted(&metrics, "timeout"), 3);
     }

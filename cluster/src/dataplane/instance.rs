@@ -17,8 +17,8 @@ use tokio::sync::{watch, Notify};
 
 use super::breaker::CircuitBreaker;
 use super::config::DataPlaneConfig;
+use super::metrics::DataPlaneMetrics;
 use super::upstream::{Session, SessionOptions};
-use crate::metrics::Metrics;
 
 /// Lifecycle state of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,16 +119,16 @@ impl Instance {
         id: String,
         spec: Arc<ServerSpec>,
         config: &DataPlaneConfig,
-        metrics: Arc<Metrics>,
+        metrics: Arc<DataPlaneMetrics>,
         changed: Arc<Notify>,
     ) -> Arc<Self> {
         let (session, _) = watch::channel(None);
         let (stop, _) = watch::channel(false);
-        let transitions = metrics.breaker_transitions.clone();
+        let transitions = Arc::clone(&metrics);
         let (server, label) = (spec.name.clone(), id.clone());
         let breaker = CircuitBreaker::new(config.breaker.clone()).with_hook(Box::new(move |state| {
             tracing::info!(instance = %label, state = state.as_str(), "circuit breaker changed state");
-            transitions.with_label_values(&[&server, state.as_str()]).inc();
+            transitions.count_breaker_transition(&server, state);
         }));
         let instance = Arc::new(Self {
             server: spec.name.clone(),
@@ -214,7 +214,11 @@ impl Instance {
     }
 }
 
-async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig, metrics: Arc<Metrics>) {
+async fn supervise(
+    instance: Arc<Instance>,
+    config: DataPlaneConfig,
+    metrics: Arc<DataPlaneMetrics>,
+) {
     let options = SessionOptions {
         connect_timeout: config.connect_timeout,
         max_message_bytes: config.max_message_bytes,
@@ -257,10 +261,7 @@ async fn supervise(instance: Arc<Instance>, config: DataPlaneConfig, metrics: Ar
         };
         failures += 1;
         instance.restarts.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .instance_restarts
-            .with_label_values(&[&instance.server])
-            .inc();
+        metrics.count_restart(&instance.server);
         let backoff = if failures >= policy.crash_loop_after {
             if failures == policy.crash_loop_after {
                 tracing::error!(instance = %instance.id, failures, error = %last_error, "instance is crash-looping");

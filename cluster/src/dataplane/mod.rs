@@ -5,6 +5,8 @@
 //! instance) -> [`instance`] (a supervised session) -> [`upstream`] (the transport).
 //! [`reconciler`] starts and stops instances as the replicated registry changes. Nothing
 //! here needs the Raft leader: it works from this node's last applied registry state.
+//! The router reaches other nodes only through a [`PeerForwarder`]; what the data plane
+//! measures is in [`metrics`], registered into the node's registry by whoever starts it.
 
 pub mod breaker;
 pub mod calls;
@@ -12,12 +14,14 @@ pub mod config;
 pub mod error;
 pub mod instance;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod placement;
 pub mod pool;
 pub mod reconciler;
 pub mod router;
 pub mod upstream;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use mcp_proto::contract::InstanceState as WireState;
@@ -26,10 +30,9 @@ use tokio::sync::watch;
 
 pub use config::DataPlaneConfig;
 pub use error::ExecuteError;
-pub use router::{ExecuteOptions, Executed};
+pub use metrics::{DataPlaneMetrics, DataPlaneSnapshot};
+pub use router::{ExecuteOptions, Executed, PeerForwarder};
 
-use crate::forward::PeerChannels;
-use crate::metrics::Metrics;
 use pool::InstancePool;
 
 /// The data plane of one node.
@@ -38,8 +41,8 @@ pub struct DataPlane {
     config: DataPlaneConfig,
     registry: RegistryReader,
     pool: InstancePool,
-    peers: PeerChannels,
-    metrics: Arc<Metrics>,
+    peers: Arc<dyn PeerForwarder>,
+    metrics: Arc<DataPlaneMetrics>,
     stop: watch::Sender<bool>,
 }
 
@@ -63,13 +66,14 @@ pub struct InstanceStatus {
 }
 
 impl DataPlane {
-    /// Creates the data plane of `node_id` and starts reconciling instances.
+    /// Creates the data plane of `node_id` and starts reconciling instances; requests for
+    /// servers hosted elsewhere go to `peers`.
     pub fn start(
         node_id: NodeId,
         config: DataPlaneConfig,
         registry: RegistryReader,
-        peers: PeerChannels,
-        metrics: Arc<Metrics>,
+        peers: Arc<dyn PeerForwarder>,
+        metrics: Arc<DataPlaneMetrics>,
     ) -> Arc<Self> {
         let (stop, _) = watch::channel(false);
         let plane = Arc::new(Self {
@@ -113,6 +117,26 @@ impl DataPlane {
                 protocol_version: i.protocol_version(),
             })
             .collect()
+    }
+
+    /// What this data plane measures.
+    pub fn metrics(&self) -> &Arc<DataPlaneMetrics> {
+        &self.metrics
+    }
+
+    /// The registered servers and the local instances, for the instance gauges.
+    pub fn snapshot(&self) -> DataPlaneSnapshot {
+        let registered: BTreeSet<String> = self.registry.read(|state| {
+            state
+                .registry
+                .servers()
+                .map(|s| s.spec.name.clone())
+                .collect()
+        });
+        DataPlaneSnapshot {
+            registered,
+            instances: self.instances(),
+        }
     }
 
     /// Stops reconciling and stops every instance (their processes are gone on return).

@@ -6,22 +6,42 @@
 //! instance), or if its method is safe to repeat (`ping`, `tools/list`, `resources/read`,
 //! ...), or if the caller opted in. A `tools/call` that timed out is never sent twice
 //! silently.
+//!
+//! Hop rule: only "nothing here could take it" sends a request to a node that hosts the
+//! server, through the [`PeerForwarder`]; the next host is tried only if the last one
+//! provably never gave it to a server, or if repeating it is harmless.
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use mcp_client::retry::is_repeatable_method;
 use mcp_proto::contract::ErrorKind;
-use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
-use mcp_proto::execute::ExecuteRequest;
 use mcp_raft::NodeId;
 use rand::seq::SliceRandom;
 use serde_json::Value;
-use tonic::metadata::MetadataValue;
 
 use super::error::ExecuteError;
 use super::pool::NoChoice;
-use super::upstream::UpstreamError;
 use super::{jsonrpc, placement, DataPlane};
+
+/// How the router hands a request to another node's data plane (the node sends it over
+/// gRPC; tests answer for the peers).
+pub trait PeerForwarder: Send + Sync {
+    /// Sends `request` for `server` to node `peer` at `addr`, marked as forwarded so that
+    /// it travels no further. `options.timeout` is the one the request runs with.
+    ///
+    /// A failure that provably never reached the peer is [`ExecuteError::Connection`] with
+    /// [`super::upstream::UpstreamError::Connect`]; one that may have reached it, with
+    /// another source; the peer's own error answer, [`ExecuteError::Forwarded`].
+    fn forward<'a>(
+        &'a self,
+        peer: NodeId,
+        addr: &'a str,
+        server: &'a str,
+        request: &'a Value,
+        options: &'a ExecuteOptions,
+    ) -> BoxFuture<'a, Result<Executed, ExecuteError>>;
+}
 
 /// Per-request options.
 #[derive(Debug, Clone, Default)]
@@ -74,10 +94,7 @@ impl DataPlane {
             Err(e) => Some(e.kind().as_str()),
         };
         if let Some(outcome) = outcome {
-            self.metrics
-                .requests
-                .with_label_values(&[server, method, outcome])
-                .inc();
+            self.metrics.count_request(server, method, outcome);
         }
         result
     }
@@ -195,9 +212,16 @@ impl DataPlane {
         let repeatable =
             options.retry_unsafe || jsonrpc::method(request).is_some_and(is_repeatable_method);
         let mut last = local_error;
+        let forwarding = ExecuteOptions {
+            timeout: Some(timeout),
+            ..options.clone()
+        };
         for (peer, addr) in peers {
+            self.metrics.count_forwarded(peer);
+            tracing::info!(request_id = %options.request_id, server, peer, "forwarding request");
             let forwarded = self
-                .forward(server, request, options, timeout, peer, &addr)
+                .peers
+                .forward(peer, &addr, server, request, &forwarding)
                 .await;
             match forwarded {
                 Ok(executed) => return Ok(executed),
@@ -237,17 +261,14 @@ impl DataPlane {
         let mut last: Option<ExecuteError> = None;
         for attempt in 1..=retry.max_attempts.max(1) {
             if attempt > 1 {
-                self.metrics.retries.with_label_values(&[server]).inc();
+                self.metrics.count_retry(server);
                 tokio::time::sleep(retry.delay(attempt - 1)).await;
             }
             let chosen = match self.pool.choose(server, &tried, limit) {
                 Ok(chosen) => chosen,
                 Err(why) => {
                     if why == NoChoice::Saturated {
-                        self.metrics
-                            .saturation_rejections
-                            .with_label_values(&[server])
-                            .inc();
+                        self.metrics.count_saturated(server);
                     }
                     return Err(last.unwrap_or_else(|| self.no_choice(server, why, limit)));
                 }
@@ -256,9 +277,7 @@ impl DataPlane {
             let started = std::time::Instant::now();
             let outcome = tokio::time::timeout(timeout, chosen.session.request(request)).await;
             self.metrics
-                .request_duration
-                .with_label_values(&[server])
-                .observe(started.elapsed().as_secs_f64());
+                .observe_duration(server, started.elapsed().as_secs_f64());
             match outcome {
                 Ok(Ok(response)) => {
                     // A JSON-RPC error is a working server saying no: not a breaker failure.
@@ -330,71 +349,6 @@ impl DataPlane {
             }
         }
     }
-
-    async fn forward(
-        &self,
-        server: &str,
-        request: &Value,
-        options: &ExecuteOptions,
-        timeout: Duration,
-        peer: NodeId,
-        addr: &str,
-    ) -> Result<Executed, ExecuteError> {
-        let connection = |message: String| ExecuteError::Connection {
-            server: server.to_owned(),
-            source: UpstreamError::Connect(message),
-        };
-        let channel = self
-            .peers
-            .channel(addr)
-            .map_err(|e| connection(e.to_string()))?;
-        self.metrics
-            .forwarded
-            .with_label_values(&[&peer.to_string()])
-            .inc();
-        let mut client = ExecuteServiceClient::new(channel)
-            .max_decoding_message_size(self.config.max_message_bytes.saturating_mul(2));
-        let mut call = tonic::Request::new(ExecuteRequest {
-            server: server.to_owned(),
-            request_json: request.to_string(),
-            retry_unsafe: options.retry_unsafe,
-            timeout_ms: u64::try_from(timeout.as_millis()).ok(),
-        });
-        call.metadata_mut()
-            .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(self.node_id));
-        // The peer authorizes this like any caller's execute.
-        self.peers.authorize(call.metadata_mut());
-        if let Ok(id) = MetadataValue::try_from(options.request_id.as_str()) {
-            call.metadata_mut().insert(mcp_proto::REQUEST_ID, id);
-        }
-        tracing::info!(request_id = %options.request_id, server, peer, "forwarding request");
-        match client.execute(call).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                let response = serde_json::from_str(&reply.response_json)
-                    .map_err(|e| connection(format!("peer sent an undecodable reply: {e}")))?;
-                Ok(Executed {
-                    response,
-                    node_id: reply.node_id,
-                    instance_id: reply.instance_id,
-                })
-            }
-            Err(status) if status.metadata().get(mcp_proto::ERROR_KIND).is_none() => {
-                let message = format!("peer {addr}: {}", status.message());
-                // Only a failed connect proves the peer never saw the request.
-                let source = if mcp_client::retry::never_reached(&status) {
-                    UpstreamError::Connect(message)
-                } else {
-                    UpstreamError::Closed(message)
-                };
-                Err(ExecuteError::Connection {
-                    server: server.to_owned(),
-                    source,
-                })
-            }
-            Err(status) => Err(ExecuteError::Forwarded(status)),
-        }
-    }
 }
 
 /// True if a peer's error says it sent the request to no server at all.
@@ -424,4 +378,196 @@ fn metric_method(method: Option<&str>) -> &'static str {
     method
         .and_then(|m| KNOWN.iter().find(|k| **k == m).copied())
         .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Arc, Mutex};
+
+    use mcp_raft::registry::{spec, NodeRecord};
+    use mcp_raft::types::Entry;
+    use mcp_raft::{Command, RegistryReader, RegistryStateMachine};
+    use openraft::storage::RaftStateMachine;
+    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+    use serde_json::json;
+
+    use super::*;
+    use crate::dataplane::upstream::UpstreamError;
+    use crate::dataplane::{DataPlaneConfig, DataPlaneMetrics};
+
+    /// Answers for the peers in call order (whichever peer the router picks first gets
+    /// the first answer), and remembers who was asked.
+    struct FakePeers {
+        answers: Mutex<Vec<Result<Executed, ExecuteError>>>,
+        asked: Mutex<Vec<NodeId>>,
+    }
+
+    impl FakePeers {
+        fn answering(mut answers: Vec<Result<Executed, ExecuteError>>) -> Arc<Self> {
+            answers.reverse();
+            Arc::new(Self {
+                answers: Mutex::new(answers),
+                asked: Mutex::default(),
+            })
+        }
+
+        fn asked(&self) -> Vec<NodeId> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    impl PeerForwarder for FakePeers {
+        fn forward<'a>(
+            &'a self,
+            peer: NodeId,
+            _addr: &'a str,
+            _server: &'a str,
+            _request: &'a Value,
+            options: &'a ExecuteOptions,
+        ) -> BoxFuture<'a, Result<Executed, ExecuteError>> {
+            assert!(
+                options.timeout.is_some(),
+                "a forwarded request carries its timeout"
+            );
+            self.asked.lock().unwrap().push(peer);
+            let answer = self.answers.lock().unwrap().pop();
+            Box::pin(
+                async move { answer.unwrap_or_else(|| panic!("peer {peer} asked once too often")) },
+            )
+        }
+    }
+
+    fn answered_by(node_id: NodeId) -> Result<Executed, ExecuteError> {
+        Ok(Executed {
+            response: json!({"jsonrpc": "2.0", "id": 1, "result": {}}),
+            node_id,
+            instance_id: format!("s-0@{node_id}"),
+        })
+    }
+
+    fn peer_has_nothing() -> Result<Executed, ExecuteError> {
+        let status = ErrorKind::NoHealthyInstance.status("no healthy instance of \"s\"");
+        Err(ExecuteError::Forwarded(status))
+    }
+
+    fn broken_after_sending() -> Result<Executed, ExecuteError> {
+        Err(ExecuteError::Connection {
+            server: "s".to_owned(),
+            source: UpstreamError::Closed("peer n2: connection reset".to_owned()),
+        })
+    }
+
+    /// A registry in which server `s` runs on nodes 2 and 3 only.
+    async fn registry_hosted_elsewhere(dir: &std::path::Path) -> RegistryReader {
+        let db = mcp_storage::open_db(dir, 1 << 20).unwrap();
+        let mut machine = RegistryStateMachine::open(&db).unwrap();
+        let spec = spec::parse_json(r#"{"name": "s", "command": "x", "replicas": 2}"#).unwrap();
+        let node = |id: NodeId| Command::PutNode {
+            node: NodeRecord {
+                id,
+                addr: format!("n{id}:7400"),
+                tags: vec![],
+                draining: false,
+            },
+        };
+        let commands = [
+            node(1),
+            node(2),
+            node(3),
+            Command::PutServer {
+                spec,
+                expected_revision: None,
+            },
+            Command::Place {
+                name: "s".to_owned(),
+                assign: BTreeMap::from([("s-0".to_owned(), 2), ("s-1".to_owned(), 3)]),
+                unassign: vec![],
+            },
+        ];
+        let entries = commands.into_iter().zip(1..).map(|(command, index)| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(command),
+        });
+        for result in machine.apply(entries).await.unwrap() {
+            result.unwrap();
+        }
+        machine.reader()
+    }
+
+    /// Runs `method` on node 1, which hosts nothing, with the peers giving `answers` in
+    /// turn: the node that answered (or the error's kind), and the peers asked in order.
+    async fn execute_on_node_1(
+        method: &str,
+        answers: Vec<Result<Executed, ExecuteError>>,
+    ) -> (Result<NodeId, ErrorKind>, Vec<NodeId>) {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry_hosted_elsewhere(dir.path()).await;
+        let metrics = DataPlaneMetrics::register(&prometheus::Registry::new()).unwrap();
+        let peers = FakePeers::answering(answers);
+        let plane = DataPlane::start(
+            1,
+            DataPlaneConfig::default(),
+            registry,
+            Arc::clone(&peers) as Arc<dyn PeerForwarder>,
+            Arc::new(metrics),
+        );
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}});
+        let result = plane.execute("s", request, ExecuteOptions::default()).await;
+        plane.shutdown().await;
+        let outcome = result
+            .map(|executed| executed.node_id)
+            .map_err(|e| e.kind());
+        (outcome, peers.asked())
+    }
+
+    #[tokio::test]
+    async fn a_peer_with_nothing_to_run_it_on_sends_the_call_to_the_next_host() {
+        let answers = vec![peer_has_nothing(), answered_by(0)];
+        let (outcome, asked) = execute_on_node_1("tools/call", answers).await;
+        assert_eq!(outcome, Ok(0));
+        assert_eq!(BTreeSet::from_iter(asked), BTreeSet::from([2, 3]));
+    }
+
+    #[tokio::test]
+    async fn a_tools_call_broken_after_sending_is_not_sent_to_another_host() {
+        let (outcome, asked) = execute_on_node_1("tools/call", vec![broken_after_sending()]).await;
+        assert_eq!((outcome, asked.len()), (Err(ErrorKind::Connection), 1));
+    }
+
+    #[tokio::test]
+    async fn a_tools_list_broken_after_sending_goes_to_the_next_host() {
+        let answers = vec![broken_after_sending(), answered_by(0)];
+        let (outcome, asked) = execute_on_node_1("tools/list", answers).await;
+        assert_eq!((outcome, asked.len()), (Ok(0), 2));
+    }
+
+    #[tokio::test]
+    async fn a_tools_call_goes_to_the_next_host_when_a_peer_cannot_be_reached() {
+        let unreachable = Err(ExecuteError::Connection {
+            server: "s".to_owned(),
+            source: UpstreamError::Connect("peer n2: connection refused".to_owned()),
+        });
+        let (outcome, asked) =
+            execute_on_node_1("tools/call", vec![unreachable, answered_by(0)]).await;
+        assert_eq!((outcome, asked.len()), (Ok(0), 2));
+    }
+
+    #[tokio::test]
+    async fn a_peers_own_error_is_the_answer() {
+        let timeout = ErrorKind::Timeout.status("no answer from \"s\" within 10 ms");
+        let answers = vec![Err(ExecuteError::Forwarded(timeout))];
+        let (outcome, asked) = execute_on_node_1("tools/list", answers).await;
+        assert_eq!((outcome, asked.len()), (Err(ErrorKind::Timeout), 1));
+    }
+
+    #[tokio::test]
+    async fn when_no_host_can_take_it_the_last_refusal_is_the_answer() {
+        let answers = vec![peer_has_nothing(), peer_has_nothing()];
+        let (outcome, asked) = execute_on_node_1("tools/call", answers).await;
+        assert_eq!(
+            (outcome, asked.len()),
+            (Err(ErrorKind::NoHealthyInstance), 2)
+        );
+    }
 }

@@ -5,10 +5,39 @@
 //! (when bound to loopback) and `Origin` is what stops such a page from using the
 //! cluster's tools. The token rule: `--mcp-token` if set, otherwise the node's admin
 //! token if set; with neither, the endpoint is open (and should stay on loopback).
+//! Refusals are counted by reason ([`GatewayMetrics`]).
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::{header, HeaderMap, StatusCode};
+use prometheus::{register_int_counter_vec_with_registry, IntCounterVec, Registry};
+
+/// What the gateway measures: the requests its guard refused (calls it lets through are
+/// the data plane's to count).
+pub struct GatewayMetrics {
+    /// `mcp_gateway_rejections_total{reason}`.
+    rejections: IntCounterVec,
+}
+
+impl GatewayMetrics {
+    /// Creates the gateway's metrics in `registry` (whether or not a gateway is served,
+    /// so that every node exposes the same families).
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            rejections: register_int_counter_vec_with_registry!(
+                "mcp_gateway_rejections_total",
+                "Requests refused by the MCP gateway's guard, by reason (host, origin, unauthorized).",
+                &["reason"],
+                registry
+            )?,
+        })
+    }
+
+    /// Counts a refusal.
+    pub fn count_rejection(&self, refused: &GuardError) {
+        self.rejections.with_label_values(&[refused.reason()]).inc();
+    }
+}
 
 /// Why a request was refused before its body was read.
 #[derive(Debug, thiserror::Error)]

@@ -25,9 +25,8 @@ use mcp_raft::RegistryReader;
 use serde_json::{json, Value};
 
 use crate::dataplane::{DataPlane, ExecuteError, ExecuteOptions};
-use crate::metrics::Metrics;
 use catalog::Catalog;
-use guard::Guard;
+use guard::{GatewayMetrics, Guard};
 use protocol::Era;
 use session::Sessions;
 
@@ -63,7 +62,7 @@ impl std::fmt::Debug for GatewayConfig {
 /// What the handlers share.
 struct Gateway {
     guard: Guard,
-    metrics: Arc<Metrics>,
+    metrics: Arc<GatewayMetrics>,
     sessions: Sessions,
     catalog: Catalog,
     plane: Arc<DataPlane>,
@@ -78,7 +77,7 @@ pub async fn serve(
     allowed_origins: Vec<String>,
     plane: Arc<DataPlane>,
     registry: RegistryReader,
-    metrics: Arc<Metrics>,
+    metrics: Arc<GatewayMetrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -125,11 +124,7 @@ fn refused(status: StatusCode, message: &str) -> Response {
 fn refusal(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
     gateway.guard.check(headers).err().map(|e| {
         tracing::debug!(error = %e, "gateway request refused");
-        gateway
-            .metrics
-            .gateway_rejections
-            .with_label_values(&[e.reason()])
-            .inc();
+        gateway.metrics.count_rejection(&e);
         let mut response = refused(e.status(), &e.to_string());
         if e.status() == StatusCode::UNAUTHORIZED {
             response

@@ -25,7 +25,7 @@ use super::status_service::StatusHandlers;
 use crate::batcher::ProposalBatcher;
 use crate::dataplane::DataPlane;
 use crate::forward::PeerChannels;
-use crate::metrics::Metrics;
+use crate::metrics::NodeMetrics;
 
 /// The `ClusterService` implementation of a node.
 #[derive(Clone)]
@@ -62,7 +62,7 @@ impl ClusterApi {
     }
 
     /// Lists this data plane's instances in status replies and serves its metrics.
-    pub fn with_dataplane(mut self, dataplane: Arc<DataPlane>, metrics: Arc<Metrics>) -> Self {
+    pub fn with_dataplane(mut self, dataplane: Arc<DataPlane>, metrics: Arc<NodeMetrics>) -> Self {
         self.status = self.status.with_dataplane(dataplane, metrics);
         self
     }

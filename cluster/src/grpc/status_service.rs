@@ -15,9 +15,10 @@ use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
 use super::membership_service::MembershipHandlers;
+use crate::dataplane::metrics::RequestStats;
 use crate::dataplane::DataPlane;
 use crate::membership::MembershipView;
-use crate::metrics::{Metrics, RequestStats};
+use crate::metrics::NodeMetrics;
 
 /// The role word of `StatusReply.role` for Raft's state.
 fn node_role(state: ServerState) -> NodeRole {
@@ -38,7 +39,7 @@ pub struct StatusHandlers {
     registry: RegistryReader,
     /// For the member list in status replies.
     membership: MembershipHandlers,
-    dataplane: Option<(Arc<DataPlane>, Arc<Metrics>)>,
+    dataplane: Option<(Arc<DataPlane>, Arc<NodeMetrics>)>,
     node_tags: Vec<String>,
 }
 
@@ -67,7 +68,7 @@ impl StatusHandlers {
     }
 
     /// Lists this data plane's instances and serves its metrics.
-    pub fn with_dataplane(mut self, dataplane: Arc<DataPlane>, metrics: Arc<Metrics>) -> Self {
+    pub fn with_dataplane(mut self, dataplane: Arc<DataPlane>, metrics: Arc<NodeMetrics>) -> Self {
         self.dataplane = Some((dataplane, metrics));
         self
     }
