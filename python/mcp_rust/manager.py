@@ -281,7 +281,7 @@ class MCPManager:
         return await self._native.undeploy(str(server_id))
 
     async def scale_server(self, server_id: str, instances: int) -> int:
-        """Sets the number of instances; returns the registry revision."""
+        """Sets the server's desired replicas to ``instances``; returns the registry revision."""
         return await self._native.scale(str(server_id), int(instances))
 
     async def list_servers(self) -> List[ServerInfo]:

@@ -237,7 +237,8 @@ impl NativeManager {
         awaitable(py, async move { backend.undeploy(&name).await })
     }
 
-    /// Resolves to the registry revision after the change.
+    /// Resolves to the registry revision after the change. `replicas` is the `instances`
+    /// argument of `scale_server` and `MCPServer.scale`, so a bad value names that.
     fn scale<'py>(
         &self,
         py: Python<'py>,
@@ -246,8 +247,10 @@ impl NativeManager {
     ) -> PyResult<Bound<'py, PyAny>> {
         if !(0..=MAX_REPLICAS).contains(&replicas) {
             return Err(ClientError::config(
-                "replicas",
-                format!("replicas must be between 0 and {MAX_REPLICAS}, got {replicas}"),
+                "instances",
+                format!(
+                    "instances (the server's desired replicas) must be between 0 and {MAX_REPLICAS}, got {replicas}"
+                ),
             )
             .into());
         }

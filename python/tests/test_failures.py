@@ -156,4 +156,5 @@ async def test_bad_spec_names_the_field(test_server_bin):
         assert info.value.field == "replicaz"
         with pytest.raises(ConfigError) as info:
             await manager.scale_server("x", -1)
-        assert info.value.field == "replicas"
+        # The error names the argument the caller passed (the server's desired replicas).
+        assert info.value.field == "instances"
