@@ -177,10 +177,12 @@ pub struct NodeArgs {
     /// Require this token for writes and Raft RPCs.
     #[arg(long, env = "MCPD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Leader election timeout in milliseconds [default: 1000].
+    /// Minimum leader election timeout in milliseconds; a dead leader is replaced after
+    /// about 2.5-3 times this [default: 500].
     #[arg(long, env = "MCPD_LEADER_ELECTION_TIMEOUT_MS")]
     pub leader_election_timeout_ms: Option<u64>,
-    /// Leader heartbeat interval in milliseconds [default: 250].
+    /// Leader heartbeat interval in milliseconds, well below the election timeout
+    /// [default: 100].
     #[arg(long, env = "MCPD_HEARTBEAT_INTERVAL_MS")]
     pub heartbeat_interval_ms: Option<u64>,
     /// Build a snapshot every this many log entries [default: 1000].

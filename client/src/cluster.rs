@@ -194,6 +194,12 @@ impl ClusterClient {
                 let status = match outcome {
                     Ok(Ok(value)) => {
                         self.prefer(&peer.addr);
+                        if leader_first && self.leader().is_none() {
+                            // The node forwarded to a leader this client has not met yet
+                            // (after a failover, say): learn it, so the next write goes
+                            // there directly.
+                            self.discover().await;
+                        }
                         return Ok(value);
                     }
                     Ok(Err(status)) => status,

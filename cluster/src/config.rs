@@ -22,7 +22,9 @@ pub const DEFAULT_METRICS_ADDR: SocketAddr =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTuning {
     /// Minimum leader election timeout; a follower that hears nothing from a leader for a
-    /// random time between this and twice this starts an election.
+    /// random time between this and 1.5 times this starts an election. openraft adds its
+    /// leader lease (the maximum) on top once a leader was known, so a leader that dies is
+    /// replaced after about 2.5 to 3 times this (see docs/operations.md, "Raft timing").
     pub leader_election_timeout: Duration,
     /// How often the leader sends heartbeats; must be well below the election timeout.
     pub heartbeat_interval: Duration,
@@ -36,8 +38,8 @@ pub struct RaftTuning {
 impl Default for RaftTuning {
     fn default() -> Self {
         Self {
-            leader_election_timeout: Duration::from_millis(1000),
-            heartbeat_interval: Duration::from_millis(250),
+            leader_election_timeout: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_millis(100),
             snapshot_logs: 1000,
             logs_to_keep: 1000,
         }
@@ -62,7 +64,10 @@ impl RaftTuning {
         let config = openraft::Config {
             cluster_name: "mcp-rust".to_owned(),
             election_timeout_min: election_ms,
-            election_timeout_max: election_ms * 2,
+            // A narrow spread keeps failover short (the maximum is also the leader lease a
+            // follower waits out); half the minimum still separates candidates by far more
+            // than a round trip between nodes.
+            election_timeout_max: election_ms.saturating_add(election_ms / 2),
             heartbeat_interval: heartbeat_ms,
             install_snapshot_timeout: (election_ms * 2).max(1000),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),

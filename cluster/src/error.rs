@@ -115,6 +115,12 @@ impl ClusterError {
             ClusterError::NoLeader | ClusterError::LeaderUnreachable { sent: false, .. }
         )
     }
+
+    /// True when the leader vanished while it had the request: it may or may not have
+    /// acted on it, so only a repeatable request may go to the next leader.
+    pub fn leader_lost_mid_flight(&self) -> bool {
+        matches!(self, ClusterError::LeaderUnreachable { sent: true, .. })
+    }
 }
 
 impl From<ClusterError> for tonic::Status {

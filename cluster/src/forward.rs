@@ -102,7 +102,7 @@ where
         .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(from));
     tracing::debug!(leader = addr, "forwarding request to leader");
     call(client, forwarded).await.map_err(|status| {
-        if status.code() == tonic::Code::Unavailable && retry::is_transport_failure(&status) {
+        if retry::is_transport_failure(&status) {
             // A transport failure (the leader is down or unreachable), not an answer.
             ClusterError::LeaderUnreachable {
                 addr: addr.to_owned(),

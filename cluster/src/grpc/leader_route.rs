@@ -140,7 +140,8 @@ impl LeaderRoute {
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         let (metadata, _, message) = request.into_parts();
-        self.through_elections(|| async {
+        let repeatable = command.is_repeatable();
+        self.through_elections(repeatable, || async {
             let request =
                 Request::from_parts(metadata.clone(), Default::default(), message.clone());
             let route = match self.other_leader() {
@@ -157,8 +158,13 @@ impl LeaderRoute {
 
     /// Runs `attempt` until it succeeds, fails for another reason than a missing or
     /// vanished leader, or the write timeout has passed; between attempts, waits for Raft
-    /// to name a new leader (see the module docs).
-    async fn through_elections<R, A, Fut>(&self, attempt: A) -> Result<Response<R>, Status>
+    /// to name a new leader (see the module docs). A `repeatable` request also goes again
+    /// when the leader vanished while it had it.
+    async fn through_elections<R, A, Fut>(
+        &self,
+        repeatable: bool,
+        attempt: A,
+    ) -> Result<Response<R>, Status>
     where
         A: Fn() -> Fut,
         Fut: Future<Output = Result<Response<R>, ClusterError>>,
@@ -167,7 +173,10 @@ impl LeaderRoute {
         loop {
             let tried = self.raft.metrics().borrow().current_leader;
             match attempt().await {
-                Err(e) if e.leader_gone() && tokio::time::Instant::now() < deadline => {
+                Err(e)
+                    if (e.leader_gone() || (repeatable && e.leader_lost_mid_flight()))
+                        && tokio::time::Instant::now() < deadline =>
+                {
                     tracing::debug!(error = %e, "no reachable leader; waiting for the election");
                     self.wait_for_other_leader(tried, deadline).await;
                 }
@@ -236,7 +245,8 @@ impl LeaderRoute {
             return Ok(Response::new(read().await?));
         }
         let (metadata, _, message) = request.into_parts();
-        self.through_elections(|| async {
+        // A read changes nothing: it may always go to the next leader.
+        self.through_elections(true, || async {
             let request =
                 Request::from_parts(metadata.clone(), Default::default(), message.clone());
             let route = match self.other_leader() {
