@@ -108,11 +108,8 @@ async fn admin_token_guards_tool_calls_writes_and_raft_but_not_reads() {
         let refused = raft.vote(vote).await.expect_err("vote without the token");
         assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
         assert_eq!(
-            refused
-                .metadata()
-                .get(mcp_proto::ERROR_KIND)
-                .and_then(|v| v.to_str().ok()),
-            Some("unauthorized")
+            mcp_proto::contract::ErrorKind::of(&refused),
+            Some(mcp_proto::contract::ErrorKind::Unauthorized)
         );
     }
     let mut vote = tonic::Request::new(RaftPayload {

@@ -362,11 +362,8 @@ mod tests {
             .expect_err("execute without token");
         assert_eq!(refused.code(), tonic::Code::Unauthenticated);
         assert_eq!(
-            refused
-                .metadata()
-                .get(mcp_proto::ERROR_KIND)
-                .and_then(|v| v.to_str().ok()),
-            Some("unauthorized")
+            mcp_proto::contract::ErrorKind::of(&refused),
+            Some(mcp_proto::contract::ErrorKind::Unauthorized)
         );
         // An unknown path is refused even on a node without a token.
         let unknown = AdminGuard::new(None)

@@ -134,17 +134,6 @@ mod tests {
     }
 
     #[test]
-    fn without_a_token_nothing_is_added() {
-        for token in [None, Some("")] {
-            let mut metadata = MetadataMap::new();
-            PeerChannels::with_token(token)
-                .expect("no token")
-                .authorize(&mut metadata);
-            assert!(metadata.get(mcp_proto::AUTHORIZATION).is_none());
-        }
-    }
-
-    #[test]
     fn a_token_that_cannot_be_a_header_is_a_config_error() {
         let refused = PeerChannels::with_token(Some("line\nbreak"));
         assert!(matches!(refused, Err(ClusterError::Config(_))));
