@@ -1,7 +1,12 @@
 """A tools/call from a Python program: directly, through mcp_rust, through Python proxies.
 
-Every path ends at the same real server (PyPI `mcp-server-time`, tool `get_current_time`),
-one server process each, and is driven by the same asyncio client loop:
+Every path ends at the same server, one server process each, driven by the same asyncio
+client loop. Two backends (`--backend`):
+- `fast` (default): the repo's Rust `mcp-test-server`, tool `echo`: a few microseconds per
+  call, so what is measured is the path, not the server;
+- `time`: the real PyPI `mcp-server-time`, tool `get_current_time` (a slow Python server).
+
+Paths:
 
 - direct:         the official `mcp` SDK client on a stdio session to the server
 - mcp_rust:       `MCPManager` (embedded node) -> its stdio session pool -> the server
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import shutil
 import socket
@@ -27,9 +33,19 @@ import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable, Dict, List, Optional
 
-SERVER_ARGS = ["-m", "mcp_server_time", "--local-timezone", "UTC"]
-TOOL = "get_current_time"
-ARGS = {"timezone": "UTC"}
+class Backend:
+    """The server every path ends at: its argv, and the tool call to make."""
+
+    def __init__(self, command: str, args: List[str], tool: str, arguments: Dict[str, object]) -> None:
+        self.command, self.args, self.tool, self.arguments = command, args, tool, arguments
+
+
+def backend(kind: str, test_server: str) -> Backend:
+    if kind == "fast":
+        return Backend(test_server, [], "echo", {"text": "x"})
+    return Backend(sys.executable, ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+                   "get_current_time", {"timezone": "UTC"})
+
 
 Call = Callable[[], Awaitable[object]]
 
@@ -83,15 +99,15 @@ async def wait_port(port: int, process: subprocess.Popen, timeout: float = 30.0)
 
 
 @asynccontextmanager
-async def sdk_client(target) -> AsyncIterator[Call]:
+async def sdk_client(target, server: Backend) -> AsyncIterator[Call]:
     from mcp import Client
 
     async with Client(target) as client:
         names = [t.name for t in (await client.list_tools()).tools]
-        name = next(n for n in names if n.endswith(TOOL))
+        name = next(n for n in names if n.endswith(server.tool))
 
         async def call() -> object:
-            result = await client.call_tool(name, ARGS)
+            result = await client.call_tool(name, server.arguments)
             if result.is_error:
                 raise RuntimeError(f"tool error: {result}")
             return result
@@ -100,33 +116,34 @@ async def sdk_client(target) -> AsyncIterator[Call]:
 
 
 @asynccontextmanager
-async def direct(python: str) -> AsyncIterator[Call]:
+async def direct(server: Backend) -> AsyncIterator[Call]:
     from mcp import StdioServerParameters
 
-    async with sdk_client(StdioServerParameters(command=python, args=SERVER_ARGS)) as call:
+    params = StdioServerParameters(command=server.command, args=server.args)
+    async with sdk_client(params, server) as call:
         yield call
 
 
 @asynccontextmanager
-async def through_mcp_rust(python: str) -> AsyncIterator[Call]:
+async def through_mcp_rust(server: Backend) -> AsyncIterator[Call]:
     from mcp_rust import MCPManager
 
     async with MCPManager() as manager:
-        spec = {"name": "time", "command": python, "args": SERVER_ARGS, "replicas": 1}
+        spec = {"name": "bench", "command": server.command, "args": server.args, "replicas": 1}
         await manager.deploy_server(spec, wait_ready=True)
 
         async def call() -> object:
-            return await manager.execute_tool("time", TOOL, ARGS)
+            return await manager.execute_tool("bench", server.tool, server.arguments)
 
         yield call
 
 
 @asynccontextmanager
-async def through_http_proxy(argv: List[str], port: int) -> AsyncIterator[Call]:
+async def through_http_proxy(argv: List[str], port: int, server: Backend) -> AsyncIterator[Call]:
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await wait_port(port, process)
-        async with sdk_client(f"http://127.0.0.1:{port}/mcp") as call:
+        async with sdk_client(f"http://127.0.0.1:{port}/mcp", server) as call:
             yield call
     finally:
         process.terminate()
@@ -136,7 +153,7 @@ async def through_http_proxy(argv: List[str], port: int) -> AsyncIterator[Call]:
             process.kill()
 
 
-def fastmcp_argv(python: str, port: int, script_dir: str) -> List[str]:
+def fastmcp_argv(python: str, port: int, script_dir: str, server: Backend) -> List[str]:
     script = os.path.join(script_dir, "fastmcp_proxy.py")
     with open(script, "w") as f:
         f.write(
@@ -145,20 +162,28 @@ def fastmcp_argv(python: str, port: int, script_dir: str) -> List[str]:
             "config = {'mcpServers': {'time': {'command': sys.argv[2], 'args': sys.argv[3:]}}}\n"
             "create_proxy(config).run(transport='http', host='127.0.0.1', port=int(sys.argv[1]))\n"
         )
-    return [python, script, str(port), python, *SERVER_ARGS]
+    return [python, script, str(port), server.command, *server.args]
 
 
 async def run(args: argparse.Namespace) -> int:
     python = sys.executable
+    server = backend(args.backend, args.test_server)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        paths = {"direct": lambda: direct(python), "mcp_rust": lambda: through_mcp_rust(python)}
+        paths = {"direct": lambda: direct(server), "mcp_rust": lambda: through_mcp_rust(server)}
         if args.mcp_proxy:
             port = free_port()
-            argv = [args.mcp_proxy, "--port", str(port), "--host", "127.0.0.1", "--", args.mcp_proxy_python, *SERVER_ARGS]
-            paths["mcp-proxy"] = lambda: through_http_proxy(argv, port)
-        fast_port = free_port()
-        paths["fastmcp proxy"] = lambda: through_http_proxy(fastmcp_argv(python, fast_port, scratch), fast_port)
+            # mcp-proxy lives in its own venv (mcp<2): a Python backend must run from there.
+            command = args.mcp_proxy_python if args.backend == "time" else server.command
+            argv = [args.mcp_proxy, "--port", str(port), "--host", "127.0.0.1", "--", command, *server.args]
+            paths["mcp-proxy"] = lambda: through_http_proxy(argv, port, server)
+        if importlib.util.find_spec("fastmcp") is not None:
+            fast_port = free_port()
+            paths["fastmcp proxy"] = lambda: through_http_proxy(
+                fastmcp_argv(python, fast_port, scratch, server), fast_port, server
+            )
+        else:
+            rows.append(("fastmcp proxy", None, "skipped: fastmcp is not installed"))
         for name, open_path in paths.items():
             try:
                 async with open_path() as call:
@@ -167,13 +192,18 @@ async def run(args: argparse.Namespace) -> int:
                 rows.append((name, None, f"skipped: {e}"))
                 continue
             rows.append((name, result, ""))
-    print(f"| path | p50 (ms) | p99 (ms) | calls/s at concurrency {args.concurrency} |")
-    print("|---|---|---|---|")
+    base = next((r for n, r, _ in rows if n == "direct" and r), None)
+    print(f"backend: {args.backend}; {args.calls} sequential calls, {args.total} at concurrency {args.concurrency}")
+    print(f"| path | p50 (ms) | p99 (ms) | p50 / direct | calls/s at concurrency {args.concurrency} | calls/s / direct |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, result, note in rows:
         if result is None:
-            print(f"| {name} | {note} | | |")
-        else:
-            print(f"| {name} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['calls_per_s']:.0f} |")
+            print(f"| {name} | {note} | | | | |")
+            continue
+        p50_ratio = f"{result['p50_ms'] / base['p50_ms']:.2f}" if base else ""
+        rate_ratio = f"{result['calls_per_s'] / base['calls_per_s']:.2f}" if base else ""
+        print(f"| {name} | {result['p50_ms']:.3f} | {result['p99_ms']:.3f} | {p50_ratio} | "
+              f"{result['calls_per_s']:.0f} | {rate_ratio} |")
     return 0
 
 
@@ -182,6 +212,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=500, help="sequential calls per path")
     parser.add_argument("--total", type=int, default=2000, help="calls of the concurrent run")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--backend", choices=["fast", "time"], default="fast")
+    parser.add_argument("--test-server", default=os.path.join("target", "release", "mcp-test-server"),
+                        help="the fast backend's binary")
     parser.add_argument("--mcp-proxy", default=shutil.which("mcp-proxy"), help="mcp-proxy executable (own venv: it needs mcp<2)")
     parser.add_argument("--mcp-proxy-python", default=None, help="python of the mcp-proxy venv, which must have mcp-server-time")
     args = parser.parse_args()

@@ -141,6 +141,10 @@ impl Server {
                     "capabilities": {"tools": {}},
                     "serverInfo": {"name": "mcp-test-server", "version": "0.1.0"},
                     "resultType": "complete",
+                    // Caching hints are required on these results since 2026-07-28: the
+                    // same for every caller, and not to be reused (tests change servers).
+                    "ttlMs": 0,
+                    "cacheScope": "public",
                 })
             }
             "ping" => {
@@ -149,7 +153,12 @@ impl Server {
                 }
                 json!({})
             }
-            "tools/list" => json!({"tools": tools(), "resultType": "complete"}),
+            "tools/list" => json!({
+                "tools": tools(),
+                "resultType": "complete",
+                "ttlMs": 0,
+                "cacheScope": "public",
+            }),
             "tools/call" => return self.call_tool(id, &params).await,
             other => {
                 return Outcome::Reply(error(id, -32601, &format!("method not found: {other}")))
