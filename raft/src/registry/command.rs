@@ -9,11 +9,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::gateway_sessions::SecretKey;
 use super::spec::ServerSpec;
 use super::NodeRecord;
 use crate::types::NodeId;
 
 /// A change to the registry, carried by one Raft log entry.
+///
+/// `PutServer` carries a whole spec inline and is much larger than the other variants; a
+/// command lives for one write (a batch at most) and is serialized into the log, so boxing
+/// the spec would add an allocation and buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op")]
 pub enum Command {
@@ -73,6 +79,30 @@ pub enum Command {
         /// Node id.
         id: NodeId,
     },
+    /// Make `key` the key that seals new gateway session ids, under `id` (the current id
+    /// + 1, else refused: racing rotations cannot both win). Keys retired more than
+    /// `retain_ms` before `at_ms` are dropped. Proposed by the leader when there is none,
+    /// and by `mcpd gateway rotate-key`. `Debug` never shows the key.
+    PutSessionKey {
+        /// The key's id, carried in every session id it seals.
+        id: u32,
+        /// The secret.
+        key: SecretKey,
+        /// When it was proposed (ms since the Unix epoch, the proposer's clock).
+        at_ms: u64,
+        /// How long a retired key is kept: the proposer's session lifetime.
+        retain_ms: u64,
+    },
+    /// End gateway session `session` (its serial) on every node until it would have
+    /// expired anyway at `expires_at_ms`; ended sessions expired by `at_ms` are forgotten.
+    EndSession {
+        /// The session's serial (not its id: the replicated set holds nothing sealed).
+        session: String,
+        /// When the session expires (ms since the Unix epoch).
+        expires_at_ms: u64,
+        /// When it was ended (ms since the Unix epoch, the proposer's clock).
+        at_ms: u64,
+    },
     /// Several independent commands in one log entry (concurrent writes batched into one
     /// fsync). Each is applied on its own: one failed precondition does not affect others.
     Batch {
@@ -94,7 +124,10 @@ impl Command {
             Command::Scale { .. }
             | Command::PutNode { .. }
             | Command::SetDraining { .. }
-            | Command::SetNodeTags { .. } => true,
+            | Command::SetNodeTags { .. }
+            | Command::EndSession { .. } => true,
+            // Compare-and-set on the key id.
+            Command::PutSessionKey { .. } => false,
             Command::DeleteServer { .. } | Command::Place { .. } | Command::DeleteNode { .. } => {
                 false
             }
@@ -113,6 +146,8 @@ impl Command {
             Command::SetDraining { .. } => "set_draining",
             Command::SetNodeTags { .. } => "set_node_tags",
             Command::DeleteNode { .. } => "delete_node",
+            Command::PutSessionKey { .. } => "put_session_key",
+            Command::EndSession { .. } => "end_session",
             Command::Batch { .. } => "batch",
         }
     }
@@ -156,6 +191,18 @@ pub enum CommandError {
         /// Node id.
         id: NodeId,
     },
+    /// A `PutSessionKey` whose id does not follow the current key's (another rotation
+    /// won the race).
+    #[error("session key {id} does not follow the current key {current}; rotate again")]
+    SessionKeyConflict {
+        /// The id proposed.
+        id: u32,
+        /// The current key's id (0: none).
+        current: u32,
+    },
+    /// An `EndSession` with an empty or oversized session serial.
+    #[error("invalid session serial")]
+    InvalidSession,
     /// A batch inside a batch.
     #[error("batches do not nest")]
     NestedBatch,

@@ -5,6 +5,7 @@
 //! ends in the same state. Each successful change bumps the registry revision by one.
 
 mod command;
+pub mod gateway_sessions;
 mod placement_mode;
 pub mod spec;
 
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use command::{Command, CommandError, CommandOutcome, CommandResult};
+pub use gateway_sessions::{GatewaySessions, SecretKey, SessionKey};
 pub use placement_mode::PlacementMode;
 pub use spec::{ServerSpec, SpecError};
 
@@ -54,6 +56,10 @@ pub struct Registry {
     revision: u64,
     servers: BTreeMap<String, ServerRecord>,
     nodes: BTreeMap<NodeId, NodeRecord>,
+    /// Session keys and ended sessions of the MCP gateways; absent from snapshots taken
+    /// before gateways shared sessions.
+    #[serde(default)]
+    gateway_sessions: GatewaySessions,
 }
 
 impl Registry {
@@ -80,6 +86,11 @@ impl Registry {
     /// All known nodes, ordered by id.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeRecord> {
         self.nodes.values()
+    }
+
+    /// What the MCP gateways share about handshake-era sessions.
+    pub fn gateway_sessions(&self) -> &GatewaySessions {
+        &self.gateway_sessions
     }
 
     /// Applies one command. On success the revision grows by one; on error nothing changes.
@@ -183,6 +194,24 @@ impl Registry {
                 if self.nodes.remove(id).is_none() {
                     return Err(CommandError::NodeNotFound { id: *id });
                 }
+                false
+            }
+            Command::PutSessionKey {
+                id,
+                key,
+                at_ms,
+                retain_ms,
+            } => {
+                self.gateway_sessions
+                    .put_key(*id, key, *at_ms, *retain_ms)?;
+                false
+            }
+            Command::EndSession {
+                session,
+                expires_at_ms,
+                at_ms,
+            } => {
+                self.gateway_sessions.end(session, *expires_at_ms, *at_ms)?;
                 false
             }
             Command::Batch { .. } => return Err(CommandError::NestedBatch),
@@ -358,6 +387,43 @@ mod tests {
             r.server("a").unwrap().placements,
             BTreeMap::from([("a-1".into(), 3)])
         );
+    }
+
+    #[test]
+    fn session_state_is_replicated_in_snapshots_and_old_snapshots_still_load() {
+        let mut r = Registry::default();
+        r.apply(&Command::PutSessionKey {
+            id: 1,
+            key: SecretKey::new([7; gateway_sessions::SESSION_KEY_BYTES]),
+            at_ms: 1_000,
+            retain_ms: 60_000,
+        })
+        .unwrap();
+        r.apply(&Command::EndSession {
+            session: "00ff".into(),
+            expires_at_ms: 9_000,
+            at_ms: 2_000,
+        })
+        .unwrap();
+        assert_eq!(r.revision(), 2);
+        let restored: Registry = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(restored, r);
+        assert!(restored.gateway_sessions().is_ended("00ff"));
+        // A snapshot written before sessions were shared has no such field.
+        let old: Registry =
+            serde_json::from_str(r#"{"revision": 3, "servers": {}, "nodes": {}}"#).unwrap();
+        assert!(old.gateway_sessions().current_key().is_none());
+        // A conflicting key id changes nothing, not even the revision.
+        let before = r.clone();
+        assert!(r
+            .apply(&Command::PutSessionKey {
+                id: 1,
+                key: SecretKey::new([8; gateway_sessions::SESSION_KEY_BYTES]),
+                at_ms: 3_000,
+                retain_ms: 60_000,
+            })
+            .is_err());
+        assert_eq!(r, before);
     }
 
     #[test]
