@@ -6,14 +6,15 @@
 //! reader feeding tracing, and a supervisor that owns the child, reaps it, and runs the
 //! shutdown sequence: close stdin, then SIGTERM, then SIGKILL to the group.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use mcp_raft::registry::spec::{ServerSpec, Transport};
+use mcp_raft::registry::spec::{is_node_private, ServerSpec, Transport, INHERITED_ENV};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -89,14 +90,18 @@ impl StdioWire {
             command,
             args,
             env,
+            inherit_env,
             cwd,
         } = &spec.transport
         else {
             return Err(UpstreamError::Connect("not a stdio spec".into()));
         };
         let mut cmd = Command::new(command);
+        // A clean environment: the node's own may hold its admin token and the host's
+        // credentials, and a server is someone else's code.
         cmd.args(args)
-            .envs(env)
+            .env_clear()
+            .envs(child_env(env, inherit_env, std::env::vars_os()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -170,6 +175,26 @@ impl StdioWire {
             .map_err(|e| UpstreamError::Protocol(format!("cannot encode request: {e}")))?;
         self.stdin.send(line).await.map_err(|_| self.shared.death())
     }
+}
+
+/// The whole environment of a server: the node's variables named in [`INHERITED_ENV`] or
+/// in the spec's `inherit_env` (never an `MCPD_*` one, whatever the spec says), then the
+/// spec's `env` over them. `node` is the node's environment.
+fn child_env(
+    env: &BTreeMap<String, String>,
+    inherit_env: &[String],
+    node: impl Iterator<Item = (OsString, OsString)>,
+) -> BTreeMap<OsString, OsString> {
+    let mut out: BTreeMap<OsString, OsString> = node
+        .filter(|(name, _)| {
+            name.to_str().is_some_and(|name| {
+                !is_node_private(name)
+                    && (INHERITED_ENV.contains(&name) || inherit_env.iter().any(|n| n == name))
+            })
+        })
+        .collect();
+    out.extend(env.iter().map(|(k, v)| (k.into(), v.into())));
+    out
 }
 
 impl Wire for StdioWire {
@@ -378,5 +403,60 @@ fn kill_group(pid: Option<u32>, signal: libc::c_int) {
     // at worst fails with ESRCH when the group is already gone.
     unsafe {
         libc::kill(-pid, signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_env(vars: &[(&str, &str)]) -> impl Iterator<Item = (OsString, OsString)> {
+        vars.iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    fn names(env: &BTreeMap<OsString, OsString>) -> Vec<&str> {
+        env.keys().filter_map(|k| k.to_str()).collect()
+    }
+
+    #[test]
+    fn a_server_gets_the_allowlist_its_names_and_its_env_only() {
+        let node = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/n"),
+            ("MCPD_ADMIN_TOKEN", "admin-secret"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+            ("AWS_PROFILE", "prod"),
+            ("TZ", "UTC"),
+        ];
+        let env = BTreeMap::from([
+            ("API_KEY".to_owned(), "k".to_owned()),
+            ("TZ".to_owned(), "Asia/Tokyo".to_owned()),
+        ]);
+        let got = child_env(&env, &[], node_env(&node));
+        assert_eq!(names(&got), ["API_KEY", "HOME", "PATH", "TZ"]);
+        // The spec's env wins over an inherited value.
+        assert_eq!(got[&OsString::from("TZ")], "Asia/Tokyo");
+
+        let got = child_env(&env, &["AWS_PROFILE".to_owned()], node_env(&node));
+        assert_eq!(
+            names(&got),
+            ["API_KEY", "AWS_PROFILE", "HOME", "PATH", "TZ"]
+        );
+        assert_eq!(got[&OsString::from("AWS_PROFILE")], "prod");
+    }
+
+    #[test]
+    fn node_private_variables_are_never_inherited() {
+        // Specs naming one are refused; this holds even for a spec stored some other way.
+        let node = [("MCPD_ADMIN_TOKEN", "admin-secret"), ("PATH", "/bin")];
+        let got = child_env(
+            &BTreeMap::new(),
+            &["MCPD_ADMIN_TOKEN".to_owned()],
+            node_env(&node),
+        );
+        assert_eq!(names(&got), ["PATH"]);
     }
 }

@@ -105,7 +105,8 @@ pub const FIELDS: &[Field] = &[
     row("id", Text, "none", All, "ignored: older specs carried the id here; `name` is the id"),
     row("command", Text, "required", Stdio, "program to run; spawned directly, never through a shell"),
     row("args", TextList, "`[]`", Stdio, "arguments (a plain string is refused: nothing is split on spaces)"),
-    secret(row("env", TextMap, "`{}`", Stdio, "extra environment variables")),
+    secret(row("env", TextMap, "`{}`", Stdio, "environment variables set for the server, over any inherited")),
+    row("inherit_env", TextList, "`[]`", Stdio, "names of the node's environment variables the server inherits besides `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ` and `TMPDIR`, which it always does; nothing else reaches it. Wildcards (`*`) and the node's own `MCPD_*` variables are refused"),
     row("cwd", Text, "the node's", Stdio, "working directory"),
     row("url", Url, "required (or `port`)", Http, "the MCP endpoint"),
     row("port", Kind::Integer { min: 1, max: 65535 }, "none", Http, "shorthand for `url: http://HOST:PORT/mcp`"),
@@ -266,6 +267,18 @@ mod tests {
     }
 
     #[test]
+    fn inherit_env_names_what_every_server_inherits() {
+        let row = row_named("inherit_env").unwrap();
+        for name in super::super::model::INHERITED_ENV {
+            assert!(
+                row.description.contains(&format!("`{name}`")),
+                "{name} missing from {}",
+                row.description
+            );
+        }
+    }
+
+    #[test]
     fn known_fields_follow_the_table() {
         for key in ["name", "type", "server_type", "auth", "placement", "id"] {
             assert!(is_known(None, key), "{key}");
@@ -281,7 +294,10 @@ mod tests {
         assert_eq!(integer_bounds("port"), Some((1, 65535)));
         assert_eq!(integer_bounds("name"), None);
         assert!(!is_known(Some("placement"), "password"));
-        assert_eq!(top_level_only_for(Stdio), ["command", "args", "env", "cwd"]);
+        assert_eq!(
+            top_level_only_for(Stdio),
+            ["command", "args", "env", "inherit_env", "cwd"]
+        );
         assert_eq!(
             top_level_only_for(Http),
             ["url", "port", "host", "headers", "auth"]

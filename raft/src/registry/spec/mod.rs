@@ -12,8 +12,8 @@ mod parse;
 mod render;
 
 pub use model::{
-    Auth, PlacementConstraints, ServerSpec, SpecError, Transport, MAX_NAME_LEN, MAX_REPLICAS,
-    MAX_REQUEST_TIMEOUT_MS, REDACTED,
+    is_node_private, Auth, PlacementConstraints, ServerSpec, SpecError, Transport, INHERITED_ENV,
+    MAX_NAME_LEN, MAX_REPLICAS, MAX_REQUEST_TIMEOUT_MS, REDACTED,
 };
 pub use parse::{from_value, parse_json, validate_name};
 
@@ -40,7 +40,8 @@ mod fixtures {
             "request_timeout_ms": 500, "description": "d",
         });
         let shapes = [
-            json!({"name": "s", "command": "c", "args": ["-x"], "env": {"K": "env-secret"}, "cwd": "/tmp"}),
+            json!({"name": "s", "command": "c", "args": ["-x"], "env": {"K": "env-secret"},
+                   "inherit_env": ["AWS_PROFILE"], "cwd": "/tmp"}),
             json!({"name": "b", "url": "https://x.example/mcp", "headers": {"X-Team": "hdr-secret"},
                    "auth": {"type": "basic", "username": "u", "password": "pw-secret"}}),
             json!({"name": "k", "url": "http://h/mcp", "auth": {"type": "api_key", "key": "key-secret", "header": "X-K"}}),

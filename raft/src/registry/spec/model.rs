@@ -13,6 +13,20 @@ pub const MAX_NAME_LEN: usize = 63;
 pub const MAX_REQUEST_TIMEOUT_MS: u64 = 3_600_000;
 /// What listings show instead of a secret.
 pub const REDACTED: &str = "<redacted>";
+/// The node's environment variables every stdio server inherits (when the node has them):
+/// what a program needs to find its interpreter, files and locale, and nothing that is
+/// commonly a credential. Anything else must be named in `inherit_env` or set in `env`.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// Whether `name` is one of the node's own variables (`MCPD_*`, the admin token among
+/// them), which no server inherits whatever its spec says. Any case: a variable named
+/// `mcpd_admin_token` is refused too, as it was almost certainly meant to be the same.
+pub fn is_node_private(name: &str) -> bool {
+    name.get(..5)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("MCPD_"))
+}
 
 /// A validated server spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +62,10 @@ pub enum Transport {
         args: Vec<String>,
         /// Extra environment variables.
         env: BTreeMap<String, String>,
+        /// Names of node environment variables passed on beyond [`INHERITED_ENV`]. Absent
+        /// in entries written before the field existed, which therefore read as empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        inherit_env: Vec<String>,
         /// Working directory.
         cwd: Option<String>,
     },
@@ -99,12 +117,14 @@ impl std::fmt::Debug for Transport {
                 command,
                 args,
                 env,
+                inherit_env,
                 cwd,
             } => f
                 .debug_struct("Stdio")
                 .field("command", command)
                 .field("args", args)
                 .field("env", &redacted_map(env))
+                .field("inherit_env", inherit_env)
                 .field("cwd", cwd)
                 .finish(),
             Transport::Http { url, headers, auth } => f
@@ -217,7 +237,28 @@ impl ServerSpec {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::{full_specs, SECRETS};
-    use super::REDACTED;
+    use super::{is_node_private, Transport, REDACTED};
+
+    #[test]
+    fn stdio_transports_stored_before_inherit_env_still_read() {
+        let stored = serde_json::json!({"type": "stdio", "command": "c", "args": [], "env": {}, "cwd": null});
+        let transport: Transport = serde_json::from_value(stored.clone()).unwrap();
+        assert!(
+            matches!(&transport, Transport::Stdio { inherit_env, .. } if inherit_env.is_empty())
+        );
+        // And one without inherited names is stored as before.
+        assert_eq!(serde_json::to_value(&transport).unwrap(), stored);
+    }
+
+    #[test]
+    fn node_private_variables_are_the_mcpd_ones() {
+        for name in ["MCPD_ADMIN_TOKEN", "MCPD_", "mcpd_admin_token", "Mcpd_X"] {
+            assert!(is_node_private(name), "{name}");
+        }
+        for name in ["", "MCPD", "PATH", "MY_MCPD_TOKEN", "MCP_TOKEN"] {
+            assert!(!is_node_private(name), "{name}");
+        }
+    }
 
     #[test]
     fn debug_output_hides_every_secret() {

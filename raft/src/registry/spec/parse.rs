@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::fields::{self, Applies};
-use super::model::{Auth, PlacementConstraints, ServerSpec, SpecError, Transport, MAX_NAME_LEN};
+use super::model::{
+    is_node_private, Auth, PlacementConstraints, ServerSpec, SpecError, Transport, MAX_NAME_LEN,
+};
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
     SpecError::InvalidField {
@@ -313,14 +315,28 @@ impl SpecReader {
         }
         let env = self.string_map("env")?;
         for (key, value) in &env {
-            if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return Err(invalid(
-                    format!("env.{key}"),
-                    "variable names must be non-empty, without '=' or NUL",
-                ));
-            }
+            check_variable_name(&format!("env.{key}"), key)?;
             if value.contains('\0') {
                 return Err(invalid(format!("env.{key}"), "must not contain NUL bytes"));
+            }
+        }
+        let inherit_env = self.string_list("inherit_env")?;
+        for (i, name) in inherit_env.iter().enumerate() {
+            let field = format!("inherit_env[{i}]");
+            check_variable_name(&field, name)?;
+            // A wildcard would hand the server every credential the node has, today's and
+            // any added later, on every node the spec runs on: names keep it reviewable.
+            if name.contains(['*', '?']) {
+                return Err(invalid(
+                    field,
+                    format!("{name:?}: list variables by name; wildcards are refused so that no secret of the node reaches a server unlisted"),
+                ));
+            }
+            if is_node_private(name) {
+                return Err(invalid(
+                    field,
+                    format!("{name:?} is the node's own configuration (MCPD_*, the admin token among them) and never passed to a server"),
+                ));
             }
         }
         let cwd = self.string("cwd")?;
@@ -334,6 +350,7 @@ impl SpecReader {
             command,
             args,
             env,
+            inherit_env,
             cwd,
         })
     }
@@ -475,6 +492,16 @@ impl SpecReader {
     }
 }
 
+fn check_variable_name(field: &str, name: &str) -> Result<(), SpecError> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(invalid(
+            field,
+            "variable names must be non-empty, without '=' or NUL",
+        ));
+    }
+    Ok(())
+}
+
 fn check_label(field: &str, label: &str) -> Result<(), SpecError> {
     if label.is_empty() || label.len() > MAX_NAME_LEN || label.chars().any(char::is_control) {
         return Err(invalid(
@@ -598,6 +625,34 @@ mod tests {
                 json!({"name": "a", "command": "x", "env": {"A=B": "c"}}),
                 "env.A=B",
             ),
+            (
+                json!({"name": "a", "command": "x", "inherit_env": "AWS_PROFILE"}),
+                "inherit_env",
+            ),
+            (
+                json!({"name": "a", "command": "x", "inherit_env": ["HOME", ""]}),
+                "inherit_env[1]",
+            ),
+            (
+                json!({"name": "a", "command": "x", "inherit_env": ["*"]}),
+                "inherit_env[0]",
+            ),
+            (
+                json!({"name": "a", "command": "x", "inherit_env": ["AWS_*"]}),
+                "inherit_env[0]",
+            ),
+            (
+                json!({"name": "a", "command": "x", "inherit_env": ["MCPD_ADMIN_TOKEN"]}),
+                "inherit_env[0]",
+            ),
+            (
+                json!({"name": "a", "command": "x", "inherit_env": ["mcpd_admin_token"]}),
+                "inherit_env[0]",
+            ),
+            (
+                json!({"name": "a", "url": "http://h", "inherit_env": ["HOME"]}),
+                "inherit_env",
+            ),
             (json!({"name": "a", "url": "ftp://h"}), "url"),
             (json!({"name": "a", "url": "http:///x"}), "url"),
             (
@@ -648,6 +703,21 @@ mod tests {
             assert_eq!(err.field(), Some(field), "{input} -> {err}");
             assert!(err.to_string().contains(field), "{err}");
         }
+    }
+
+    #[test]
+    fn inherit_env_is_optional_and_kept_in_order() {
+        let spec = parse(json!({"name": "a", "command": "x"})).unwrap();
+        assert!(
+            matches!(spec.transport, Transport::Stdio { ref inherit_env, .. } if inherit_env.is_empty())
+        );
+        let spec = parse(
+            json!({"name": "a", "command": "x", "inherit_env": ["AWS_PROFILE", "KUBECONFIG"]}),
+        )
+        .unwrap();
+        assert!(
+            matches!(spec.transport, Transport::Stdio { ref inherit_env, .. } if inherit_env == &["AWS_PROFILE", "KUBECONFIG"])
+        );
     }
 
     #[test]

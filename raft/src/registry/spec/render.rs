@@ -17,11 +17,13 @@ impl ServerSpec {
                 command,
                 args,
                 env,
+                inherit_env,
                 cwd,
             } => {
                 out.insert("command".into(), command.clone().into());
                 out.insert("args".into(), args.clone().into());
                 out.insert("env".into(), json!(env));
+                out.insert("inherit_env".into(), inherit_env.clone().into());
                 if let Some(cwd) = cwd {
                     out.insert("cwd".into(), cwd.clone().into());
                 }
