@@ -67,6 +67,8 @@ pub struct ClusterOptions {
     pub extra_args: Vec<String>,
     /// Extra flags for one node only (given again when it restarts).
     pub node_args: BTreeMap<u64, Vec<String>>,
+    /// Extra environment variables of every node process.
+    pub env: BTreeMap<String, String>,
 }
 
 /// A set of `mcpd node` processes; every process is killed when it is dropped.
@@ -149,6 +151,7 @@ impl TestCluster {
             .args(&self.options.extra_args)
             .env("RUST_LOG", "info")
             .env_remove("MCPD_ADMIN_TOKEN")
+            .envs(&self.options.env)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log fd"))
             .stderr(log_file);

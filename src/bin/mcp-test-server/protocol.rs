@@ -212,12 +212,18 @@ impl Server {
                 "x".repeat(usize::try_from(bytes).unwrap_or(0))
             }
             "whoami" => format!("{} pid={}", self.name, std::process::id()),
-            // Lets tests prove that a spec's env reached the process.
-            "env" => args
-                .get("name")
-                .and_then(Value::as_str)
-                .and_then(|name| std::env::var(name).ok())
-                .unwrap_or_default(),
+            // Lets tests prove what reached the process: a spec's env, and nothing of the
+            // node's beyond what it should inherit.
+            "env" => match args.get("name").and_then(Value::as_str) {
+                Some(name) => std::env::var(name).unwrap_or_default(),
+                None => {
+                    let mut names: Vec<String> = std::env::vars_os()
+                        .map(|(name, _)| name.to_string_lossy().into_owned())
+                        .collect();
+                    names.sort();
+                    names.join("\n")
+                }
+            },
             "counter" => count.to_string(),
             other => return Outcome::Reply(error(id, -32602, &format!("unknown tool: {other}"))),
         };
@@ -275,7 +281,7 @@ fn tools() -> Value {
         tool("whoami", "Names this instance", json!({})),
         tool(
             "env",
-            "Returns the value of an environment variable",
+            "Returns the value of the environment variable `name`, or without `name` the names of all, one a line",
             json!({"name": {"type": "string"}})
         ),
         tool(
