@@ -124,6 +124,18 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<MembersAction>,
     },
+    /// Manage the MCP gateway (`/mcp`) of every node.
+    Gateway {
+        #[command(subcommand)]
+        action: GatewayAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayAction {
+    /// Seal new handshake-era session ids with a fresh key; sessions opened before keep
+    /// working until they expire. The key is never shown.
+    RotateKey,
 }
 
 /// Options of `call` and `exec`.
@@ -215,6 +227,10 @@ pub struct NodeArgs {
     /// Browser origins allowed at /mcp besides loopback ones, comma-separated (`*`: any).
     #[arg(long, env = "MCPD_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub mcp_allowed_origins: Option<Vec<String>>,
+    /// Lifetime of a handshake-era /mcp session from its `initialize`, used or not, in
+    /// seconds; at most 604800 (7 days) [default: 86400].
+    #[arg(long, env = "MCPD_MCP_SESSION_LIFETIME_SECS")]
+    pub mcp_session_lifetime_secs: Option<u64>,
     #[command(flatten)]
     pub dataplane: DataPlaneArgs,
 }

@@ -6,12 +6,13 @@ use std::path::Path;
 use mcp_proto::cluster::{
     AddLearnerRequest, DeployRequest, DrainRequest, GetMetricsRequest, GetServerRequest,
     ListServersRequest, MembersReply, MembersRequest, PromoteVoterRequest, RemoveNodeRequest,
-    ScaleRequest, ServerInfo, ServerStats, StatusRequest, UndeployRequest, WriteReply,
+    RotateSessionKeyRequest, ScaleRequest, ServerInfo, ServerStats, StatusRequest, UndeployRequest,
+    WriteReply,
 };
 use mcp_proto::execute::{ExecuteRequest, ExecuteToolRequest};
 use serde_json::{json, Value};
 
-use crate::cli::{ClientArgs, Command, ExecArgs, MembersAction, OutputFormat};
+use crate::cli::{ClientArgs, Command, ExecArgs, GatewayAction, MembersAction, OutputFormat};
 use crate::client::{self, Client};
 use crate::output;
 
@@ -191,6 +192,26 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
             .map_err(RemoteError::from)?;
             print_members(out, reply.get_ref());
         }
+        Command::Gateway {
+            action: GatewayAction::RotateKey,
+        } => {
+            let reply = client
+                .rotate_session_key(RotateSessionKeyRequest {})
+                .await
+                .map_err(RemoteError::from)?;
+            let reply = reply.get_ref();
+            let json = json!({
+                "key_id": reply.key_id,
+                "revision": reply.revision,
+                "log_index": reply.log_index,
+            });
+            print_reply(out, &json, || {
+                format!(
+                    "gateway session key {} in use (revision {}); older sessions stay valid until they expire",
+                    reply.key_id, reply.revision
+                )
+            });
+        }
         Command::Node(_) | Command::Dev(_) | Command::Call { .. } | Command::Exec { .. } => {
             return Err("not a cluster-API command".into());
         }
@@ -289,17 +310,22 @@ fn read_spec(path: &Path) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 fn print_write(out: OutputFormat, verb: &str, reply: &WriteReply) {
+    let json = json!({
+        "name": reply.name,
+        "revision": reply.revision,
+        "created": reply.created,
+        "log_index": reply.log_index,
+    });
+    print_reply(out, &json, || {
+        format!("{} {} (revision {})", reply.name, verb, reply.revision)
+    });
+}
+
+/// Prints a reply as `json` (`-o json`) or as the one line `line` makes.
+fn print_reply(out: OutputFormat, json: &Value, line: impl FnOnce() -> String) {
     match out {
-        OutputFormat::Json => print!(
-            "{}",
-            output::json(&json!({
-                "name": reply.name,
-                "revision": reply.revision,
-                "created": reply.created,
-                "log_index": reply.log_index,
-            }))
-        ),
-        OutputFormat::Table => println!("{} {} (revision {})", reply.name, verb, reply.revision),
+        OutputFormat::Json => print!("{}", output::json(json)),
+        OutputFormat::Table => println!("{}", line()),
     }
 }
 

@@ -60,6 +60,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             addr: args.mcp_addr,
             token: None,
             allowed_origins: Vec::new(),
+            session_lifetime: mcp_cluster::gateway::session::DEFAULT_SESSION_LIFETIME,
         }),
         ..NodeConfig::new(dir.path())
     };

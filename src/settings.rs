@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR};
 use mcp_cluster::dataplane::DataPlaneConfig;
+use mcp_cluster::gateway::session::{DEFAULT_SESSION_LIFETIME, MAX_SESSION_LIFETIME};
 use mcp_cluster::{NodeConfig, RaftTuning};
 use serde::Deserialize;
 
@@ -36,6 +37,7 @@ pub struct FileSettings {
     mcp_addr: Option<SocketAddr>,
     mcp_token: Option<String>,
     mcp_allowed_origins: Option<Vec<String>>,
+    mcp_session_lifetime_secs: Option<u64>,
     /// The `[dataplane]` table.
     #[serde(default)]
     dataplane: DataPlaneArgs,
@@ -146,6 +148,16 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
             .unwrap_or(defaults.logs_to_keep),
     };
     let dataplane = dataplane_config(&args.dataplane, &file.dataplane)?;
+    let session_lifetime = args
+        .mcp_session_lifetime_secs
+        .or(file.mcp_session_lifetime_secs)
+        .map_or(DEFAULT_SESSION_LIFETIME, Duration::from_secs);
+    if session_lifetime.is_zero() || session_lifetime > MAX_SESSION_LIFETIME {
+        return Err(SettingsError::Invalid(format!(
+            "mcp_session_lifetime_secs must be 1 to {}",
+            MAX_SESSION_LIFETIME.as_secs()
+        )));
+    }
     let gateway = args
         .mcp_addr
         .or(file.mcp_addr)
@@ -161,6 +173,7 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
                 .clone()
                 .or(file.mcp_allowed_origins.clone())
                 .unwrap_or_default(),
+            session_lifetime,
         });
     Ok(NodeConfig {
         id: args.id.or(file.id),

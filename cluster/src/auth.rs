@@ -53,6 +53,16 @@ pub const POLICY: &[(&str, Access)] = &[
     ("/mcp.cluster.v1.ClusterService/AddLearner", Access::Write),
     ("/mcp.cluster.v1.ClusterService/PromoteVoter", Access::Write),
     ("/mcp.cluster.v1.ClusterService/RemoveNode", Access::Write),
+    (
+        "/mcp.cluster.v1.ClusterService/RotateSessionKey",
+        Access::Write,
+    ),
+    // Ending a session is part of using tools through the gateway, whose node sends it
+    // with its own token after checking the client's.
+    (
+        "/mcp.cluster.v1.ClusterService/EndGatewaySession",
+        Access::Execute,
+    ),
     ("/mcp.execute.v1.ExecuteService/Execute", Access::Execute),
     (
         "/mcp.execute.v1.ExecuteService/ExecuteTool",

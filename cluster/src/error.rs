@@ -91,10 +91,13 @@ impl ClusterError {
             ClusterError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             ClusterError::Rejected(CommandError::ServerNotFound { .. })
             | ClusterError::Rejected(CommandError::NodeNotFound { .. }) => ErrorKind::NotFound,
-            ClusterError::Rejected(CommandError::RevisionMismatch { .. }) => {
+            // A rotation that lost the race for its key id is a compare-and-set failure.
+            ClusterError::Rejected(CommandError::RevisionMismatch { .. })
+            | ClusterError::Rejected(CommandError::SessionKeyConflict { .. }) => {
                 ErrorKind::RevisionMismatch
             }
-            ClusterError::Rejected(CommandError::NestedBatch) => ErrorKind::InvalidArgument,
+            ClusterError::Rejected(CommandError::NestedBatch)
+            | ClusterError::Rejected(CommandError::InvalidSession) => ErrorKind::InvalidArgument,
             ClusterError::Unauthorized => ErrorKind::Unauthorized,
             ClusterError::Unavailable(_)
             | ClusterError::NoLeader

@@ -1,7 +1,8 @@
 //! Leader duties. The node that holds leadership keeps derived registry state in step with
 //! Raft's own; followers only watch. Today that is the registry's node records, which follow
 //! Raft membership (placement reads node records, not membership, so it sees one consistent,
-//! replicated view with node attributes).
+//! replicated view with node attributes), and the first session key of the MCP gateways,
+//! made once when the registry has none (later keys come from `RotateSessionKey`).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use mcp_raft::{Command, NodeId, RegistryReader};
 use tokio::task::JoinHandle;
 
 use crate::membership::MembershipView;
-use crate::proposer::Proposer;
+use crate::proposer::{Proposed, Proposer};
 
 /// Starts the leader-duty loop of this node; it ends when Raft shuts down.
 pub fn spawn(raft: Raft, proposer: Proposer, registry: RegistryReader) -> JoinHandle<()> {
@@ -22,6 +23,7 @@ pub fn spawn(raft: Raft, proposer: Proposer, registry: RegistryReader) -> JoinHa
             let view = MembershipView::from_metrics(&metrics.borrow_and_update());
             seen.log_change(&view);
             if view.leading {
+                ensure_session_key(&proposer, &registry).await;
                 for command in node_sync_commands(&registry, &view.nodes) {
                     let proposed = proposer.propose(command).await;
                     if !proposed.is_applied() {
@@ -35,6 +37,29 @@ pub fn spawn(raft: Raft, proposer: Proposer, registry: RegistryReader) -> JoinHa
             }
         }
     })
+}
+
+/// Proposes a first gateway session key if the registry has none. Its id is 1 and the
+/// command a compare-and-set on it, so two leaders in turn cannot both make one.
+async fn ensure_session_key(proposer: &Proposer, registry: &RegistryReader) {
+    let command = registry.read(|state| {
+        let sessions = state.registry.gateway_sessions();
+        match sessions.current_key() {
+            Some(_) => None,
+            None => Some(crate::gateway::session::next_key_command(
+                sessions,
+                crate::gateway::session::unix_ms(),
+            )),
+        }
+    });
+    if let Some((id, command)) = command {
+        match proposer.propose(command).await {
+            Proposed::Applied { result: Ok(_), .. } => {
+                tracing::info!(key_id = id, "made the gateway session key");
+            }
+            other => tracing::debug!(?other, "gateway session key deferred"),
+        }
+    }
 }
 
 /// What this node last knew about leadership, to log each election once.

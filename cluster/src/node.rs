@@ -160,7 +160,7 @@ impl ClusterNode {
                     .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
             )
             .add_service(
-                ClusterServiceServer::new(cluster_api)
+                ClusterServiceServer::new(cluster_api.clone())
                     .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
             )
             .add_service(
@@ -210,17 +210,18 @@ impl ClusterNode {
             let token = gateway.token.clone().or_else(|| config.admin_token.clone());
             tracing::info!(url = %format!("http://{addr}/mcp"), token = token.is_some(), "serving the MCP gateway");
             let mut stopped = stop_http.subscribe();
-            let serving = crate::gateway::serve(
-                listener,
+            let parts = crate::gateway::GatewayParts {
                 token,
-                gateway.allowed_origins.clone(),
-                Arc::clone(&dataplane),
-                registry.clone(),
-                Arc::clone(metrics.gateway()),
-                async move {
-                    let _ = stopped.changed().await;
-                },
-            );
+                allowed_origins: gateway.allowed_origins.clone(),
+                session_lifetime: gateway.session_lifetime,
+                plane: Arc::clone(&dataplane),
+                registry: registry.clone(),
+                sessions: cluster_api.session_handlers(),
+                metrics: Arc::clone(metrics.gateway()),
+            };
+            let serving = crate::gateway::serve(listener, parts, async move {
+                let _ = stopped.changed().await;
+            });
             tokio::spawn(async move {
                 if let Err(e) = serving.await {
                     tracing::warn!(error = %e, "MCP gateway stopped");

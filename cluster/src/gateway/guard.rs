@@ -91,6 +91,14 @@ impl std::fmt::Debug for Guard {
     }
 }
 
+/// The token of an `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 impl Guard {
     /// Checks for a listener bound to `listen`; `token` (if any) must be presented.
     pub fn new(listen: SocketAddr, token: Option<String>, allowed_origins: Vec<String>) -> Self {
@@ -108,6 +116,13 @@ impl Guard {
     /// True when a token is required.
     pub fn requires_token(&self) -> bool {
         self.token.is_some()
+    }
+
+    /// The credential a request was let in with: its bearer token when one is required,
+    /// `None` on an open endpoint (what a client sends there proves nothing). Sessions are
+    /// bound to it.
+    pub fn credential<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        self.token.as_ref().and_then(|_| bearer(headers))
     }
 
     /// Allows or refuses a request by its headers.
@@ -128,11 +143,7 @@ impl Guard {
             }
         }
         if let Some(expected) = &self.token {
-            let presented = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
+            let presented = bearer(headers).unwrap_or("");
             if !crate::auth::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
                 return Err(GuardError::Unauthorized);
             }
@@ -258,7 +269,12 @@ mod tests {
         let wrong = (header::AUTHORIZATION, "Bearer s3cre");
         assert!(g.check(&headers(&[host.clone(), wrong])).is_err());
         let right = (header::AUTHORIZATION, "Bearer s3cret");
-        assert!(g.check(&headers(&[host, right])).is_ok());
+        let let_in = headers(&[host, right.clone()]);
+        assert!(g.check(&let_in).is_ok());
+        assert_eq!(g.credential(&let_in), Some("s3cret"));
         assert!(!format!("{g:?}").contains("s3cret"));
+        // On an open endpoint a bearer proves nothing, so sessions bind to none.
+        let open = Guard::new("127.0.0.1:1".parse().unwrap(), None, vec![]);
+        assert_eq!(open.credential(&headers(&[right])), None);
     }
 }

@@ -5,7 +5,8 @@
 //! session, the methods the gateway answers itself) -> [`catalog`] (tool names ->
 //! server and tool) -> [`DataPlane::execute`]. Only the JSON-RPC body travels on: the
 //! client's headers, its `Authorization` above all, never reach an upstream server.
-//! [`session`] holds handshake-era sessions. See docs/gateway.md.
+//! [`session`] seals handshake-era sessions so that any node serves them. See
+//! docs/gateway.md.
 
 pub mod catalog;
 pub mod guard;
@@ -15,20 +16,23 @@ pub mod session;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use mcp_raft::registry::GatewaySessions;
 use mcp_raft::RegistryReader;
 use serde_json::{json, Value};
 
 use crate::dataplane::{DataPlane, ExecuteError, ExecuteOptions};
+use crate::grpc::session_service::SessionHandlers;
 use catalog::Catalog;
 use guard::{GatewayMetrics, Guard};
 use protocol::Era;
-use session::Sessions;
+use session::{OpenSession, SessionError};
 
 /// Largest request body accepted (413 beyond it).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -36,6 +40,9 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 const SESSION_HEADER: &str = "mcp-session-id";
 /// The protocol version header.
 const VERSION_HEADER: &str = "mcp-protocol-version";
+/// Longest wait, after `DELETE`, for this node to apply the end it proposed, so the next
+/// request here already sees it (other nodes follow within a heartbeat or so).
+const END_APPLY_WAIT: Duration = Duration::from_secs(2);
 
 /// How the gateway is set up.
 #[derive(Clone)]
@@ -47,6 +54,9 @@ pub struct GatewayConfig {
     pub token: Option<String>,
     /// Browser origins allowed besides loopback ones (`*` allows any).
     pub allowed_origins: Vec<String>,
+    /// How long a handshake-era session lasts from its `initialize`, used or not (at most
+    /// [`session::MAX_SESSION_LIFETIME`]).
+    pub session_lifetime: Duration,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -55,42 +65,94 @@ impl std::fmt::Debug for GatewayConfig {
             .field("addr", &self.addr)
             .field("token", &self.token.is_some())
             .field("allowed_origins", &self.allowed_origins)
+            .field("session_lifetime", &self.session_lifetime)
             .finish()
     }
+}
+
+/// What a gateway is served with, besides its listener.
+pub struct GatewayParts {
+    /// The token clients must present, already resolved (`--mcp-token`, else the admin
+    /// token, else none).
+    pub token: Option<String>,
+    /// Browser origins allowed besides loopback ones.
+    pub allowed_origins: Vec<String>,
+    /// Lifetime of a handshake-era session.
+    pub session_lifetime: Duration,
+    /// Where calls run.
+    pub plane: Arc<DataPlane>,
+    /// The registry: servers for the catalog, session keys and ended sessions.
+    pub registry: RegistryReader,
+    /// Where `DELETE /mcp` proposes the end of a session.
+    pub sessions: SessionHandlers,
+    /// Where refusals are counted.
+    pub metrics: Arc<GatewayMetrics>,
 }
 
 /// What the handlers share.
 struct Gateway {
     guard: Guard,
     metrics: Arc<GatewayMetrics>,
-    sessions: Sessions,
+    session_lifetime: Duration,
+    registry: RegistryReader,
+    sessions: SessionHandlers,
     catalog: Catalog,
     plane: Arc<DataPlane>,
 }
 
-/// Serves `/mcp` on `listener` until `shutdown` resolves. `token` is the one clients
-/// must present (already resolved: `--mcp-token`, else the admin token, else none);
-/// refusals count in `metrics`.
+impl Gateway {
+    /// Runs `f` on the registry's session state, with the principal of `headers` and the
+    /// time now.
+    fn with_sessions<R>(
+        &self,
+        headers: &HeaderMap,
+        f: impl FnOnce(&GatewaySessions, Option<String>, u64) -> R,
+    ) -> R {
+        let principal = session::principal(self.guard.credential(headers));
+        self.registry.read(|state| {
+            f(
+                state.registry.gateway_sessions(),
+                principal,
+                session::unix_ms(),
+            )
+        })
+    }
+
+    /// Seals a new session at `version` for the credential of `headers`.
+    fn seal_session(&self, version: &str, headers: &HeaderMap) -> Result<String, SessionError> {
+        self.with_sessions(headers, |sessions, principal, now| {
+            session::seal(sessions, version, principal, self.session_lifetime, now)
+        })
+    }
+
+    /// Opens session `id`, presented with the credential of `headers`.
+    fn open_session(&self, id: &str, headers: &HeaderMap) -> Result<OpenSession, SessionError> {
+        self.with_sessions(headers, |sessions, principal, now| {
+            session::open(sessions, id, principal.as_deref(), now)
+        })
+    }
+}
+
+/// Serves `/mcp` on `listener` until `shutdown` resolves; refusals count in
+/// `parts.metrics`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    token: Option<String>,
-    allowed_origins: Vec<String>,
-    plane: Arc<DataPlane>,
-    registry: RegistryReader,
-    metrics: Arc<GatewayMetrics>,
+    parts: GatewayParts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let guard = Guard::new(addr, token, allowed_origins);
+    let guard = Guard::new(addr, parts.token, parts.allowed_origins);
     if !addr.ip().is_loopback() && !guard.requires_token() {
         tracing::warn!(%addr, "the MCP gateway is reachable beyond loopback without a token");
     }
     let gateway = Arc::new(Gateway {
         guard,
-        metrics,
-        sessions: Sessions::default(),
-        catalog: Catalog::new(Arc::clone(&plane), registry),
-        plane,
+        metrics: parts.metrics,
+        session_lifetime: parts.session_lifetime.min(session::MAX_SESSION_LIFETIME),
+        registry: parts.registry.clone(),
+        sessions: parts.sessions,
+        catalog: Catalog::new(Arc::clone(&parts.plane), parts.registry),
+        plane: parts.plane,
     });
     let app = axum::Router::new()
         .route(
@@ -156,11 +218,37 @@ async fn handle_delete(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
     if let Some(refusal) = refusal(&gateway, &headers) {
         return refusal;
     }
-    match session_id(&headers) {
-        None => refused(StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required"),
-        Some(id) if gateway.sessions.close(id) => StatusCode::NO_CONTENT.into_response(),
-        Some(_) => refused(StatusCode::NOT_FOUND, "unknown session"),
-    }
+    let Some(id) = session_id(&headers) else {
+        return refused(StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required");
+    };
+    let session = match gateway.open_session(id, &headers) {
+        Ok(session) => session,
+        Err(e) => return unknown_session(&e),
+    };
+    let revision = match gateway
+        .sessions
+        .end_for_gateway(&session.serial, session.expires_at_ms)
+        .await
+    {
+        Ok(revision) => revision,
+        Err(status) => {
+            tracing::warn!(error = %status.message(), "could not end a gateway session");
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("could not end the session: {}", status.message()),
+            );
+        }
+    };
+    let mut applied = gateway.registry.subscribe();
+    let _ = tokio::time::timeout(END_APPLY_WAIT, applied.wait_for(|r| *r >= revision)).await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The answer to a session id that did not open: 404, so the client initializes again as
+/// the transport asks. Why is only logged (at debug: any client can provoke it).
+fn unknown_session(why: &SessionError) -> Response {
+    tracing::debug!(reason = %why, "gateway session refused");
+    refused(StatusCode::NOT_FOUND, "unknown session: initialize again")
 }
 
 async fn handle_post(
@@ -225,10 +313,11 @@ async fn handle_post(
                      2026-07-28 protocol with _meta)",
                 )
             }
-            Some(session) if gateway.sessions.touch(session).is_none() => {
-                return refused(StatusCode::NOT_FOUND, "unknown session: initialize again");
+            Some(session) => {
+                if let Err(e) = gateway.open_session(session, &headers) {
+                    return unknown_session(&e);
+                }
             }
-            Some(_) => {}
         },
     }
     // Notifications (initialized, cancelled, ...) need no answer.
@@ -239,7 +328,14 @@ async fn handle_post(
         ("initialize", Era::Handshake) => {
             let asked = params.get("protocolVersion").and_then(Value::as_str);
             let version = protocol::negotiate(asked);
-            new_session = Some(gateway.sessions.open(version));
+            match gateway.seal_session(version, &headers) {
+                Ok(session) => new_session = Some(session),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open a gateway session");
+                    let error = protocol::error(id, protocol::INTERNAL_ERROR, e.to_string(), None);
+                    return json_response(StatusCode::SERVICE_UNAVAILABLE, &error);
+                }
+            }
             protocol::result(id, protocol::initialize_result(version), &era)
         }
         ("server/discover", Era::Stateless(_)) => {

@@ -1,7 +1,7 @@
 //! Server side of the cluster API: one `ClusterService` implementation that hands each RPC
 //! to the handlers of its concern: registry writes and reads ([`RegistryHandlers`]),
 //! membership ([`MembershipHandlers`]) and this node's status and metrics
-//! ([`StatusHandlers`]). Requests that need the leader go through one [`LeaderRoute`].
+//! ([`StatusHandlers`]), and the MCP gateway's shared sessions ([`SessionHandlers`]). Requests that need the leader go through one [`LeaderRoute`].
 //! Who may call which method is settled before a handler runs, by [`crate::auth`].
 
 use std::sync::Arc;
@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use mcp_proto::cluster::cluster_service_server::ClusterService;
 use mcp_proto::cluster::{
-    AddLearnerRequest, DeployRequest, DrainRequest, GetMetricsReply, GetMetricsRequest,
-    GetServerRequest, ListServersReply, ListServersRequest, MembersReply, MembersRequest,
-    MetricsReply, MetricsRequest, PromoteVoterRequest, RemoveNodeRequest, ScaleRequest, ServerInfo,
-    StatusReply, StatusRequest, UndeployRequest, WriteReply,
+    AddLearnerRequest, DeployRequest, DrainRequest, EndGatewaySessionRequest, GetMetricsReply,
+    GetMetricsRequest, GetServerRequest, ListServersReply, ListServersRequest, MembersReply,
+    MembersRequest, MetricsReply, MetricsRequest, PromoteVoterRequest, RemoveNodeRequest,
+    RotateSessionKeyReply, RotateSessionKeyRequest, ScaleRequest, ServerInfo, StatusReply,
+    StatusRequest, UndeployRequest, WriteReply,
 };
 use mcp_raft::types::Raft;
 use mcp_raft::{NodeId, RegistryReader};
@@ -21,6 +22,7 @@ use tonic::{Request, Response, Status};
 use super::leader_route::LeaderRoute;
 use super::membership_service::MembershipHandlers;
 use super::registry_service::RegistryHandlers;
+use super::session_service::SessionHandlers;
 use super::status_service::StatusHandlers;
 use crate::batcher::ProposalBatcher;
 use crate::dataplane::DataPlane;
@@ -33,6 +35,7 @@ pub struct ClusterApi {
     registry: RegistryHandlers,
     membership: MembershipHandlers,
     status: StatusHandlers,
+    sessions: SessionHandlers,
 }
 
 impl ClusterApi {
@@ -48,6 +51,7 @@ impl ClusterApi {
         let route = LeaderRoute::new(id, raft.clone(), peers, batcher, write_timeout);
         let membership = MembershipHandlers::new(route.clone(), registry.clone());
         Self {
+            sessions: SessionHandlers::new(route.clone(), registry.clone()),
             registry: RegistryHandlers::new(route, registry.clone(), membership.clone()),
             status: StatusHandlers::new(id, raft, registry, membership.clone()),
             membership,
@@ -59,6 +63,12 @@ impl ClusterApi {
     pub fn with_node_tags(mut self, tags: Vec<String>) -> Self {
         self.status = self.status.with_node_tags(tags);
         self
+    }
+
+    /// The handlers of the gateway-session RPCs, which the node's MCP gateway calls
+    /// in-process to end a session on every node.
+    pub fn session_handlers(&self) -> SessionHandlers {
+        self.sessions.clone()
     }
 
     /// Lists this data plane's instances in status replies and serves its metrics.
@@ -138,5 +148,19 @@ impl ClusterService for ClusterApi {
         r: Request<GetMetricsRequest>,
     ) -> Result<Response<GetMetricsReply>, Status> {
         self.status.get_metrics(r).await
+    }
+
+    async fn rotate_session_key(
+        &self,
+        r: Request<RotateSessionKeyRequest>,
+    ) -> Result<Response<RotateSessionKeyReply>, Status> {
+        self.sessions.rotate_session_key(r).await
+    }
+
+    async fn end_gateway_session(
+        &self,
+        r: Request<EndGatewaySessionRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.sessions.end_gateway_session(r).await
     }
 }

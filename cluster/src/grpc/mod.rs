@@ -1,5 +1,5 @@
 //! The gRPC services a node serves, one module per service; `ClusterService` hands its
-//! RPCs to one module per concern (registry, membership, status), and everything that must
+//! RPCs to one module per concern (registry, membership, status, gateway sessions), and everything that must
 //! run on the leader goes through `leader_route`.
 
 pub mod cluster_service;
@@ -8,6 +8,7 @@ pub mod leader_route;
 pub mod membership_service;
 pub mod raft_service;
 pub mod registry_service;
+pub mod session_service;
 pub mod status_service;
 
 pub use cluster_service::ClusterApi;

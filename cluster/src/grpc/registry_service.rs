@@ -244,7 +244,7 @@ fn server_info(record: &ServerRecord, fleet: &FleetReport) -> ServerInfo {
     }
 }
 
-fn write_reply(name: &str, (outcome, index): Committed) -> WriteReply {
+pub(super) fn write_reply(name: &str, (outcome, index): Committed) -> WriteReply {
     WriteReply {
         revision: outcome.revision,
         name: name.to_owned(),
