@@ -79,8 +79,8 @@ pub enum Command {
         /// Node id.
         id: NodeId,
     },
-    /// Make `key` the key that seals new gateway session ids, under `id` (the current id
-    /// + 1, else refused: racing rotations cannot both win). Keys retired more than
+    /// Make `key` the key that seals new gateway session ids, under `id` (the one after the
+    /// current id, else refused: racing rotations cannot both win). Keys retired more than
     /// `retain_ms` before `at_ms` are dropped. Proposed by the leader when there is none,
     /// and by `mcpd gateway rotate-key`. `Debug` never shows the key.
     PutSessionKey {
