@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mcp_cluster::proposer::Proposed;
 use mcp_cluster::{ClusterNode, NodeConfig, RaftTuning};
 
 use crate::cli::DevArgs;
@@ -27,15 +28,26 @@ async fn deploy_demo(node: &ClusterNode) -> String {
         spec,
         expected_revision: None,
     };
-    // The single node elects itself at once; give it a moment before writing.
-    for _ in 0..50 {
-        if node.raft().client_write(command.clone()).await.is_ok() {
-            return "  mcpd call demo echo '{\"text\": \"hello\"}'\n  mcpd exec demo '{\"method\": \"tools/list\"}'\n".to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The single node elects itself at once; proposing before that would only be refused.
+    let elected = node
+        .raft()
+        .wait(Some(Duration::from_secs(5)))
+        .current_leader(node.id(), "dev node elects itself")
+        .await;
+    if let Err(e) = elected {
+        tracing::warn!(error = %e, "could not deploy the demo server: no leader");
+        return String::new();
     }
-    tracing::warn!("could not deploy the demo server");
-    String::new()
+    // Through the proposer, so the demo deploy is counted like any other write.
+    match node.propose(command).await {
+        Proposed::Applied { result: Ok(_), .. } => {
+            "  mcpd call demo echo '{\"text\": \"hello\"}'\n  mcpd exec demo '{\"method\": \"tools/list\"}'\n".to_owned()
+        }
+        other => {
+            tracing::warn!(fate = ?other, "could not deploy the demo server");
+            String::new()
+        }
+    }
 }
 
 /// Runs the dev node until Ctrl-C.

@@ -15,7 +15,7 @@ use mcp_proto::execute::execute_service_server::ExecuteServiceServer;
 use mcp_proto::raft::raft_service_server::RaftServiceServer;
 use mcp_raft::network::GrpcNetworkFactory;
 use mcp_raft::types::Raft;
-use mcp_raft::{NodeId, RegistryReader, RegistryStateMachine};
+use mcp_raft::{Command, NodeId, RegistryReader, RegistryStateMachine};
 use mcp_storage::SledLogStore;
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
@@ -36,7 +36,7 @@ use crate::http::HttpState;
 use crate::identity::NodeIdentity;
 use crate::metrics::NodeMetrics;
 use crate::peer_forwarder::GrpcForwarder;
-use crate::proposer::Proposer;
+use crate::proposer::{Proposed, Proposer};
 
 /// sled page cache per node; the registry is small, the default 1 GiB would be waste.
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -52,6 +52,9 @@ pub struct ClusterNode {
     leader_duties: JoinHandle<()>,
     scheduler: JoinHandle<()>,
     dataplane: Arc<DataPlane>,
+    /// The proposer with the write timeout, for commands proposed by the program that runs
+    /// the node (counted like every other proposal).
+    proposer: Proposer,
     stop_http: tokio::sync::watch::Sender<bool>,
     /// Where in-process connections are handed to the server (in-process nodes only).
     in_process: Option<mpsc::Sender<DuplexStream>>,
@@ -129,13 +132,14 @@ impl ClusterNode {
         );
         let raft_api = RaftApi::new(raft.clone());
         let proposer = Proposer::new(raft.clone(), Arc::clone(metrics.proposals()));
+        let timed_proposer = proposer.clone().with_timeout(config.write_timeout);
         let cluster_api = ClusterApi::new(
             identity.id,
             raft.clone(),
             registry.clone(),
             peers.clone(),
             config.write_timeout,
-            ProposalBatcher::start(proposer.clone().with_timeout(config.write_timeout)),
+            ProposalBatcher::start(timed_proposer.clone()),
         )
         .with_dataplane(Arc::clone(&dataplane), Arc::clone(&metrics))
         .with_node_tags(config.tags.clone());
@@ -256,6 +260,7 @@ impl ClusterNode {
             leader_duties,
             scheduler,
             dataplane,
+            proposer: timed_proposer,
             stop_http,
             in_process,
         })
@@ -295,6 +300,13 @@ impl ClusterNode {
     /// The data plane.
     pub fn dataplane(&self) -> &Arc<DataPlane> {
         &self.dataplane
+    }
+
+    /// Proposes `command` on this node, as the API's writes are (counted in
+    /// `mcp_raft_proposals_total`), waiting at most the write timeout for its commit. A
+    /// follower answers [`Proposed::NotLeader`]: nothing is forwarded.
+    pub async fn propose(&self, command: Command) -> Proposed {
+        self.proposer.propose(command).await
     }
 
     /// Stops serving, stops every local instance and shuts Raft down.
