@@ -1,5 +1,6 @@
-"""Every snippet of the migration guide (docs: /shared/seeds/003), run as written where it
-is real code; pseudo-code (`create_config(i)`, `...`) is filled in with real servers."""
+"""Every snippet of the migration guide (the Python API that `mcp_rust` keeps, described in
+docs/python.md), run as written where it is real code; pseudo-code (`create_config(i)`,
+`...`) is filled in with real servers."""
 
 from __future__ import annotations
 
