@@ -42,6 +42,8 @@ pub mod peer_forwarder;
 pub mod proposer;
 pub mod raft_metrics;
 pub mod scheduler;
+#[cfg(test)]
+mod testing;
 
 pub use config::{NodeConfig, RaftTuning};
 pub use error::ClusterError;
