@@ -16,7 +16,7 @@ use mcp_raft::registry::spec::ServerSpec;
 use tokio::sync::{watch, Notify};
 
 use super::breaker::CircuitBreaker;
-use super::config::DataPlaneConfig;
+use super::config::{DataPlaneConfig, RestartPolicy};
 use super::metrics::DataPlaneMetrics;
 use super::upstream::{Session, SessionOptions};
 
@@ -197,7 +197,9 @@ impl Instance {
     /// Stops the instance: the session is shut down (for stdio: stdin closed, SIGTERM,
     /// SIGKILL) and the supervisor ends. Returns once the process is gone.
     pub async fn stop(&self) {
-        let _ = self.stop.send(true);
+        // `send_replace`, not `send`: the value must stick even when the supervisor has not
+        // subscribed yet (an instance stopped right after it was started).
+        self.stop.send_replace(true);
         let mut session = self.session.subscribe();
         // Wait for the supervisor to take the session down.
         let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -262,7 +264,7 @@ async fn supervise(
         failures += 1;
         instance.restarts.fetch_add(1, Ordering::Relaxed);
         metrics.count_restart(&instance.server);
-        let backoff = if failures >= policy.crash_loop_after {
+        if failures >= policy.crash_loop_after {
             if failures == policy.crash_loop_after {
                 tracing::error!(instance = %instance.id, failures, error = %last_error, "instance is crash-looping");
             }
@@ -270,16 +272,11 @@ async fn supervise(
                 failures,
                 last_error,
             });
-            policy.max_backoff
         } else {
             tracing::warn!(instance = %instance.id, failures, error = %last_error, "instance down; restarting");
             instance.set_state(InstanceState::Restarting { failures });
-            let exponent = failures.saturating_sub(1).min(16);
-            policy
-                .initial_backoff
-                .saturating_mul(1u32 << exponent)
-                .min(policy.max_backoff)
-        };
+        }
+        let backoff = restart_delay(policy, failures);
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             _ = stop.changed() => break,
@@ -290,6 +287,19 @@ async fn supervise(
     // Wake `Instance::stop`, which waits on this channel.
     instance.session.send_replace(None);
     tracing::info!(instance = %instance.id, "instance stopped");
+}
+
+/// How long to wait before the next start after `failures` failed starts in a row:
+/// doubling from the initial backoff, capped; the cap once the instance is crash-looping.
+fn restart_delay(policy: &RestartPolicy, failures: u32) -> Duration {
+    if failures >= policy.crash_loop_after {
+        return policy.max_backoff;
+    }
+    let exponent = failures.saturating_sub(1).min(16);
+    policy
+        .initial_backoff
+        .saturating_mul(1u32 << exponent)
+        .min(policy.max_backoff)
 }
 
 #[derive(PartialEq, Eq)]
@@ -330,5 +340,155 @@ async fn watch_session(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::testing::{eventually, quick_config, start_instance as start, SERVE};
+
+    /// A server that exits on the first message it gets while `flag` exists, and serves
+    /// otherwise.
+    fn fails_while(flag: &Path) -> String {
+        let flag = flag.display();
+        SERVE.replacen("do ", &format!("do [ -e '{flag}' ] && exit 1; "), 1)
+    }
+
+    async fn wait_for_state(
+        instance: &Instance,
+        what: &str,
+        wanted: impl Fn(&InstanceState) -> bool,
+    ) {
+        eventually(what, || wanted(&instance.state())).await;
+    }
+
+    #[test]
+    fn restart_delay_doubles_up_to_the_cap_and_is_the_cap_in_a_crash_loop() {
+        let policy = RestartPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+            crash_loop_after: 5,
+            stable_after: Duration::from_secs(10),
+        };
+        let delays: Vec<u128> = (1..=6)
+            .map(|failures| restart_delay(&policy, failures).as_millis())
+            .collect();
+        assert_eq!(delays, vec![100, 200, 350, 350, 350, 350]);
+        let crash_loop_soon = RestartPolicy {
+            crash_loop_after: 2,
+            max_backoff: Duration::from_secs(30),
+            ..policy
+        };
+        assert_eq!(restart_delay(&crash_loop_soon, 1).as_millis(), 100);
+        assert_eq!(restart_delay(&crash_loop_soon, 2), Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn an_instance_starts_then_runs_then_stops() {
+        let instance = start("s-0", SERVE, &quick_config());
+        // The supervisor has not run yet on this single-threaded runtime.
+        assert_eq!(instance.state(), InstanceState::Starting);
+        assert!(instance.state().coming_up());
+        wait_for_state(&instance, "running", |s| *s == InstanceState::Running).await;
+        assert!(instance.usable_session().is_some());
+        assert!(instance.protocol_version().is_some());
+        instance.stop().await;
+        assert_eq!(instance.state(), InstanceState::Stopped);
+        assert!(instance.usable_session().is_none());
+        assert_eq!(instance.restarts(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_crashed_session_is_restarted_and_runs_again_once_the_server_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("broken");
+        let config = DataPlaneConfig {
+            restart: RestartPolicy {
+                crash_loop_after: u32::MAX,
+                ..quick_config().restart
+            },
+            ..quick_config()
+        };
+        let instance = start("s-0", &fails_while(&flag), &config);
+        wait_for_state(&instance, "running", |s| *s == InstanceState::Running).await;
+
+        // The next health probe kills it, and every restart fails while the flag is there.
+        std::fs::write(&flag, b"").unwrap();
+        wait_for_state(
+            &instance,
+            "repeated restarts",
+            |s| matches!(s, InstanceState::Restarting { failures } if *failures >= 2),
+        )
+        .await;
+        assert!(instance.usable_session().is_none());
+        assert!(
+            instance.state().coming_up(),
+            "restarting is still coming up"
+        );
+
+        std::fs::remove_file(&flag).unwrap();
+        wait_for_state(&instance, "running again", |s| *s == InstanceState::Running).await;
+        assert!(
+            instance.restarts() >= 2,
+            "restarts: {}",
+            instance.restarts()
+        );
+        assert!(instance.usable_session().is_some());
+        instance.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_failing_is_reported_crash_looping_and_still_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("broken");
+        std::fs::write(&flag, b"").unwrap();
+        let instance = start("s-0", &fails_while(&flag), &quick_config());
+        wait_for_state(&instance, "a crash loop", |s| {
+            matches!(s, InstanceState::CrashLoop { .. })
+        })
+        .await;
+        let state = instance.state();
+        let InstanceState::CrashLoop { failures, .. } = &state else {
+            panic!("{state:?}");
+        };
+        assert!(*failures >= 3, "crash loop after {failures} failures");
+        assert!(instance.restarts() >= 3);
+        assert!(!state.coming_up(), "a crash loop is not waited for");
+        assert_eq!(state.wire(), WireState::CrashLoop);
+        assert!(
+            state.describe().starts_with("crash_loop after "),
+            "{}",
+            state.describe()
+        );
+
+        // Retried at the maximum backoff: once the server works, the instance runs again.
+        std::fs::remove_file(&flag).unwrap();
+        wait_for_state(&instance, "running again", |s| *s == InstanceState::Running).await;
+        instance.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_instance_stopped_before_its_supervisor_ran_stops() {
+        let instance = start("s-0", SERVE, &quick_config());
+        instance.stop().await;
+        assert_eq!(instance.state(), InstanceState::Stopped);
+    }
+
+    #[tokio::test]
+    async fn the_in_flight_limit_is_enforced_and_slots_are_given_back() {
+        let instance = start("s-0", SERVE, &quick_config());
+        let first = instance.try_begin(2).expect("a free slot");
+        let second = instance.try_begin(2).expect("a free slot");
+        assert!(
+            instance.try_begin(2).is_none(),
+            "a third request over the limit"
+        );
+        assert_eq!(instance.in_flight(), 2);
+        drop((first, second));
+        assert_eq!(instance.in_flight(), 0);
+        instance.stop().await;
     }
 }

@@ -141,7 +141,8 @@ impl DataPlane {
 
     /// Stops reconciling and stops every instance (their processes are gone on return).
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
+        // Sticks even if the reconciler has not subscribed yet (a plane stopped at once).
+        self.stop.send_replace(true);
         let instances: Vec<_> = self.pool.all().into_keys().collect();
         let stops = instances
             .iter()

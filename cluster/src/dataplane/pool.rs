@@ -151,3 +151,116 @@ fn pick_two(candidates: &[(Arc<Instance>, Arc<Session>)]) -> usize {
         a
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::instance::InstanceState;
+    use crate::testing::{eventually, quick_config, start_instance, SERVE};
+
+    /// Instances of server `s`, each running [`SERVE`] and in rotation.
+    async fn pool_of_running(ids: &[&str]) -> InstancePool {
+        let pool = InstancePool::default();
+        for id in ids {
+            let instance = start_instance(id, SERVE, &quick_config());
+            eventually("the instance to be usable", || {
+                instance.usable_session().is_some()
+            })
+            .await;
+            pool.insert(instance);
+        }
+        pool
+    }
+
+    async fn stop_all(pool: &InstancePool) {
+        for instance in pool.all().into_values() {
+            instance.stop().await;
+        }
+    }
+
+    /// The instance chosen for each of `n` requests, one after another.
+    fn choices(pool: &InstancePool, tried: &[String], n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| match pool.choose("s", tried, 8) {
+                Ok(chosen) => chosen.instance.id.clone(),
+                Err(why) => panic!("nothing chosen: {why:?}"),
+            })
+            .collect()
+    }
+
+    fn instance(pool: &InstancePool, id: &str) -> Arc<Instance> {
+        pool.all().remove(id).expect("instance in the pool")
+    }
+
+    #[tokio::test]
+    async fn an_instance_already_tried_for_the_request_is_never_chosen_again() {
+        let pool = pool_of_running(&["a", "b"]).await;
+        assert_eq!(choices(&pool, &["a".into()], 20), vec!["b"; 20]);
+        let both = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            pool.choose("s", &both, 8).err(),
+            Some(NoChoice::NoneHealthy)
+        );
+        stop_all(&pool).await;
+    }
+
+    #[tokio::test]
+    async fn of_two_instances_the_less_loaded_is_chosen() {
+        let pool = pool_of_running(&["a", "b"]).await;
+        let a = instance(&pool, "a");
+        let busy: Vec<InFlight> = (0..3).filter_map(|_| a.try_begin(8)).collect();
+        assert_eq!(choices(&pool, &[], 20), vec!["b"; 20]);
+        drop(busy);
+        let b = instance(&pool, "b");
+        let busy = b.try_begin(8);
+        assert_eq!(choices(&pool, &[], 20), vec!["a"; 20]);
+        drop(busy);
+        stop_all(&pool).await;
+    }
+
+    #[tokio::test]
+    async fn why_nothing_was_chosen_names_the_reason() {
+        let empty = InstancePool::default();
+        assert_eq!(
+            empty.choose("s", &[], 8).err(),
+            Some(NoChoice::NoLocalInstance)
+        );
+
+        let pool = pool_of_running(&["a", "b"]).await;
+        let (a, b) = (instance(&pool, "a"), instance(&pool, "b"));
+        let held = (a.try_begin(1), b.try_begin(1));
+        assert_eq!(pool.choose("s", &[], 1).err(), Some(NoChoice::Saturated));
+        drop(held);
+        // One saturated, the other's breaker open: more capacity would help, so saturated.
+        let held = a.try_begin(1);
+        b.breaker.trip();
+        assert_eq!(pool.choose("s", &[], 1).err(), Some(NoChoice::Saturated));
+        drop(held);
+        a.breaker.trip();
+        assert_eq!(pool.choose("s", &[], 1).err(), Some(NoChoice::CircuitOpen));
+        stop_all(&pool).await;
+
+        let crashing = InstancePool::default();
+        let broken = start_instance("c", "exit 1", &quick_config());
+        crashing.insert(Arc::clone(&broken));
+        eventually("a crash loop", || {
+            matches!(broken.state(), InstanceState::CrashLoop { .. })
+        })
+        .await;
+        assert_eq!(
+            crashing.choose("s", &[], 8).err(),
+            Some(NoChoice::NoneHealthy)
+        );
+        broken.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_removed_instance_leaves_rotation() {
+        let pool = pool_of_running(&["a", "b"]).await;
+        let removed = pool.remove("a").expect("a was in the pool");
+        assert_eq!(choices(&pool, &[], 10), vec!["b"; 10]);
+        assert!(pool.remove("a").is_none());
+        removed.stop().await;
+        stop_all(&pool).await;
+    }
+}
