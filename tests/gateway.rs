@@ -6,8 +6,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{free_port, python, tool_names, wait_for, ChildGuard, ClusterOptions, TestCluster};
@@ -458,4 +459,235 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
     }
     assert!(logs.contains("forwarding request"), "node 2 or 3 forwarded");
     assert!(!logs.contains(TOKEN), "the gateway token leaked into a log");
+}
+
+/// A round-robin HTTP balancer on a free loopback port: each request goes to the next
+/// backend that accepts a connection, and both sides are told `Connection: close`, so a
+/// client's next request opens a new connection and lands on the next node. Records the
+/// backend that served each request.
+struct RoundRobin {
+    addr: String,
+    served: Arc<Mutex<Vec<String>>>,
+}
+
+impl RoundRobin {
+    fn start(backends: Vec<String>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the balancer");
+        let addr = listener.local_addr().expect("balancer address").to_string();
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&served);
+        std::thread::spawn(move || {
+            for (turn, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { continue };
+                let (backends, record) = (backends.clone(), Arc::clone(&record));
+                std::thread::spawn(move || relay(client, &backends, turn, &record));
+            }
+        });
+        Self { addr, served }
+    }
+
+    fn served(&self) -> Vec<String> {
+        self.served.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Passes one request of `client` to the first backend, from turn `turn` on, that takes it.
+fn relay(mut client: TcpStream, backends: &[String], turn: usize, served: &Mutex<Vec<String>>) {
+    let Some(request) = read_request(&mut client) else {
+        return;
+    };
+    for i in 0..backends.len() {
+        let backend = &backends[(turn + i) % backends.len()];
+        // A node that refuses connections is skipped, as a balancer's health check would.
+        let Ok(mut upstream) = TcpStream::connect(backend) else {
+            continue;
+        };
+        let mut response = Vec::new();
+        if upstream.write_all(&request).is_err() || upstream.read_to_end(&mut response).is_err() {
+            return;
+        }
+        if let Ok(mut served) = served.lock() {
+            served.push(backend.clone());
+        }
+        let _ = client.write_all(&response);
+        return;
+    }
+}
+
+/// One HTTP/1.1 request from `stream`, its `Connection` header replaced by `close`.
+fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).ok()?;
+    let mut length = 0;
+    let mut out = String::new();
+    for line in head.trim_end().split("\r\n") {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if name == "content-length" {
+            length = line.split(':').nth(1)?.trim().parse().ok()?;
+        }
+        if name != "connection" {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut request = out.into_bytes();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    request.extend_from_slice(&body);
+    Some(request)
+}
+
+#[test]
+fn a_handshake_era_session_is_served_by_every_node_and_ends_on_all() {
+    const TOKEN: &str = "gateway-secret-5e1c";
+    const ADMIN: &str = "admin-secret-9b0d";
+    let gateways: BTreeMap<u64, String> = (1..=3)
+        .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let options = ClusterOptions {
+        admin_token: Some(ADMIN.to_owned()),
+        extra_args: vec!["--mcp-token".to_owned(), TOKEN.to_owned()],
+        node_args: gateways
+            .iter()
+            .map(|(id, addr)| (*id, vec!["--mcp-addr".to_owned(), addr.clone()]))
+            .collect(),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = TestCluster::start(3, options);
+    cluster.wait_leader();
+    // Instances on nodes 2 and 3 only, so that node 1 can die without taking a tool along.
+    cluster.deploy_json(
+        1,
+        &json!({"name": "demo", "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+                "replicas": 2, "placement": {"allowed_nodes": [2, 3]}}),
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    for addr in gateways.values() {
+        wait_for_tools(addr, &auth, &["demo__echo"]);
+    }
+
+    // (1) The real handshake-era SDK behind a round-robin balancer over the three nodes:
+    // initialize, initialized, tools/list, tools/call and the closing DELETE each land on
+    // the next node.
+    let balancer = RoundRobin::start(gateways.values().cloned().collect());
+    let seen = run_client(
+        &python::legacy(),
+        "gateway_client_legacy.py",
+        &[
+            &format!("http://{}/mcp", balancer.addr),
+            "demo__echo",
+            r#"{"text": "round robin"}"#,
+            TOKEN,
+        ],
+    );
+    assert_eq!(seen["text"], "round robin", "{seen}");
+    let served = balancer.served();
+    for addr in gateways.values() {
+        assert!(served.contains(addr), "{addr} served none of {served:?}");
+    }
+
+    // (2) Raw HTTP: a session opened on node 1 is served by nodes 2 and 3.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let open_session = |node: u64| {
+        let reply = http(&gateways[&node], "POST", &auth, &init.to_string());
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply
+            .headers
+            .get("mcp-session-id")
+            .cloned()
+            .expect("initialize hands out a session id")
+    };
+    let session = open_session(1);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "demo__echo", "arguments": {"text": "any node"}}})
+    .to_string();
+    let send = |node: u64, session: &str, body: &str| {
+        let headers = [auth[0], ("Mcp-Session-Id", session)];
+        http(&gateways[&node], "POST", &headers, body)
+    };
+    for node in [2, 3] {
+        let listed = send(node, &session, &list);
+        assert_eq!(listed.status, 200, "node {node}: {}", listed.body);
+        assert!(
+            tool_names(&listed.json()).contains(&"demo__echo".to_owned()),
+            "{}",
+            listed.body
+        );
+        let called = send(node, &session, &call);
+        assert_eq!(called.status, 200, "node {node}: {}", called.body);
+        assert_eq!(
+            called.json()["result"]["content"][0]["text"],
+            "any node",
+            "{}",
+            called.body
+        );
+    }
+    // One altered character and the id is nobody's.
+    let mut altered = session.clone().into_bytes();
+    let middle = altered.len() / 2;
+    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).expect("ascii id");
+    assert_eq!(send(2, &altered, &list).status, 404);
+    // The same id with another credential is refused before the session is looked at.
+    let other = [
+        ("Authorization", "Bearer not-the-token"),
+        ("Mcp-Session-Id", session.as_str()),
+    ];
+    assert_eq!(http(&gateways[&2], "POST", &other, &list).status, 401);
+
+    // (3) A key rotation: sessions sealed before keep working, new ones too.
+    let rotated = cluster.json(2, &["gateway", "rotate-key"]);
+    assert_eq!(rotated["key_id"], 2, "{rotated}");
+    assert_eq!(send(3, &session, &list).status, 200);
+    let newer = open_session(3);
+    assert_ne!(newer, session);
+    wait_for(
+        "node 2 to open a session sealed after the rotation",
+        Duration::from_secs(10),
+        || (send(2, &newer, &list).status == 200).then_some(()),
+    );
+
+    // (4) The node that opened the session dies; the session lives on.
+    cluster.kill(1);
+    let called = send(2, &session, &call);
+    assert_eq!(called.status, 200, "{}", called.body);
+    assert_eq!(called.json()["result"]["content"][0]["text"], "any node");
+
+    // (5) DELETE on node 2 ends it there at once, and on node 3 as soon as node 3 has
+    // applied the entry.
+    cluster.wait_leader();
+    let ended = http(
+        &gateways[&2],
+        "DELETE",
+        &[auth[0], ("Mcp-Session-Id", session.as_str())],
+        "",
+    );
+    assert_eq!(ended.status, 204, "{}", ended.body);
+    assert_eq!(send(2, &session, &list).status, 404);
+    wait_for(
+        "node 3 to refuse the ended session",
+        Duration::from_secs(10),
+        || (send(3, &session, &list).status == 404).then_some(()),
+    );
+    // Ending one session leaves the others alone.
+    assert_eq!(send(3, &newer, &list).status, 200);
+    let logs = cluster.logs();
+    assert!(!logs.contains(TOKEN), "the gateway token leaked into a log");
+    assert!(!logs.contains(&session), "a session id leaked into a log");
 }
