@@ -340,20 +340,27 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
     );
 }
 
-#[test]
-fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
-    const TOKEN: &str = "gateway-secret-7f3a";
+/// Gateway addresses of nodes 1..=3 and the options of a cluster serving one on each,
+/// all taking `token`.
+fn three_gateways(token: &str) -> (BTreeMap<u64, String>, ClusterOptions) {
     let gateways: BTreeMap<u64, String> = (1..=3)
         .map(|id| (id, format!("127.0.0.1:{}", free_port())))
         .collect();
     let options = ClusterOptions {
-        extra_args: vec!["--mcp-token".to_owned(), TOKEN.to_owned()],
+        extra_args: vec!["--mcp-token".to_owned(), token.to_owned()],
         node_args: gateways
             .iter()
             .map(|(id, addr)| (*id, vec!["--mcp-addr".to_owned(), addr.clone()]))
             .collect(),
         ..ClusterOptions::default()
     };
+    (gateways, options)
+}
+
+#[test]
+fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
+    const TOKEN: &str = "gateway-secret-7f3a";
+    let (gateways, options) = three_gateways(TOKEN);
     let cluster = TestCluster::start(3, options);
     cluster.wait_leader();
     // A remote HTTP server that records the Authorization headers it receives; the
@@ -554,17 +561,12 @@ fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
 fn a_handshake_era_session_is_served_by_every_node_and_ends_on_all() {
     const TOKEN: &str = "gateway-secret-5e1c";
     const ADMIN: &str = "admin-secret-9b0d";
-    let gateways: BTreeMap<u64, String> = (1..=3)
-        .map(|id| (id, format!("127.0.0.1:{}", free_port())))
-        .collect();
+    let (gateways, options) = three_gateways(TOKEN);
+    // With an admin token, a follower's gateway must send the end of a session to the
+    // leader with the node's own token.
     let options = ClusterOptions {
         admin_token: Some(ADMIN.to_owned()),
-        extra_args: vec!["--mcp-token".to_owned(), TOKEN.to_owned()],
-        node_args: gateways
-            .iter()
-            .map(|(id, addr)| (*id, vec!["--mcp-addr".to_owned(), addr.clone()]))
-            .collect(),
-        ..ClusterOptions::default()
+        ..options
     };
     let mut cluster = TestCluster::start(3, options);
     cluster.wait_leader();
