@@ -360,7 +360,7 @@ mod tests {
         )
         .unwrap();
         let on = node_config(NodeArgs {
-            config: Some(file),
+            config: Some(file.clone()),
             mcp_token: Some("from-flag".into()),
             ..NodeArgs::default()
         })
@@ -369,6 +369,24 @@ mod tests {
         assert_eq!(gateway.addr, "127.0.0.1:7480".parse().unwrap());
         assert_eq!(gateway.token.as_deref(), Some("from-flag"));
         assert_eq!(gateway.allowed_origins, ["https://a.example"]);
+        assert_eq!(gateway.session_lifetime, DEFAULT_SESSION_LIFETIME);
+
+        // The session lifetime: seconds, from 1 to 7 days' worth.
+        let lifetime = |secs: u64| {
+            node_config(NodeArgs {
+                config: Some(file.clone()),
+                mcp_session_lifetime_secs: Some(secs),
+                ..NodeArgs::default()
+            })
+            .map(|c| c.gateway.map(|g| g.session_lifetime))
+        };
+        assert_eq!(lifetime(3600).unwrap(), Some(Duration::from_secs(3600)));
+        for refused in [0, MAX_SESSION_LIFETIME.as_secs() + 1] {
+            assert!(
+                matches!(lifetime(refused), Err(SettingsError::Invalid(m)) if m.contains("mcp_session_lifetime_secs")),
+                "{refused}"
+            );
+        }
     }
 
     #[test]
