@@ -110,14 +110,7 @@ impl DataPlane {
     ) -> Result<Executed, ExecuteError> {
         jsonrpc::validate_request(&request).map_err(ExecuteError::InvalidRequest)?;
         let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
-        let mut registry_changes = self.registry.subscribe();
         loop {
-            // Armed before the attempt, so that a change during it is not missed.
-            let instance_changed = self.pool.changes().notified();
-            tokio::pin!(instance_changed);
-            instance_changed.as_mut().enable();
-            registry_changes.borrow_and_update();
-
             let error = match self.route_once(server, &request, &options).await {
                 Ok(executed) => return Ok(executed),
                 Err(error) => error,
@@ -126,6 +119,17 @@ impl DataPlane {
                 matches!(error, ExecuteError::NoHealthyInstance { .. }) && self.coming_up(server);
             if !waiting || tokio::time::Instant::now() >= deadline {
                 return Err(error);
+            }
+            // Armed only now, off the hot path (a call that is served never touches the
+            // shared notifier); the state is checked again after arming, so a change
+            // between the attempt and here is not missed.
+            let instance_changed = self.pool.changes().notified();
+            tokio::pin!(instance_changed);
+            instance_changed.as_mut().enable();
+            let mut registry_changes = self.registry.subscribe();
+            registry_changes.borrow_and_update();
+            if !self.coming_up(server) {
+                continue;
             }
             tracing::debug!(server, "no instance ready yet; waiting for one to come up");
             tokio::select! {
