@@ -15,6 +15,7 @@ use common::{free_port, python, tool_names, wait_for, ChildGuard, ClusterOptions
 use serde_json::{json, Value};
 
 const META: &str = "io.modelcontextprotocol/protocolVersion";
+const CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// One raw HTTP/1.1 exchange; the connection closes after it.
 struct Reply {
@@ -85,11 +86,54 @@ fn http_at(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     }
 }
 
-/// A stateless-era (2026-07-28) request.
-fn stateless(method: &str, params: Value) -> String {
+/// A stateless-era (2026-07-28) request: its body and the headers that mirror it.
+struct Stateless {
+    body: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Stateless {
+    /// The same request without header `name`.
+    fn without(mut self, name: &str) -> Self {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self
+    }
+
+    /// The same request with header `name` set to `value`.
+    fn with(self, name: &'static str, value: &str) -> Self {
+        let mut request = self.without(name);
+        request.headers.push((name, value.to_owned()));
+        request
+    }
+}
+
+/// A conforming stateless-era (2026-07-28) request of `method`.
+fn stateless(method: &str, params: Value) -> Stateless {
     let mut params = params;
-    params["_meta"] = json!({META: "2026-07-28"});
-    json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
+    params["_meta"] = json!({META: "2026-07-28", CAPABILITIES: {}});
+    let mut headers = vec![
+        ("MCP-Protocol-Version", "2026-07-28".to_owned()),
+        ("Mcp-Method", method.to_owned()),
+    ];
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        headers.push(("Mcp-Name", name.to_owned()));
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    Stateless {
+        body: body.to_string(),
+        headers,
+    }
+}
+
+/// POSTs `request` to `addr` with its headers and `extra`.
+fn post(addr: &str, extra: &[(&str, &str)], request: &Stateless) -> Reply {
+    let mut headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    headers.extend_from_slice(extra);
+    http(addr, "POST", &headers, &request.body)
 }
 
 /// Waits until the gateway at `addr` lists every tool in `wanted`.
@@ -100,9 +144,7 @@ fn wait_for_tools(addr: &str, headers: &[(&str, &str)], wanted: &[&str]) -> Vec<
             "the gateway to list every tool",
             Duration::from_secs(45),
             || {
-                last = tool_names(
-                    &http(addr, "POST", headers, &stateless("tools/list", json!({}))).json(),
-                );
+                last = tool_names(&post(addr, headers, &stateless("tools/list", json!({}))).json());
                 wanted
                     .iter()
                     .all(|w| last.iter().any(|n| n == w))
@@ -130,10 +172,9 @@ fn run_client(python: &std::path::Path, script: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
 
-#[test]
-fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
-    let modern = python::modern();
-    let legacy = python::legacy();
+/// A one-node cluster serving the gateway on its own address, with the repo's test server
+/// deployed as `demo`.
+fn gateway_with_demo() -> (TestCluster, String) {
     let mcp_addr = format!("127.0.0.1:{}", free_port());
     let options = ClusterOptions {
         node_args: BTreeMap::from([(1, vec!["--mcp-addr".to_owned(), mcp_addr.clone()])]),
@@ -145,6 +186,14 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
         1,
         &json!({"name": "demo", "command": env!("CARGO_BIN_EXE_mcp-test-server")}),
     );
+    (cluster, mcp_addr)
+}
+
+#[test]
+fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
+    let modern = python::modern();
+    let legacy = python::legacy();
+    let (cluster, mcp_addr) = gateway_with_demo();
     cluster.deploy_json(
         1,
         &json!({"name": "time", "command": modern, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]}),
@@ -235,30 +284,18 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
     );
 
     // Stateless era: discover, unknown method, unknown tool, a tool's own error.
-    let discover = http(
-        &mcp_addr,
-        "POST",
-        &[],
-        &stateless("server/discover", json!({})),
-    )
-    .json();
+    let discover = post(&mcp_addr, &[], &stateless("server/discover", json!({}))).json();
     assert_eq!(
         discover["result"]["supportedVersions"],
         json!(["2026-07-28"])
     );
     assert_eq!(discover["result"]["resultType"], "complete");
-    let nope = http(
-        &mcp_addr,
-        "POST",
-        &[],
-        &stateless("prompts/list", json!({})),
-    )
-    .json();
-    assert_eq!(nope["error"]["code"], -32601, "{nope}");
+    let nope = post(&mcp_addr, &[], &stateless("prompts/list", json!({})));
+    assert_eq!(nope.status, 404, "{}", nope.body);
+    assert_eq!(nope.json()["error"]["code"], -32601, "{}", nope.body);
     let call = |name: &str, arguments: Value| {
-        http(
+        post(
             &mcp_addr,
-            "POST",
             &[],
             &stateless("tools/call", json!({"name": name, "arguments": arguments})),
         )
@@ -281,42 +318,20 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
     let failed = call("demo__tool_error", json!({"message": "kept intact"}));
     assert_eq!(failed["result"]["isError"], true, "{failed}");
     assert!(failed.to_string().contains("kept intact"), "{failed}");
-    let wrong_version = http(
-        &mcp_addr,
-        "POST",
-        &[],
-        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list",
-                "params": {"_meta": {META: "2099-01-01"}}})
-        .to_string(),
-    )
-    .json();
-    assert_eq!(wrong_version["error"]["code"], -32022, "{wrong_version}");
 
     // DNS rebinding: foreign Host and Origin are refused, loopback ones and ones allowed
     // are not.
     let list = stateless("tools/list", json!({}));
     assert_eq!(
-        http(&mcp_addr, "POST", &[("Host", "evil.example:80")], &list).status,
+        post(&mcp_addr, &[("Host", "evil.example:80")], &list).status,
         403
     );
     assert_eq!(
-        http(
-            &mcp_addr,
-            "POST",
-            &[("Origin", "https://evil.example")],
-            &list
-        )
-        .status,
+        post(&mcp_addr, &[("Origin", "https://evil.example")], &list).status,
         403
     );
     assert_eq!(
-        http(
-            &mcp_addr,
-            "POST",
-            &[("Origin", "http://localhost:6274")],
-            &list
-        )
-        .status,
+        post(&mcp_addr, &[("Origin", "http://localhost:6274")], &list).status,
         200
     );
     let rejected = |reason: &str| {
@@ -338,6 +353,109 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
         (garbage.status, garbage.json()["error"]["code"].clone()),
         (400, json!(-32700))
     );
+}
+
+/// Asserts that `reply` is a 400 carrying JSON-RPC error `code`; returns the error.
+fn assert_refused(reply: &Reply, code: i64, why: &str) -> Value {
+    assert_eq!(reply.status, 400, "{why}: {}", reply.body);
+    let error = reply.json()["error"].clone();
+    assert_eq!(error["code"], code, "{why}: {}", reply.body);
+    error
+}
+
+#[test]
+fn stateless_requests_follow_the_2026_07_28_transport_rules() {
+    // Held to the end: dropping the cluster stops its node.
+    let (_cluster, mcp_addr) = gateway_with_demo();
+    wait_for_tools(&mcp_addr, &[], &["demo__echo"]);
+    let echo = || {
+        stateless(
+            "tools/call",
+            json!({"name": "demo__echo", "arguments": {"text": "hi"}}),
+        )
+    };
+
+    // Passing: a conforming call, and the same with Mcp-Name in the base64 form.
+    let served = post(&mcp_addr, &[], &echo());
+    assert_eq!(served.status, 200, "{}", served.body);
+    let result = &served.json()["result"];
+    assert_eq!(result["content"][0]["text"], "hi", "{result}");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "mcpd"
+    );
+    let encoded = echo().with("Mcp-Name", "=?base64?ZGVtb19fZWNobw==?="); // demo__echo
+    assert_eq!(post(&mcp_addr, &[], &encoded).status, 200);
+
+    // _meta must carry the client's capabilities: -32602.
+    let mut body: Value = serde_json::from_str(&echo().body).expect("json");
+    body["params"]["_meta"]
+        .as_object_mut()
+        .expect("meta")
+        .remove(CAPABILITIES);
+    let bare = Stateless {
+        body: body.to_string(),
+        ..echo()
+    };
+    assert_refused(
+        &post(&mcp_addr, &[], &bare),
+        -32602,
+        "no clientCapabilities",
+    );
+
+    // Header rules: missing or disagreeing with the body is -32020.
+    for header in ["MCP-Protocol-Version", "Mcp-Method", "Mcp-Name"] {
+        let reply = post(&mcp_addr, &[], &echo().without(header));
+        let error = assert_refused(&reply, -32020, header);
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(header)),
+            "{error}"
+        );
+    }
+    let wrong = [
+        ("MCP-Protocol-Version", "2025-11-25"),
+        ("Mcp-Method", "TOOLS/CALL"),
+        ("Mcp-Name", "demo__add"),
+    ];
+    for (header, value) in wrong {
+        let reply = post(&mcp_addr, &[], &echo().with(header, value));
+        assert_refused(&reply, -32020, header);
+    }
+    let broken = echo().with("Mcp-Name", "=?base64?not base64?=");
+    assert_refused(&post(&mcp_addr, &[], &broken), -32020, "broken base64");
+
+    // A version we do not speak, stated consistently: -32022 with what we do speak.
+    let future = stateless("tools/list", json!({})).with("MCP-Protocol-Version", "2099-01-01");
+    let future = Stateless {
+        body: future.body.replace("2026-07-28", "2099-01-01"),
+        ..future
+    };
+    let error = assert_refused(&post(&mcp_addr, &[], &future), -32022, "version");
+    assert_eq!(error["data"]["supported"], json!(["2026-07-28"]), "{error}");
+
+    // Caching hints: the merged list is private and stale at once; discover is public.
+    let list = post(&mcp_addr, &[], &stateless("tools/list", json!({}))).json();
+    assert_eq!(
+        (&list["result"]["ttlMs"], &list["result"]["cacheScope"]),
+        (&json!(0), &json!("private")),
+        "{list}"
+    );
+    let discover = post(&mcp_addr, &[], &stateless("server/discover", json!({}))).json();
+    assert_eq!(discover["result"]["cacheScope"], "public", "{discover}");
+    assert!(discover["result"]["ttlMs"].as_u64().is_some(), "{discover}");
+    assert_eq!(
+        discover["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "mcpd"
+    );
+
+    // Handshake-era requests are not subject to these rules.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let opened = http(&mcp_addr, "POST", &[], &init.to_string());
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert!(opened.json()["result"].get("_meta").is_none());
 }
 
 /// Gateway addresses of nodes 1..=3 and the options of a cluster serving one on each,
@@ -389,10 +507,10 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
     let bearer = format!("Bearer {TOKEN}");
     let auth = [("Authorization", bearer.as_str())];
     let list = stateless("tools/list", json!({}));
-    let refused = http(node2, "POST", &[], &list);
+    let refused = post(node2, &[], &list);
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert_eq!(
-        http(node2, "POST", &[("Authorization", "Bearer wrong")], &list).status,
+        post(node2, &[("Authorization", "Bearer wrong")], &list).status,
         401
     );
     let unauthorized = metric(
@@ -415,9 +533,8 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
         "node 2 must not host it: {:?}",
         cluster.instances(2)
     );
-    let echoed = http(
+    let echoed = post(
         node2,
-        "POST",
         &auth,
         &stateless(
             "tools/call",
@@ -427,9 +544,8 @@ fn any_node_serves_tools_hosted_elsewhere_and_requires_its_token() {
     .json();
     assert_eq!(echoed["result"]["content"][0]["text"], "hop", "{echoed}");
     // The client's token stops at the gateway: upstream sees only the spec's own.
-    let seen = http(
+    let seen = post(
         node2,
-        "POST",
         &auth,
         &stateless(
             "tools/call",

@@ -1,14 +1,17 @@
 //! The aggregated MCP endpoint: every registered server's tools as one MCP server,
 //! served over Streamable HTTP at `/mcp` on its own listen address (`--mcp-addr`).
 //!
-//! A request flows one way: [`guard`] (Host, Origin, token) -> [`protocol`] (era,
-//! session, the methods the gateway answers itself) -> [`catalog`] (tool names ->
+//! A request flows one way: [`guard`] (Host, Origin, token) -> [`protocol`] (era, then
+//! [`session`] in the handshake era or [`conformance`] in the stateless one, and the
+//! methods the gateway answers itself, with [`caching`] hints) -> [`catalog`] (tool names ->
 //! server and tool) -> [`DataPlane::execute`]. Only the JSON-RPC body travels on: the
 //! client's headers, its `Authorization` above all, never reach an upstream server.
 //! [`session`] seals handshake-era sessions so that any node serves them. See
 //! docs/gateway.md.
 
+pub mod caching;
 pub mod catalog;
+pub mod conformance;
 pub mod guard;
 pub mod protocol;
 pub mod session;
@@ -38,8 +41,6 @@ use session::{OpenSession, SessionError};
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// The session header of the handshake era.
 const SESSION_HEADER: &str = "mcp-session-id";
-/// The protocol version header.
-const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Longest wait, after `DELETE`, for this node to apply the end it proposed, so the next
 /// request here already sees it (other nodes follow within a heartbeat or so).
 const END_APPLY_WAIT: Duration = Duration::from_secs(2);
@@ -280,50 +281,27 @@ async fn handle_post(
         let error = protocol::error(id, protocol::INVALID_REQUEST, why, None);
         return json_response(StatusCode::BAD_REQUEST, &error);
     }
-    if let Some(version) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()) {
-        if !protocol::known_version(version) {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                &format!("unsupported MCP-Protocol-Version {version:?}"),
-            );
-        }
-    }
     let method = crate::dataplane::jsonrpc::method(&message)
         .unwrap_or_default()
         .to_owned();
     let params = message.get("params").cloned().unwrap_or(Value::Null);
-    let era = protocol::era_of(&method, &params);
+    let version_header = headers
+        .get(conformance::VERSION_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let era = protocol::era_of(&method, &params, version_header);
     let id = message.get("id").cloned().filter(|id| !id.is_null());
-
-    // Sessions: `initialize` opens one; every other handshake-era message needs one.
-    let mut new_session = None;
-    match &era {
-        Era::Stateless(version) => {
-            if version != crate::dataplane::upstream::STATELESS_VERSION {
-                let error = protocol::unsupported_version(id.unwrap_or(Value::Null), version);
-                return json_response(StatusCode::OK, &error);
-            }
-        }
-        Era::Handshake if method == "initialize" => {}
-        Era::Handshake => match session_id(&headers) {
-            None => {
-                return refused(
-                    StatusCode::BAD_REQUEST,
-                    "Mcp-Session-Id header is required (send initialize first, or use the \
-                     2026-07-28 protocol with _meta)",
-                )
-            }
-            Some(session) => {
-                if let Err(e) = gateway.open_session(session, &headers) {
-                    return unknown_session(&e);
-                }
-            }
-        },
+    let refusal = match &era {
+        Era::Stateless(_) => stateless_refusal(&headers, &method, &params, id.as_ref()),
+        Era::Handshake => handshake_refusal(&gateway, &headers, &method),
+    };
+    if let Some(refusal) = refusal {
+        return refusal;
     }
     // Notifications (initialized, cancelled, ...) need no answer.
     let Some(id) = id else {
         return StatusCode::ACCEPTED.into_response();
     };
+    let mut new_session = None;
     let reply = match (method.as_str(), &era) {
         ("initialize", Era::Handshake) => {
             let asked = params.get("protocolVersion").and_then(Value::as_str);
@@ -347,12 +325,15 @@ async fn handle_post(
             protocol::tools_list_result(id, tools, &era)
         }
         ("tools/call", _) => call_tool(&gateway, id, &params, &era).await,
-        _ => protocol::error(
-            id,
-            protocol::METHOD_NOT_FOUND,
-            format!("method {method:?} is not served by the mcpd gateway"),
-            None,
-        ),
+        _ => {
+            let error = protocol::error(
+                id,
+                protocol::METHOD_NOT_FOUND,
+                format!("method {method:?} is not served by the mcpd gateway"),
+                None,
+            );
+            return json_response(protocol::method_not_found_status(&era), &error);
+        }
     };
     let mut response = json_response(StatusCode::OK, &reply);
     if let Some(session) = new_session {
@@ -361,6 +342,47 @@ async fn handle_post(
         }
     }
     response
+}
+
+/// The refusal of a stateless-era request that breaks a rule of [`conformance`], if any.
+/// Notifications are let through: the era defines no header rules for them.
+fn stateless_refusal(
+    headers: &HeaderMap,
+    method: &str,
+    params: &Value,
+    id: Option<&Value>,
+) -> Option<Response> {
+    let id = id?;
+    let e = conformance::check(headers, method, params).err()?;
+    tracing::debug!(error = %e, method, "stateless request refused");
+    Some(json_response(e.status(), &e.response(id.clone())))
+}
+
+/// The refusal of a handshake-era message, if any: an `MCP-Protocol-Version` we do not
+/// speak is 400; every message but `initialize` needs a session that opens (400 without
+/// one, 404 for one that does not open, so the client initializes again).
+fn handshake_refusal(gateway: &Gateway, headers: &HeaderMap, method: &str) -> Option<Response> {
+    let version = headers
+        .get(conformance::VERSION_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if let Some(version) = version.filter(|v| !protocol::known_version(v)) {
+        return Some(refused(
+            StatusCode::BAD_REQUEST,
+            &format!("unsupported MCP-Protocol-Version {version:?}"),
+        ));
+    }
+    if method == "initialize" {
+        return None;
+    }
+    let Some(session) = session_id(headers) else {
+        return Some(refused(
+            StatusCode::BAD_REQUEST,
+            "Mcp-Session-Id header is required (send initialize first, or use the \
+             2026-07-28 protocol with _meta)",
+        ));
+    };
+    let e = gateway.open_session(session, headers).err()?;
+    Some(unknown_session(&e))
 }
 
 /// `tools/call` of `SERVER__TOOL`: the tool's call on its server, through the data plane.

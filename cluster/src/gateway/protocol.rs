@@ -5,9 +5,14 @@
 //! client sends back in `Mcp-Session-Id`. Stateless era (2026-07-28): no session; each
 //! request names its version in `params._meta`, and every result carries `resultType`.
 
+use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::caching;
 use crate::dataplane::upstream::{META_PROTOCOL_VERSION, STATELESS_VERSION};
+
+/// The `_meta` key of the answering server's name and version on stateless results.
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 /// Handshake-era versions we speak, newest first.
 pub const HANDSHAKE_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -34,27 +39,33 @@ pub enum Era {
     Stateless(String),
 }
 
-/// Decides the era of a request: `_meta` naming a protocol version (or `server/discover`)
-/// means stateless; anything else belongs to a handshake session.
-pub fn era_of(method: &str, params: &Value) -> Era {
+/// Decides the era of a request: `_meta` naming a protocol version, an
+/// `MCP-Protocol-Version` header naming the stateless version (`version_header`), or
+/// `server/discover` means stateless; anything else belongs to a handshake session. The
+/// header counts so that a modern request that forgot its `_meta` is told so, rather than
+/// told to open a session.
+pub fn era_of(method: &str, params: &Value, version_header: Option<&str>) -> Era {
     let meta_version = params
         .pointer("/_meta")
         .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
     match meta_version {
         Some(version) => Era::Stateless(version.to_owned()),
-        None if method == "server/discover" => Era::Stateless(STATELESS_VERSION.to_owned()),
+        None if method == "server/discover" || version_header == Some(STATELESS_VERSION) => {
+            Era::Stateless(STATELESS_VERSION.to_owned())
+        }
         None => Era::Handshake,
     }
 }
 
-/// The error for a stateless request at a version we do not speak.
-pub fn unsupported_version(id: Value, asked: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {
-        "code": UNSUPPORTED_PROTOCOL_VERSION,
-        "message": format!("unsupported protocol version {asked:?}"),
-        "data": {"supported": [STATELESS_VERSION], "requested": asked},
-    }})
+/// The HTTP status of a "method not found" error: in the stateless era 404, which tells
+/// the client (by the JSON-RPC body with it) that the endpoint exists but the method does
+/// not; in the handshake era the error travels in a 200 like any other.
+pub fn method_not_found_status(era: &Era) -> StatusCode {
+    match era {
+        Era::Stateless(_) => StatusCode::NOT_FOUND,
+        Era::Handshake => StatusCode::OK,
+    }
 }
 
 /// The version to answer an `initialize` with: the client's if we speak it, else our
@@ -87,41 +98,42 @@ pub fn initialize_result(version: &str) -> Value {
     })
 }
 
-/// The `server/discover` result.
+/// The `server/discover` result (its `serverInfo` is added by [`result`]).
 pub fn discover_result() -> Value {
-    json!({
+    let mut discover = json!({
         "supportedVersions": [STATELESS_VERSION],
         "capabilities": {"tools": {"listChanged": false}},
         "instructions": INSTRUCTIONS,
-        "resultType": "complete",
-        "ttlMs": 0,
-        "cacheScope": "private",
-        "_meta": {"io.modelcontextprotocol/serverInfo": server_info()},
-    })
+    });
+    caching::apply(&mut discover, caching::DISCOVER);
+    discover
 }
 
-/// A result response; in the stateless era the result gets `resultType` if it lacks one
-/// (the era requires it; handshake-era upstreams never send it).
+/// A result response. In the stateless era the result gets `resultType` if it lacks one
+/// (the era requires it; handshake-era upstreams never send it) and the gateway's
+/// `serverInfo` in `_meta`: the client talks to the gateway, whatever server ran the call,
+/// and has no handshake that told it who that is.
 pub fn result(id: Value, mut result: Value, era: &Era) -> Value {
     if matches!(era, Era::Stateless(_)) {
         if let Some(object) = result.as_object_mut() {
             object
                 .entry("resultType")
                 .or_insert_with(|| Value::from("complete"));
+            let meta = object.entry("_meta").or_insert_with(|| json!({}));
+            if let Some(meta) = meta.as_object_mut() {
+                meta.insert(META_SERVER_INFO.into(), server_info());
+            }
         }
     }
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
-/// The `tools/list` result. In the stateless era list results are cacheable and must say
-/// for how long: `ttlMs: 0` (stale at once, since the gateway does not push
-/// `tools/list_changed`) and `cacheScope: "private"` (what a client sees may depend on
-/// its token).
+/// The `tools/list` result; in the stateless era with the caching hints of
+/// [`caching::TOOLS_LIST`].
 pub fn tools_list_result(id: Value, tools: Vec<Value>, era: &Era) -> Value {
     let mut list = json!({"tools": tools});
     if matches!(era, Era::Stateless(_)) {
-        list["ttlMs"] = 0.into();
-        list["cacheScope"] = "private".into();
+        caching::apply(&mut list, caching::TOOLS_LIST);
     }
     result(id, list, era)
 }
@@ -144,15 +156,18 @@ mod tests {
     #[test]
     fn eras() {
         let meta = json!({"_meta": {META_PROTOCOL_VERSION: "2026-07-28"}});
+        let stateless = Era::Stateless(STATELESS_VERSION.into());
+        assert_eq!(era_of("tools/list", &meta, None), stateless);
+        assert_eq!(era_of("tools/list", &json!({}), None), Era::Handshake);
         assert_eq!(
-            era_of("tools/list", &meta),
-            Era::Stateless("2026-07-28".into())
+            era_of("tools/list", &json!({}), Some("2025-11-25")),
+            Era::Handshake
         );
-        assert_eq!(era_of("tools/list", &json!({})), Era::Handshake);
         assert_eq!(
-            era_of("server/discover", &Value::Null),
-            Era::Stateless(STATELESS_VERSION.into())
+            era_of("tools/list", &json!({}), Some(STATELESS_VERSION)),
+            stateless
         );
+        assert_eq!(era_of("server/discover", &Value::Null, None), stateless);
     }
 
     #[test]
@@ -175,5 +190,25 @@ mod tests {
         assert_eq!(kept["result"]["resultType"], "input_required");
         let r = result(json!(1), json!({"tools": []}), &Era::Handshake);
         assert!(r["result"].get("resultType").is_none());
+        assert!(r["result"].get("_meta").is_none());
+    }
+
+    #[test]
+    fn stateless_results_name_the_gateway_and_keep_other_meta() {
+        let stateless = Era::Stateless(STATELESS_VERSION.into());
+        let r = result(json!(1), json!({"_meta": {"x.example/k": 1}}), &stateless);
+        assert_eq!(r["result"]["_meta"][META_SERVER_INFO]["name"], "mcpd");
+        assert_eq!(r["result"]["_meta"]["x.example/k"], 1);
+        let discover = result(json!(2), discover_result(), &stateless);
+        assert_eq!(
+            discover["result"]["_meta"][META_SERVER_INFO]["name"],
+            "mcpd"
+        );
+        assert_eq!(discover["result"]["cacheScope"], "public");
+        let list = tools_list_result(json!(3), vec![], &stateless);
+        assert_eq!(
+            (&list["result"]["ttlMs"], &list["result"]["cacheScope"]),
+            (&json!(0), &json!("private"))
+        );
     }
 }
