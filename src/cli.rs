@@ -47,7 +47,7 @@ pub struct ClientArgs {
     )]
     pub endpoint: String,
 
-    /// Admin token, required for writes when the cluster has one.
+    /// Admin token, required for writes and tool calls when the cluster has one.
     #[arg(long, global = true, env = "MCPD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
@@ -186,7 +186,7 @@ pub struct NodeArgs {
     /// Founding members on first start: 1=HOST:PORT,2=HOST:PORT,...
     #[arg(long, env = "MCPD_INITIAL_CLUSTER")]
     pub initial_cluster: Option<String>,
-    /// Require this token for writes and Raft RPCs.
+    /// Require this token for writes, tool calls and Raft RPCs.
     #[arg(long, env = "MCPD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Minimum leader election timeout in milliseconds; a dead leader is replaced after
