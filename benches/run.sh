@@ -64,6 +64,14 @@ echo "==> failover ($trials trials)"
 } >>"$result"
 python3 benches/failover.py --mcpd target/release/mcpd --trials "$trials" | sed -n '/^node flags/,$p' >>"$result"
 
+echo "==> concurrent deploys"
+{
+  echo
+  echo "### 1,000 concurrent deploys, 3 nodes on loopback (Python cluster client)"
+  echo
+} >>"$result"
+"$venv/bin/python" benches/deploys.py --mcpd target/release/mcpd --deploys 1000 >>"$result"
+
 echo "==> memory"
 data="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
