@@ -8,7 +8,7 @@
 
 use futures::future::BoxFuture;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
-use mcp_proto::execute::ExecuteRequest;
+use mcp_proto::execute::{ExecuteReply, ExecuteRequest};
 use mcp_raft::NodeId;
 use serde_json::Value;
 use tonic::metadata::MetadataValue;
@@ -71,15 +71,7 @@ impl GrpcForwarder {
             .await
             .map_err(|status| classify(addr, server, status))?
             .into_inner();
-        let response = serde_json::from_str(&reply.response_json).map_err(|e| {
-            let message = format!("peer sent an undecodable reply: {e}");
-            connection(server, UpstreamError::Connect(message))
-        })?;
-        Ok(Executed {
-            response,
-            node_id: reply.node_id,
-            instance_id: reply.instance_id,
-        })
+        decode(addr, server, reply)
     }
 }
 
@@ -101,6 +93,20 @@ fn connection(server: &str, source: UpstreamError) -> ExecuteError {
         server: server.to_owned(),
         source,
     }
+}
+
+/// The peer's answer as an execution. An answer that is not JSON came after the peer ran
+/// the request, so it counts as having reached the server: never repeated elsewhere.
+fn decode(addr: &str, server: &str, reply: ExecuteReply) -> Result<Executed, ExecuteError> {
+    let response = serde_json::from_str(&reply.response_json).map_err(|e| {
+        let message = format!("peer {addr} sent an undecodable reply: {e}");
+        connection(server, UpstreamError::Protocol(message))
+    })?;
+    Ok(Executed {
+        response,
+        node_id: reply.node_id,
+        instance_id: reply.instance_id,
+    })
 }
 
 /// What a failed call to the peer at `addr` means: the peer's own error answer as it is;
@@ -144,6 +150,19 @@ mod tests {
             source.to_string().contains("peer n2:7400: reset"),
             "{source}"
         );
+    }
+
+    #[test]
+    fn an_undecodable_answer_reached_the_server() {
+        let reply = ExecuteReply {
+            response_json: "not json".into(),
+            node_id: 2,
+            instance_id: "s-0".into(),
+        };
+        let Err(ExecuteError::Connection { source, .. }) = decode("n2:7400", "s", reply) else {
+            panic!("an undecodable reply must fail as a connection error");
+        };
+        assert!(source.reached_server(), "{source}");
     }
 
     #[test]
