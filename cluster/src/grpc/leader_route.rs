@@ -139,40 +139,51 @@ impl LeaderRoute {
         F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        let (metadata, _, message) = request.into_parts();
         let repeatable = command.is_repeatable();
-        self.through_elections(repeatable, || async {
-            let request =
-                Request::from_parts(metadata.clone(), Default::default(), message.clone());
-            let route = match self.other_leader() {
+        let route = || async {
+            Ok(match self.other_leader() {
                 Some(addr) => {
                     self.batcher.proposer().count_forwarded();
                     Route::Leader(addr)
                 }
                 None => self.propose(command.clone()).await?.map(&done),
-            };
-            self.finish(request, route, &call).await
-        })
-        .await
+            })
+        };
+        self.through_elections(request, repeatable, route, call)
+            .await
     }
 
-    /// Runs `attempt` until it succeeds, fails for another reason than a missing or
-    /// vanished leader, or the write timeout has passed; between attempts, waits for Raft
-    /// to name a new leader (see the module docs). A `repeatable` request also goes again
-    /// when the leader vanished while it had it.
-    async fn through_elections<R, A, Fut>(
+    /// Finds the `route` of `request` and finishes it (answers here, or forwards it with
+    /// `call`), again and again until that succeeds, fails for another reason than a
+    /// missing or vanished leader, or the write timeout has passed; between attempts, waits
+    /// for Raft to name a new leader (see the module docs). A `repeatable` request also
+    /// goes again when the leader vanished while it had it.
+    async fn through_elections<T, R, A, AFut, F, Fut>(
         &self,
+        request: Request<T>,
         repeatable: bool,
-        attempt: A,
+        route: A,
+        call: F,
     ) -> Result<Response<R>, Status>
     where
-        A: Fn() -> Fut,
-        Fut: Future<Output = Result<Response<R>, ClusterError>>,
+        T: Clone,
+        A: Fn() -> AFut,
+        AFut: Future<Output = Result<Route<R>, ClusterError>>,
+        F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
     {
+        // Kept apart so that each attempt sends the request afresh.
+        let (metadata, _, message) = request.into_parts();
         let deadline = tokio::time::Instant::now() + self.write_timeout;
         loop {
             let tried = self.raft.metrics().borrow().current_leader;
-            match attempt().await {
+            let attempt = async {
+                let route = route().await?;
+                let request =
+                    Request::from_parts(metadata.clone(), Default::default(), message.clone());
+                self.finish(request, route, &call).await
+            };
+            match attempt.await {
                 Err(e)
                     if (e.leader_gone() || (repeatable && e.leader_lost_mid_flight()))
                         && tokio::time::Instant::now() < deadline =>
@@ -188,20 +199,18 @@ impl LeaderRoute {
     /// Waits until Raft names a leader other than `tried`, for at most [`LEADER_RECHECK`]
     /// and never past `deadline`.
     async fn wait_for_other_leader(&self, tried: Option<NodeId>, deadline: tokio::time::Instant) {
-        let until = deadline.min(tokio::time::Instant::now() + LEADER_RECHECK);
-        let mut metrics = self.raft.metrics();
-        let _ = tokio::time::timeout_at(until, async {
-            loop {
-                let leader = metrics.borrow_and_update().current_leader;
-                if leader.is_some() && leader != tried {
-                    return;
-                }
-                if metrics.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(LEADER_RECHECK);
+        // A timeout (or Raft shutting down) just means: try again, or give up at the deadline.
+        let _ = self
+            .raft
+            .wait(Some(wait))
+            .metrics(
+                |m| m.current_leader.is_some() && m.current_leader != tried,
+                "a new leader",
+            )
+            .await;
     }
 
     /// Runs `local` here if this node leads (or knows no other leader: `local` then asks
@@ -244,21 +253,17 @@ impl LeaderRoute {
         if stale {
             return Ok(Response::new(read().await?));
         }
-        let (metadata, _, message) = request.into_parts();
-        // A read changes nothing: it may always go to the next leader.
-        self.through_elections(true, || async {
-            let request =
-                Request::from_parts(metadata.clone(), Default::default(), message.clone());
-            let route = match self.other_leader() {
+        let route = || async {
+            Ok(match self.other_leader() {
                 Some(addr) => Route::Leader(addr),
                 None => match self.confirm_leader().await? {
                     Route::Done(()) => Route::Done(read().await?),
                     Route::Leader(addr) => Route::Leader(addr),
                 },
-            };
-            self.finish(request, route, &call).await
-        })
-        .await
+            })
+        };
+        // A read changes nothing: it may always go to the next leader.
+        self.through_elections(request, true, route, call).await
     }
 
     /// Runs a membership change on the leader, or says where the leader is.
