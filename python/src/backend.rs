@@ -587,7 +587,7 @@ fn local_options(timeout: Option<Duration>, retry_unsafe: bool) -> ExecuteOption
         retry_unsafe,
         timeout,
         forwarded: false,
-        request_id: format!("{:016x}", rand::random::<u64>()),
+        request_id: ExecuteOptions::new_request_id(),
     }
 }
 

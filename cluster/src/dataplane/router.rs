@@ -57,6 +57,13 @@ pub struct ExecuteOptions {
     pub request_id: String,
 }
 
+impl ExecuteOptions {
+    /// A fresh request id for a call that arrives without one: 64 random bits, hex.
+    pub fn new_request_id() -> String {
+        format!("{:016x}", rand::random::<u64>())
+    }
+}
+
 /// A successful execution.
 #[derive(Debug, Clone)]
 pub struct Executed {

@@ -411,7 +411,7 @@ async fn call_tool(gateway: &Gateway, id: Value, params: &Value, era: &Era) -> V
     }
     let request = json!({"jsonrpc": "2.0", "id": id.clone(), "method": "tools/call", "params": upstream_params});
     let options = ExecuteOptions {
-        request_id: format!("mcp-{:016x}", rand::random::<u64>()),
+        request_id: format!("mcp-{}", ExecuteOptions::new_request_id()),
         ..ExecuteOptions::default()
     };
     match gateway.plane.execute(&route.server, request, options).await {

@@ -33,7 +33,7 @@ fn options<T>(request: &Request<T>, retry_unsafe: bool, timeout_ms: Option<u64>)
         .and_then(|v| v.to_str().ok())
         .filter(|id| !id.is_empty() && id.len() <= 64)
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+        .unwrap_or_else(ExecuteOptions::new_request_id);
     if forwarded {
         let from = request
             .metadata()
