@@ -1,6 +1,7 @@
 //! Test harness: real `mcpd node` processes on loopback, driven through the real CLI.
 #![allow(dead_code)]
 
+pub mod history;
 pub mod python;
 
 use std::collections::BTreeMap;
