@@ -307,7 +307,7 @@ fn one_bad_read_in_a_long_history_is_found() {
             written(round + 1),
         );
         let (marker, rev) = if round == 57 {
-            (56, 56)
+            (56, 57)
         } else {
             (round, round + 1)
         };
