@@ -216,6 +216,9 @@ pub struct History {
     notes: Mutex<Vec<(Micros, String)>>,
     calls: Mutex<Vec<DataCall>>,
     disturbances: Mutex<Vec<Disturbance>>,
+    /// (node, fault began, fault healed, what): turned into disturbances that last until
+    /// the node next served a data-plane call.
+    node_faults: Mutex<Vec<(u64, Micros, Micros, String)>>,
 }
 
 impl Default for History {
@@ -232,6 +235,7 @@ impl History {
             notes: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
             disturbances: Mutex::new(Vec::new()),
+            node_faults: Mutex::new(Vec::new()),
         }
     }
 
@@ -277,6 +281,36 @@ impl History {
         self.disturbances.lock().unwrap().push(d);
     }
 
+    /// A fault of node `node` itself (killed, paused, restarted) from `from` until it was
+    /// undone at `healed`: the node counts as disturbed until it next serves a data-plane
+    /// call, since a restarted node needs time to come back.
+    pub fn node_fault(&self, node: u64, from: Micros, healed: Micros, what: impl Into<String>) {
+        self.node_faults
+            .lock()
+            .unwrap()
+            .push((node, from, healed, what.into()));
+    }
+
+    fn all_disturbances(&self) -> Vec<Disturbance> {
+        let calls = self.calls.lock().unwrap();
+        let mut all = self.disturbances.lock().unwrap().clone();
+        for (node, from, healed, what) in self.node_faults.lock().unwrap().iter() {
+            let to = calls
+                .iter()
+                .filter(|c| c.node == *node && c.error.is_none() && c.invoke >= *healed)
+                .map(|c| c.invoke)
+                .min()
+                .unwrap_or(NEVER);
+            all.push(Disturbance {
+                node: *node,
+                from: *from,
+                to,
+                what: what.clone(),
+            });
+        }
+        all
+    }
+
     pub fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
     }
@@ -289,10 +323,8 @@ impl History {
     pub fn check(&self, finals: &BTreeMap<u64, NodeState>) -> Report {
         let mut report = check_operations(&self.events());
         report.extend(check_convergence(finals));
-        report.extend(check_data_plane(
-            &self.calls.lock().unwrap(),
-            &self.disturbances.lock().unwrap(),
-        ));
+        let disturbances = self.all_disturbances();
+        report.extend(check_data_plane(&self.calls.lock().unwrap(), &disturbances));
         report.notes = self.notes();
         report
     }

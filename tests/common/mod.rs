@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod history;
+pub mod netproxy;
 pub mod python;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,9 @@ pub struct ClusterOptions {
     pub node_args: BTreeMap<u64, Vec<String>>,
     /// Extra environment variables of every node process.
     pub env: BTreeMap<String, String>,
+    /// The address a node advertises to its peers when it is not the one it binds (a
+    /// fault-injecting proxy in front of it, say).
+    pub advertise: BTreeMap<u64, String>,
 }
 
 /// A set of `mcpd node` processes; every process is killed when it is dropped.
@@ -82,18 +86,27 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `n` founding nodes with ids 1..=n.
     pub fn start(n: u64, options: ClusterOptions) -> Self {
+        let addrs: Vec<(u64, String)> = (1..=n)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        Self::start_at(addrs, options)
+    }
+
+    /// Starts founding nodes listening on the given (id, address) pairs; each advertises
+    /// `options.advertise[id]` if given, else its listen address.
+    pub fn start_at(addrs: Vec<(u64, String)>, options: ClusterOptions) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cluster = TestCluster {
             nodes: Vec::new(),
             dir,
             options,
         };
-        let addrs: Vec<(u64, String)> = (1..=n)
-            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
-            .collect();
         let initial = addrs
             .iter()
-            .map(|(id, addr)| format!("{id}={addr}"))
+            .map(|(id, addr)| {
+                let advertised = cluster.options.advertise.get(id).unwrap_or(addr);
+                format!("{id}={advertised}")
+            })
             .collect::<Vec<_>>()
             .join(",");
         for (id, addr) in addrs {
@@ -115,6 +128,10 @@ impl TestCluster {
             "--data-dir".to_owned(),
             data_dir.display().to_string(),
         ];
+        if let Some(advertised) = self.options.advertise.get(&id) {
+            args.push("--advertise-addr".to_owned());
+            args.push(advertised.clone());
+        }
         if let Some(initial) = initial {
             args.push("--initial-cluster".to_owned());
             args.push(initial.to_owned());
@@ -182,6 +199,31 @@ impl TestCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends `signal` (a `kill` signal name such as STOP, CONT or TERM) to a running node.
+    pub fn signal(&self, id: u64, signal: &str) -> bool {
+        self.node(id).pid().is_some_and(|pid| {
+            Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
+    /// Stops a node with SIGTERM and waits up to `grace` for it to exit (then kill -9).
+    pub fn terminate(&mut self, id: u64, grace: Duration) {
+        self.signal(id, "TERM");
+        let deadline = Instant::now() + grace;
+        if let Some(child) = self.node_mut(id).child.as_mut() {
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill(id);
     }
 
     /// Restarts a killed node with nothing but its data dir.
