@@ -89,6 +89,7 @@ async fn main() {
         idle_timeout: Duration::from_secs(300),
         keepalive: true,
         keepalive_interval: Duration::from_secs(30),
+        containers: Default::default(),
     };
     let session = Arc::new(
         Session::connect(&spec, &options)

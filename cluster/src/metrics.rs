@@ -75,7 +75,12 @@ impl NodeMetrics {
         &self.dataplane
     }
 
-    /// The gateway's metrics.
+    /// The registry itself, for subsystems that register their metrics later (guards).
+    pub fn prometheus_registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The MCP gateway's metrics.
     pub fn gateway(&self) -> &Arc<GatewayMetrics> {
         &self.gateway
     }
@@ -177,7 +182,6 @@ mod tests {
 
     use super::*;
     use crate::dataplane::{DataPlaneSnapshot, InstanceStatus};
-    use crate::gateway::guard::GuardError;
     use crate::proposer::Proposed;
     use crate::raft_metrics::RaftSnapshot;
 
@@ -192,6 +196,7 @@ mod tests {
         plane.count_breaker_transition("s", BreakerState::Open);
         plane.count_restart("s");
         plane.count_forwarded(2);
+        plane.observe_cold_start("s", 0.5);
         plane.record(&DataPlaneSnapshot {
             registered: BTreeSet::from(["s".to_owned()]),
             instances: vec![InstanceStatus {
@@ -204,7 +209,7 @@ mod tests {
                 protocol_version: None,
             }],
         });
-        m.gateway().count_rejection(&GuardError::Unauthorized);
+        m.gateway().count_auth_rejection("unauthorized");
         m.raft.record(&RaftSnapshot {
             desired: BTreeMap::from([("s".to_owned(), 1)]),
             ..RaftSnapshot::default()

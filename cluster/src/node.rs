@@ -25,7 +25,10 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 
-use crate::auth::AuthLayer;
+use crate::tls::incoming::HttpListener;
+use crate::tls::peer_layer::PeerCertLayer;
+use crate::tls::NodeTls;
+use crate::auth::{AuthLayer, Authenticator};
 use crate::batcher::ProposalBatcher;
 use crate::config::NodeConfig;
 use crate::dataplane::DataPlane;
@@ -51,6 +54,8 @@ pub struct ClusterNode {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     leader_duties: JoinHandle<()>,
     scheduler: JoinHandle<()>,
+    /// Reloads the TLS files when they change (TLS nodes only).
+    tls_watch: Option<JoinHandle<()>>,
     dataplane: Arc<DataPlane>,
     /// The proposer with the write timeout, for commands proposed by the program that runs
     /// the node (counted like every other proposal).
@@ -73,9 +78,17 @@ impl ClusterNode {
     /// Starts a node from `config`.
     pub async fn start(config: NodeConfig) -> Result<Self, ClusterError> {
         let identity = NodeIdentity::load_or_create(&config)?;
+        // Before anything starts: no serving beyond loopback without authentication, and
+        // the TLS files read and checked.
+        crate::hardening::check_exposure(
+            &config,
+            (!config.in_process).then_some(identity.listen_addr),
+        )?;
+        let tls = config.tls.clone().map(NodeTls::load).transpose()?;
         // Peers authorize like any client: executes forwarded to them carry the token. Built
         // first so a token that cannot be sent as a header fails the start before anything.
-        let peers = PeerChannels::with_token(config.admin_token.as_deref())?;
+        let peers = PeerChannels::with_token(config.admin_token.as_deref())?
+            .with_tls(tls.as_ref().map(NodeTls::peer_client).transpose()?);
         let raft_config = Arc::new(config.raft.to_openraft()?);
 
         let db = mcp_storage::open_db(&config.data_dir.join("raft.db"), SLED_CACHE_BYTES)?;
@@ -89,7 +102,8 @@ impl ClusterNode {
         let state_machine =
             RegistryStateMachine::open(&db)?.with_apply_observer(metrics.apply_observer());
         let registry = state_machine.reader();
-        let network = GrpcNetworkFactory::new(peers.credentials().clone());
+        let network =
+            GrpcNetworkFactory::new(peers.credentials().clone()).with_tls(peers.tls().cloned());
         let raft = Raft::new(identity.id, raft_config, network, log_store, state_machine)
             .await
             .map_err(|e| ClusterError::Fatal {
@@ -119,9 +133,29 @@ impl ClusterNode {
             Incoming::InProcess(..) => identity.listen_addr,
         };
 
-        let dataplane = DataPlane::start(
+        let mut plane_config = config.dataplane.clone();
+        plane_config.containers = crate::dataplane::upstream::docker::ContainerScope::for_node(
+            "mcp-rust",
             identity.id,
-            config.dataplane.clone(),
+            &config.data_dir,
+        )
+        .map_err(|source| ClusterError::Io {
+            context: "read or write the container scope in the data dir".to_owned(),
+            source,
+        })?;
+        let guard_metrics = crate::guards::GuardMetrics::register(metrics.prometheus_registry())
+            .map_err(|e| ClusterError::Fatal {
+                node: identity.id,
+                reason: e.to_string(),
+            })?;
+        let guards = Arc::new(crate::guards::Guards::new(
+            identity.id,
+            config.secrets_keyring.clone(),
+            Some(guard_metrics),
+        ));
+        let dataplane = DataPlane::start_with_guards(
+            identity.id,
+            plane_config,
             registry.clone(),
             Arc::new(GrpcForwarder::new(
                 identity.id,
@@ -129,7 +163,13 @@ impl ClusterNode {
                 config.dataplane.max_message_bytes,
             )),
             Arc::clone(metrics.dataplane()),
+            Arc::clone(&guards),
         );
+        let authenticator = Authenticator::new(config.admin_token.clone(), Some(registry.clone()));
+        let audit = Arc::new(crate::audit::Audit::new(
+            identity.id,
+            config.audit_log.as_deref(),
+        )?);
         let raft_api = RaftApi::new(raft.clone());
         let proposer = Proposer::new(raft.clone(), Arc::clone(metrics.proposals()));
         let timed_proposer = proposer.clone().with_timeout(config.write_timeout);
@@ -142,7 +182,14 @@ impl ClusterNode {
             ProposalBatcher::start(timed_proposer.clone()),
         )
         .with_dataplane(Arc::clone(&dataplane), Arc::clone(&metrics))
-        .with_node_tags(config.tags.clone());
+        .with_node_tags(config.tags.clone())
+        .with_auth(authenticator.enabled())
+        .with_secrets_keyring(config.secrets_keyring.clone());
+        guards
+            .observer()
+            .set_writer(Arc::new(cluster_api.guard_handlers()));
+        dataplane.set_demand_writer(Arc::new(cluster_api.demand_handlers()));
+        crate::guards::spawn_share_watch(Arc::clone(&guards), raft.clone(), registry.clone());
         let http_state = Arc::new(HttpState {
             id: identity.id,
             raft: raft.clone(),
@@ -156,8 +203,12 @@ impl ClusterNode {
             let _ = stop_rx.await;
         };
         let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(crate::hardening::MAX_CONCURRENT_STREAMS))
+            .http2_max_header_list_size(Some(crate::hardening::MAX_HEADER_LIST_BYTES))
+            // Under TLS, Raft RPCs need a node certificate of the cluster CA.
+            .layer(PeerCertLayer::new(tls.is_some()))
             // Every RPC of every service is authorized here, before any handler runs.
-            .layer(AuthLayer::new(config.admin_token.clone()))
+            .layer(AuthLayer::new(authenticator.clone()).with_audit(Arc::clone(&audit)))
             .add_service(
                 RaftServiceServer::new(raft_api)
                     .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
@@ -168,16 +219,25 @@ impl ClusterNode {
                     .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
             )
             .add_service(
-                ExecuteServiceServer::new(ExecuteApi::new(Arc::clone(&dataplane)))
+                ExecuteServiceServer::new(ExecuteApi::new(Arc::clone(&dataplane), Arc::clone(&audit)))
                     .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
             );
         let (server, in_process) = match incoming {
-            Incoming::Tcp(listener) => {
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                let server = router.serve_with_incoming_shutdown(incoming, shutdown);
-                (tokio::spawn(server), None)
-            }
+            Incoming::Tcp(listener) => match &tls {
+                Some(tls) => {
+                    let config = tls.server_config(&[mcp_client::tls::ALPN_H2])?;
+                    let accepted = crate::tls::incoming::accept(listener, config, tls.clone());
+                    let incoming = ReceiverStream::new(accepted).map(Ok::<_, std::io::Error>);
+                    let server = router.serve_with_incoming_shutdown(incoming, shutdown);
+                    (tokio::spawn(server), None)
+                }
+                None => {
+                    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                    let server = router.serve_with_incoming_shutdown(incoming, shutdown);
+                    (tokio::spawn(server), None)
+                }
+            },
             Incoming::InProcess(connections, accepted) => {
                 let incoming = ReceiverStream::new(accepted).map(Ok::<_, std::io::Error>);
                 let server = router.serve_with_incoming_shutdown(incoming, shutdown);
@@ -186,13 +246,9 @@ impl ClusterNode {
         };
         let (stop_http, mut http_stopped) = tokio::sync::watch::channel(false);
         if let Some(addr) = config.metrics_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ClusterError::Io {
-                    context: format!("bind metrics address {addr}"),
-                    source,
-                })?;
-            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            let metrics_tls = tls.as_ref().filter(|t| t.settings().metrics);
+            let listener = HttpListener::bind(addr, metrics_tls, "metrics").await?;
+            tracing::info!(%addr, scheme = listener.scheme(), "serving /metrics, /healthz and /readyz");
             tokio::spawn(async move {
                 let shutdown = async move {
                     let _ = http_stopped.changed().await;
@@ -204,18 +260,23 @@ impl ClusterNode {
         }
         if let Some(gateway) = &config.gateway {
             let addr = gateway.addr;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ClusterError::Io {
-                    context: format!("bind MCP gateway address {addr}"),
-                    source,
-                })?;
-            // One rule for clients: the gateway's own token, else the admin token.
-            let token = gateway.token.clone().or_else(|| config.admin_token.clone());
-            tracing::info!(url = %format!("http://{addr}/mcp"), token = token.is_some(), "serving the MCP gateway");
+            let gateway_tls = tls.as_ref().filter(|t| t.settings().gateway);
+            let listener = HttpListener::bind(addr, gateway_tls, "MCP gateway").await?;
+            // Clients present the gateway's own token, a cluster token (admin or API) or,
+            // with OAuth configured, a JWT access token.
+            let auth = crate::gateway::authn::GatewayAuth::new(
+                gateway.token.clone(),
+                authenticator.clone(),
+                gateway
+                    .oauth
+                    .clone()
+                    .map(|c| Arc::new(crate::gateway::oauth::JwtValidator::new(c))),
+            );
+            tracing::info!(url = %format!("{}://{addr}/mcp", listener.scheme()), token = auth.enabled(), oauth = gateway.oauth.is_some(), "serving the MCP gateway");
             let mut stopped = stop_http.subscribe();
             let parts = crate::gateway::GatewayParts {
-                token,
+                auth,
+                audit: Arc::clone(&audit),
                 allowed_origins: gateway.allowed_origins.clone(),
                 session_lifetime: gateway.session_lifetime,
                 plane: Arc::clone(&dataplane),
@@ -259,6 +320,7 @@ impl ClusterNode {
             server,
             leader_duties,
             scheduler,
+            tls_watch: tls.as_ref().map(NodeTls::watch),
             dataplane,
             proposer: timed_proposer,
             stop_http,
@@ -313,8 +375,13 @@ impl ClusterNode {
     pub async fn shutdown(mut self) -> Result<(), ClusterError> {
         self.leader_duties.abort();
         self.scheduler.abort();
+        if let Some(watch) = &self.tls_watch {
+            watch.abort();
+        }
         let _ = self.stop_http.send(true);
-        self.dataplane.shutdown().await;
+        // The gRPC server stops first, gracefully: it takes no new connection (clients with
+        // an endpoint list move on to the next node) and finishes the requests it holds,
+        // which may still need the data plane (a call forwarded to a peer, say).
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }
@@ -323,6 +390,7 @@ impl ClusterNode {
             Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server ended with an error"),
             Err(e) => tracing::warn!(error = %e, "gRPC server task failed"),
         }
+        self.dataplane.shutdown().await;
         self.raft
             .shutdown()
             .await

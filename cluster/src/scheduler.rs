@@ -53,7 +53,7 @@ pub fn plan(
     in_flight: &BTreeMap<NodeId, u64>,
 ) -> Option<PlacementChange> {
     let name = &record.spec.name;
-    let desired: BTreeSet<String> = (0..record.spec.replicas)
+    let desired: BTreeSet<String> = (0..record.desired_instances())
         .map(|i| format!("{name}-{i}"))
         .collect();
     let candidates: Vec<&NodeRecord> = live.iter().filter(|n| eligible(record, n)).collect();
@@ -242,6 +242,7 @@ mod tests {
                 .iter()
                 .map(|(i, n)| ((*i).to_owned(), *n))
                 .collect(),
+            awake: false,
         }
     }
 

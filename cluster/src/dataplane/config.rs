@@ -101,6 +101,8 @@ pub struct DataPlaneConfig {
     pub retry: RetryConfig,
     /// Restarts of crashed instances.
     pub restart: RestartPolicy,
+    /// Labels and reaping scope of this node's containers (docker servers).
+    pub containers: super::upstream::docker::ContainerScope,
 }
 
 impl Default for DataPlaneConfig {
@@ -119,6 +121,7 @@ impl Default for DataPlaneConfig {
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             restart: RestartPolicy::default(),
+            containers: Default::default(),
         }
     }
 }

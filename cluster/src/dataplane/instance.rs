@@ -95,6 +95,8 @@ pub struct Instance {
     in_flight: AtomicUsize,
     healthy: AtomicBool,
     restarts: AtomicU32,
+    /// When a request last began or ended here (scale to zero stops idle instances).
+    last_used: Mutex<Instant>,
     /// The instance's circuit breaker.
     pub breaker: CircuitBreaker,
     stop: watch::Sender<bool>,
@@ -108,6 +110,7 @@ pub struct InFlight(Arc<Instance>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -139,6 +142,7 @@ impl Instance {
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
+            last_used: Mutex::new(Instant::now()),
             breaker,
             stop,
             changed,
@@ -187,8 +191,22 @@ impl Instance {
             .cloned()
     }
 
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// How long since a request last began or ended on this instance (since it was
+    /// created, if none did).
+    pub fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
     /// Counts a request in flight, or refuses if `limit` are already in flight.
     pub fn try_begin(self: &Arc<Self>, limit: usize) -> Option<InFlight> {
+        self.touch();
         let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let guard = InFlight(Arc::clone(self));
         (previous < limit).then_some(guard)
@@ -228,6 +246,7 @@ async fn supervise(
         idle_timeout: config.idle_timeout,
         keepalive: config.keepalive,
         keepalive_interval: config.keepalive_interval,
+        containers: config.containers.clone(),
     };
     let policy = &config.restart;
     let mut stop = instance.stop.subscribe();

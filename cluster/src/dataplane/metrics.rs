@@ -51,6 +51,8 @@ pub struct DataPlaneMetrics {
     breakers: IntGaugeVec,
     breaker_open: IntGaugeVec,
     replicas_running: IntGaugeVec,
+    cold_starts: IntCounterVec,
+    cold_start_duration: HistogramVec,
     /// The request series by server, kept so that statistics are read from these handles
     /// rather than by gathering the registry and matching family names.
     series: Mutex<BTreeMap<String, ServerSeries>>,
@@ -72,8 +74,18 @@ impl DataPlaneMetrics {
             breakers: register_int_gauge_vec_with_registry!("mcp_circuit_breakers", "Instances of a server on this node by circuit breaker state (closed, open, half_open).", &["server", "state"], registry)?,
             breaker_open: register_int_gauge_vec_with_registry!("mcp_circuit_breaker_open", "Instances of a server on this node whose circuit breaker is open.", &["server"], registry)?,
             replicas_running: register_int_gauge_vec_with_registry!("mcp_server_replicas_running", "Running instances of each server on this node.", &["server"], registry)?,
+            cold_starts: register_int_counter_vec_with_registry!("mcp_cold_starts_total", "Calls that woke a sleeping on-demand server (scale to zero) through this node.", &["server"], registry)?,
+            cold_start_duration: register_histogram_vec_with_registry!(HistogramOpts::new("mcp_cold_start_duration_seconds", "From waking a sleeping on-demand server to the first call served.").buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]), &["server"], registry)?,
             series: Mutex::default(),
         })
+    }
+
+    /// Records a cold start of `server` that took `seconds` until its first call was served.
+    pub fn observe_cold_start(&self, server: &str, seconds: f64) {
+        self.cold_starts.with_label_values(&[server]).inc();
+        self.cold_start_duration
+            .with_label_values(&[server])
+            .observe(seconds);
     }
 
     fn with_series<R>(&self, server: &str, f: impl FnOnce(&mut ServerSeries) -> R) -> R {

@@ -11,10 +11,12 @@
 pub mod breaker;
 pub mod calls;
 pub mod config;
+pub mod containers;
 pub mod error;
 pub mod instance;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod on_demand;
 pub mod placement;
 pub mod pool;
 pub mod reconciler;
@@ -33,6 +35,7 @@ pub use error::ExecuteError;
 pub use metrics::{DataPlaneMetrics, DataPlaneSnapshot};
 pub use router::{ExecuteOptions, Executed, PeerForwarder};
 
+use crate::guards::Guards;
 use pool::InstancePool;
 
 /// The data plane of one node.
@@ -44,6 +47,10 @@ pub struct DataPlane {
     peers: Arc<dyn PeerForwarder>,
     metrics: Arc<DataPlaneMetrics>,
     stop: watch::Sender<bool>,
+    /// Scale to zero: wakes, sleeps and cold starts (see [`on_demand`]).
+    on_demand: on_demand::OnDemand,
+    /// Pins, secrets, limits and quotas (see [`crate::guards`]).
+    guards: Arc<Guards>,
 }
 
 /// One local instance, as listed in status.
@@ -75,6 +82,21 @@ impl DataPlane {
         peers: Arc<dyn PeerForwarder>,
         metrics: Arc<DataPlaneMetrics>,
     ) -> Arc<Self> {
+        let guards = Arc::new(Guards::new(node_id, None, None));
+        Self::start_with_guards(node_id, config, registry, peers, metrics, guards)
+    }
+
+    /// [`DataPlane::start`] with the node's `guards` (its secrets key, metrics and pin
+    /// writer); also lists the tools of each instance that connects (see
+    /// [`crate::guards::pinning::watch_instances`]).
+    pub fn start_with_guards(
+        node_id: NodeId,
+        config: DataPlaneConfig,
+        registry: RegistryReader,
+        peers: Arc<dyn PeerForwarder>,
+        metrics: Arc<DataPlaneMetrics>,
+        guards: Arc<Guards>,
+    ) -> Arc<Self> {
         let (stop, _) = watch::channel(false);
         let plane = Arc::new(Self {
             node_id,
@@ -84,9 +106,35 @@ impl DataPlane {
             peers,
             metrics,
             stop,
+            on_demand: on_demand::OnDemand::default(),
+            guards,
         });
         tokio::spawn(reconciler::run(Arc::clone(&plane)));
+        tokio::spawn(containers::reap_orphans(Arc::clone(&plane)));
+        tokio::spawn(on_demand::stop_idle(Arc::clone(&plane)));
+        tokio::spawn(crate::guards::pinning::watch_instances(Arc::downgrade(
+            &plane,
+        )));
         plane
+    }
+
+    /// The guards this data plane applies.
+    pub fn guards(&self) -> &Arc<Guards> {
+        &self.guards
+    }
+
+    /// The registry this data plane reads.
+    pub fn registry(&self) -> &RegistryReader {
+        &self.registry
+    }
+
+    /// Every local instance's live session, with its server (for the pin watcher).
+    pub(crate) fn connected_sessions(&self) -> Vec<(String, Arc<upstream::Session>)> {
+        self.pool
+            .all()
+            .into_values()
+            .filter_map(|i| i.usable_session().map(|s| (i.server.clone(), s)))
+            .collect()
     }
 
     /// This node's id.

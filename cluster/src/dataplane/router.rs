@@ -55,6 +55,9 @@ pub struct ExecuteOptions {
     pub forwarded: bool,
     /// Carried across forwarding hops and logged on each node that handles the request.
     pub request_id: String,
+    /// Rate limits of the caller (its principal's and its role's), checked with the
+    /// server's on the node the caller reached.
+    pub principal_limits: Vec<(crate::guards::rate_limit::LimitKey, mcp_raft::registry::spec::RateLimit)>,
 }
 
 impl ExecuteOptions {
@@ -84,7 +87,7 @@ impl DataPlane {
         options: ExecuteOptions,
     ) -> Result<Executed, ExecuteError> {
         let method = metric_method(jsonrpc::method(&request));
-        let result = self.route(server, request, options).await;
+        let result = self.guarded_route(server, request, options).await;
         // Each request is counted once: by the node that ran it, or by the node that
         // answered with an error of its own (a peer's error was counted by the peer).
         let outcome = match &result {
@@ -106,6 +109,35 @@ impl DataPlane {
         result
     }
 
+    /// Routes `request` through the guards: a refused call fails at once; an admitted one
+    /// holds its quota slot until it ends; a `tools/list` answer is screened for pins.
+    async fn guarded_route(
+        &self,
+        server: &str,
+        request: Value,
+        options: ExecuteOptions,
+    ) -> Result<Executed, ExecuteError> {
+        let is_list = jsonrpc::method(&request) == Some("tools/list");
+        let admission = self
+            .guards
+            .admit(
+                &self.registry,
+                server,
+                &request,
+                options.forwarded,
+                &options.principal_limits,
+            )
+            .map_err(ExecuteError::Refused)?;
+        let mut result = self.route(server, request, options).await;
+        drop(admission);
+        if let (true, Ok(executed)) = (is_list, &mut result) {
+            let local = executed.node_id == self.node_id;
+            self.guards
+                .screen_list(&self.registry, server, &mut executed.response, local);
+        }
+        result
+    }
+
     /// Routes `request`, waiting (up to the connect timeout) for a server whose instances
     /// are still coming up: a call right after a deploy is served once the first instance
     /// is ready instead of failing while it starts.
@@ -119,11 +151,17 @@ impl DataPlane {
         let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
         loop {
             let error = match self.route_once(server, &request, &options).await {
-                Ok(executed) => return Ok(executed),
+                Ok(executed) => {
+                    self.served(server);
+                    return Ok(executed);
+                }
                 Err(error) => error,
             };
-            let waiting =
-                matches!(error, ExecuteError::NoHealthyInstance { .. }) && self.coming_up(server);
+            let no_instance = matches!(error, ExecuteError::NoHealthyInstance { .. });
+            // A sleeping on-demand server is woken by its first call, which then waits for
+            // the instance like a call right after a deploy.
+            let woken = no_instance && self.wake_if_sleeping(server).await;
+            let waiting = no_instance && (woken || self.coming_up(server));
             if !waiting || tokio::time::Instant::now() >= deadline {
                 return Err(error);
             }
@@ -153,7 +191,7 @@ impl DataPlane {
         let unplaced = self.registry.read(|state| {
             state.registry.server(server).is_some_and(|record| {
                 !placement::runs_everywhere(record)
-                    && record.spec.replicas > 0
+                    && record.desired_instances() > 0
                     && record.placements.is_empty()
             })
         });

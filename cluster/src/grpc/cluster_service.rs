@@ -15,15 +15,21 @@ use mcp_proto::cluster::{
     RotateSessionKeyReply, RotateSessionKeyRequest, ScaleRequest, ServerInfo, StatusReply,
     StatusRequest, UndeployRequest, WriteReply,
 };
+use mcp_proto::cluster::{
+    CreateTokenReply, CreateTokenRequest, ListTokensReply, ListTokensRequest, RevokeTokenRequest,
+};
 use mcp_raft::types::Raft;
 use mcp_raft::{NodeId, RegistryReader};
 use tonic::{Request, Response, Status};
 
+use super::backup_service::BackupHandlers;
 use super::leader_route::LeaderRoute;
 use super::membership_service::MembershipHandlers;
 use super::registry_service::RegistryHandlers;
 use super::session_service::SessionHandlers;
 use super::status_service::StatusHandlers;
+use super::guard_service::GuardHandlers;
+use super::token_service::TokenHandlers;
 use crate::batcher::ProposalBatcher;
 use crate::dataplane::DataPlane;
 use crate::forward::PeerChannels;
@@ -36,6 +42,9 @@ pub struct ClusterApi {
     membership: MembershipHandlers,
     status: StatusHandlers,
     sessions: SessionHandlers,
+    tokens: TokenHandlers,
+    backup: BackupHandlers,
+    guards: GuardHandlers,
 }
 
 impl ClusterApi {
@@ -51,6 +60,10 @@ impl ClusterApi {
         let route = LeaderRoute::new(id, raft.clone(), peers, batcher, write_timeout);
         let membership = MembershipHandlers::new(route.clone(), registry.clone());
         Self {
+            backup: BackupHandlers::new(id, route.clone(), registry.clone()),
+            guards: GuardHandlers::new(route.clone(), registry.clone(), None),
+            // Off until `with_auth` says the node checks credentials.
+            tokens: TokenHandlers::new(route.clone(), registry.clone(), false),
             sessions: SessionHandlers::new(route.clone(), registry.clone()),
             registry: RegistryHandlers::new(route, registry.clone(), membership.clone()),
             status: StatusHandlers::new(id, raft, registry, membership.clone()),
@@ -63,6 +76,39 @@ impl ClusterApi {
     pub fn with_node_tags(mut self, tags: Vec<String>) -> Self {
         self.status = self.status.with_node_tags(tags);
         self
+    }
+
+    /// Lets tokens be created: the node checks credentials (it has an admin token).
+    pub fn with_auth(mut self, enabled: bool) -> Self {
+        self.tokens = TokenHandlers::new(
+            self.sessions.route().clone(),
+            self.sessions.registry().clone(),
+            enabled,
+        );
+        self
+    }
+
+    /// Seals secrets with `keyring` (set on every node: the one that proposes seals).
+    pub fn with_secrets_keyring(
+        mut self,
+        keyring: Option<Arc<crate::guards::secrets::Keyring>>,
+    ) -> Self {
+        self.guards = GuardHandlers::new(
+            self.sessions.route().clone(),
+            self.sessions.registry().clone(),
+            keyring,
+        );
+        self
+    }
+
+    /// The guard handlers, which the data plane's pin observer proposes through.
+    pub fn guard_handlers(&self) -> GuardHandlers {
+        self.guards.clone()
+    }
+
+    /// The scale-to-zero handlers, which the data plane wakes and idles servers through.
+    pub fn demand_handlers(&self) -> super::demand_service::DemandHandlers {
+        super::demand_service::DemandHandlers::new(self.sessions.route().clone())
     }
 
     /// The handlers of the gateway-session RPCs, which the node's MCP gateway calls
@@ -162,5 +208,89 @@ impl ClusterService for ClusterApi {
         r: Request<EndGatewaySessionRequest>,
     ) -> Result<Response<WriteReply>, Status> {
         self.sessions.end_gateway_session(r).await
+    }
+
+    async fn create_token(
+        &self,
+        r: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenReply>, Status> {
+        self.tokens.create_token(r).await
+    }
+
+    async fn list_tokens(
+        &self,
+        r: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensReply>, Status> {
+        self.tokens.list_tokens(r).await
+    }
+
+    async fn revoke_token(
+        &self,
+        r: Request<RevokeTokenRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.tokens.revoke_token(r).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        r: Request<mcp_proto::cluster::SaveSnapshotRequest>,
+    ) -> Result<Response<mcp_proto::cluster::SaveSnapshotReply>, Status> {
+        self.backup.save_snapshot(r).await
+    }
+
+    async fn list_tool_pins(
+        &self,
+        r: Request<mcp_proto::cluster::ListToolPinsRequest>,
+    ) -> Result<Response<mcp_proto::cluster::ListToolPinsReply>, Status> {
+        self.guards.list_tool_pins(r).await
+    }
+
+    async fn approve_tools(
+        &self,
+        r: Request<mcp_proto::cluster::ApproveToolsRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.guards.approve_tools(r).await
+    }
+
+    async fn observe_tools(
+        &self,
+        r: Request<mcp_proto::cluster::ObserveToolsRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.guards.observe_tools(r).await
+    }
+
+    async fn set_secret(
+        &self,
+        r: Request<mcp_proto::cluster::SetSecretRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.guards.set_secret(r).await
+    }
+
+    async fn list_secrets(
+        &self,
+        r: Request<mcp_proto::cluster::ListSecretsRequest>,
+    ) -> Result<Response<mcp_proto::cluster::ListSecretsReply>, Status> {
+        self.guards.list_secrets(r).await
+    }
+
+    async fn delete_secret(
+        &self,
+        r: Request<mcp_proto::cluster::DeleteSecretRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.guards.delete_secret(r).await
+    }
+
+    async fn rotate_secrets(
+        &self,
+        r: Request<mcp_proto::cluster::RotateSecretsRequest>,
+    ) -> Result<Response<mcp_proto::cluster::RotateSecretsReply>, Status> {
+        self.guards.rotate_secrets(r).await
+    }
+
+    async fn set_server_awake(
+        &self,
+        r: Request<mcp_proto::cluster::SetServerAwakeRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.demand_handlers().set_server_awake(r).await
     }
 }

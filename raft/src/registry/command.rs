@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::gateway_sessions::SecretKey;
+use super::pins::ToolDefinition;
+use super::principals::TokenRecord;
+use super::secrets::SealedSecret;
 use super::spec::ServerSpec;
 use super::NodeRecord;
 use crate::types::NodeId;
@@ -109,6 +112,67 @@ pub enum Command {
         /// The commands, applied in order. Batches do not nest.
         commands: Vec<Command>,
     },
+    /// Add an API token (its hash, never the token); the name must be new.
+    PutToken {
+        /// The token's record.
+        record: TokenRecord,
+    },
+    /// Revoke the API token named `name`: every node refuses it once it applies this.
+    RevokeToken {
+        /// Token name.
+        name: String,
+    },
+    /// What a node saw when it listed `server`'s tools: tool name -> definition. The first
+    /// observation pins them; a changed pinned tool (or, under `pin: strict`, a new one)
+    /// becomes pending until approved (see [`super::pins`]).
+    ObserveTools {
+        /// Server name.
+        server: String,
+        /// The tools as listed.
+        tools: BTreeMap<String, ToolDefinition>,
+        /// The node that listed them.
+        node: NodeId,
+        /// When (ms since the Unix epoch, that node's clock).
+        at_ms: u64,
+    },
+    /// Pin the pending definitions of `tools` of `server` (every pending one if empty).
+    ApproveTools {
+        /// Server name.
+        server: String,
+        /// Tool names; empty: all pending.
+        tools: Vec<String>,
+    },
+    /// Create or replace secret `name`, sealed by the proposing node (the log never holds
+    /// a value). `Debug` shows no ciphertext.
+    PutSecret {
+        /// Secret name.
+        name: String,
+        /// The sealed value.
+        sealed: SealedSecret,
+    },
+    /// Replace secret `name`'s sealed value if it is still `previous` (key rotation).
+    ResealSecret {
+        /// Secret name.
+        name: String,
+        /// The value it must still have.
+        previous: SealedSecret,
+        /// The value under the new key.
+        sealed: SealedSecret,
+    },
+    /// Remove secret `name` (refused while a server refers to it).
+    DeleteSecret {
+        /// Secret name.
+        name: String,
+    },
+    /// Wake an on-demand server (the scheduler places one instance though `replicas` is
+    /// 0) or let it sleep again. Proposed by the data plane: a call that found no instance
+    /// wakes it, the node whose instance sat idle for `idle_timeout_secs` puts it to sleep.
+    SetAwake {
+        /// Server name.
+        name: String,
+        /// The new state.
+        awake: bool,
+    },
 }
 
 impl Command {
@@ -125,13 +189,22 @@ impl Command {
             | Command::PutNode { .. }
             | Command::SetDraining { .. }
             | Command::SetNodeTags { .. }
-            | Command::EndSession { .. } => true,
+            | Command::EndSession { .. }
+            | Command::SetAwake { .. } => true,
             // Compare-and-set on the key id.
             Command::PutSessionKey { .. } => false,
             Command::DeleteServer { .. } | Command::Place { .. } | Command::DeleteNode { .. } => {
                 false
             }
             Command::Batch { commands } => commands.iter().all(Command::is_repeatable),
+            // A second apply would fail (name taken, token gone) and hide the first.
+            Command::PutToken { .. } | Command::RevokeToken { .. } => false,
+            // The same observation again records nothing; a put overwrites with itself.
+            Command::ObserveTools { .. } | Command::PutSecret { .. } => true,
+            // A second apply fails (nothing pending, value changed, secret gone).
+            Command::ApproveTools { .. }
+            | Command::ResealSecret { .. }
+            | Command::DeleteSecret { .. } => false,
         }
     }
 
@@ -149,6 +222,14 @@ impl Command {
             Command::PutSessionKey { .. } => "put_session_key",
             Command::EndSession { .. } => "end_session",
             Command::Batch { .. } => "batch",
+            Command::PutToken { .. } => "put_token",
+            Command::RevokeToken { .. } => "revoke_token",
+            Command::ObserveTools { .. } => "observe_tools",
+            Command::ApproveTools { .. } => "approve_tools",
+            Command::PutSecret { .. } => "put_secret",
+            Command::ResealSecret { .. } => "reseal_secret",
+            Command::DeleteSecret { .. } => "delete_secret",
+            Command::SetAwake { .. } => "set_awake",
         }
     }
 }
@@ -206,6 +287,74 @@ pub enum CommandError {
     /// A batch inside a batch.
     #[error("batches do not nest")]
     NestedBatch,
+    /// A `PutToken` whose name or token is already registered.
+    #[error("token {name:?} already exists")]
+    TokenExists {
+        /// Token name.
+        name: String,
+    },
+    /// A `RevokeToken` naming no token.
+    #[error("token {name:?} not found")]
+    TokenNotFound {
+        /// Token name.
+        name: String,
+    },
+    /// A `PutToken` with a bad name or hash.
+    #[error("token {name:?} is invalid")]
+    InvalidToken {
+        /// Token name.
+        name: String,
+    },
+    /// An `ObserveTools` with too many tools, an empty name or an oversized definition.
+    #[error("tool listing of {server:?} is too large to pin")]
+    InvalidToolObservation {
+        /// Server name.
+        server: String,
+    },
+    /// An `ApproveTools` that found nothing pending (for `tool`, if named).
+    #[error("{}", match tool { Some(t) => format!("tool {t:?} of {server:?} has no pending change to approve"), None => format!("server {server:?} has no pending tool change to approve") })]
+    NothingToApprove {
+        /// Server name.
+        server: String,
+        /// The tool named, if any.
+        tool: Option<String>,
+    },
+    /// A spec refers to a secret that does not exist.
+    #[error("server {server:?} refers to secret {secret:?} in {field}, which does not exist; create it first with `mcpd secret set {secret}`")]
+    MissingSecret {
+        /// Server name.
+        server: String,
+        /// The spec field holding the reference.
+        field: String,
+        /// The missing secret.
+        secret: String,
+    },
+    /// A secret removal while a server refers to it.
+    #[error("secret {name:?} is used by server {server:?}; change or undeploy it first")]
+    SecretInUse {
+        /// Secret name.
+        name: String,
+        /// A server referring to it.
+        server: String,
+    },
+    /// No secret of that name.
+    #[error("secret {name:?} not found")]
+    SecretNotFound {
+        /// Secret name.
+        name: String,
+    },
+    /// A rotation found the secret changed since it read it.
+    #[error("secret {name:?} changed during the key rotation; rotate again")]
+    SecretChanged {
+        /// Secret name.
+        name: String,
+    },
+    /// A secret with a bad name or an oversized value.
+    #[error("secret {name:?} is invalid (names are 1-63 of A-Z a-z 0-9 _ . -; values at most 64 KiB)")]
+    InvalidSecret {
+        /// Secret name.
+        name: String,
+    },
 }
 
 /// The response of applying one log entry: an outcome, or the precondition that failed.

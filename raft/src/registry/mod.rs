@@ -5,8 +5,12 @@
 //! ends in the same state. Each successful change bumps the registry revision by one.
 
 mod command;
+mod on_demand;
 pub mod gateway_sessions;
+pub mod pins;
 mod placement_mode;
+pub mod principals;
+pub mod secrets;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -16,6 +20,9 @@ use serde::{Deserialize, Serialize};
 pub use command::{Command, CommandError, CommandOutcome, CommandResult};
 pub use gateway_sessions::{GatewaySessions, SecretKey, SessionKey};
 pub use placement_mode::PlacementMode;
+pub use pins::{PinPolicy, ServerPins, ToolDefinition, ToolPins, Withheld};
+pub use principals::{Principals, Role, TokenRecord};
+pub use secrets::{SealedSecret, Secrets};
 pub use spec::{ServerSpec, SpecError};
 
 use crate::types::NodeId;
@@ -33,6 +40,10 @@ pub struct ServerRecord {
     pub mod_revision: u64,
     /// Instance id -> node that runs it.
     pub placements: BTreeMap<String, NodeId>,
+    /// An on-demand server woken by a call (see `on_demand.rs`); absent from entries
+    /// written before scale to zero, which read as asleep.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awake: bool,
 }
 
 /// A cluster node as the registry knows it (placement reads this).
@@ -60,6 +71,15 @@ pub struct Registry {
     /// before gateways shared sessions.
     #[serde(default)]
     gateway_sessions: GatewaySessions,
+    /// API tokens (hashes only); absent from snapshots taken before tokens existed.
+    #[serde(default)]
+    principals: Principals,
+    /// Pinned tool definitions (issue 16 guards); absent from older snapshots.
+    #[serde(default)]
+    tool_pins: ToolPins,
+    /// Sealed cluster secrets; absent from older snapshots.
+    #[serde(default)]
+    secrets: Secrets,
 }
 
 impl Registry {
@@ -93,6 +113,21 @@ impl Registry {
         &self.gateway_sessions
     }
 
+    /// The API tokens.
+    pub fn principals(&self) -> &Principals {
+        &self.principals
+    }
+
+    /// The pinned tool definitions.
+    pub fn tool_pins(&self) -> &ToolPins {
+        &self.tool_pins
+    }
+
+    /// The sealed secrets.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
     /// Applies one command. On success the revision grows by one; on error nothing changes.
     pub fn apply(&mut self, command: &Command) -> CommandResult {
         if let Command::Batch { commands } = command {
@@ -115,6 +150,7 @@ impl Registry {
                 spec,
                 expected_revision,
             } => {
+                self.secrets.check_references(spec)?;
                 let current = self.servers.get(&spec.name);
                 if let Some(expected) = *expected_revision {
                     let actual = current.map_or(0, |s| s.mod_revision);
@@ -140,6 +176,7 @@ impl Registry {
                                 create_revision: next,
                                 mod_revision: next,
                                 placements: BTreeMap::new(),
+                                awake: false,
                             },
                         );
                         true
@@ -150,6 +187,7 @@ impl Registry {
                 if self.servers.remove(name).is_none() {
                     return Err(CommandError::ServerNotFound { name: name.clone() });
                 }
+                self.tool_pins.remove(name);
                 false
             }
             Command::Scale { name, replicas } => {
@@ -212,6 +250,51 @@ impl Registry {
                 at_ms,
             } => {
                 self.gateway_sessions.end(session, *expires_at_ms, *at_ms)?;
+                false
+            }
+            Command::PutToken { record } => {
+                self.principals.put(record)?;
+                false
+            }
+            Command::RevokeToken { name } => {
+                self.principals.revoke(name)?;
+                false
+            }
+            Command::ObserveTools {
+                server,
+                tools,
+                node,
+                at_ms,
+            } => {
+                let policy = self.server_mut(server)?.spec.guards.pin;
+                self.tool_pins
+                    .observe(server, policy, tools, *node, *at_ms)?;
+                false
+            }
+            Command::ApproveTools { server, tools } => {
+                self.server_mut(server)?;
+                self.tool_pins.approve(server, tools)?;
+                false
+            }
+            Command::PutSecret { name, sealed } => {
+                self.secrets.put(name, sealed, next)?;
+                false
+            }
+            Command::ResealSecret {
+                name,
+                previous,
+                sealed,
+            } => {
+                self.secrets.reseal(name, previous, sealed, next)?;
+                false
+            }
+            Command::DeleteSecret { name } => {
+                self.secrets
+                    .remove(name, self.servers.values().map(|r| &r.spec))?;
+                false
+            }
+            Command::SetAwake { name, awake } => {
+                self.server_mut(name)?.awake = *awake;
                 false
             }
             Command::Batch { .. } => return Err(CommandError::NestedBatch),

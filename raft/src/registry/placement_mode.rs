@@ -1,5 +1,6 @@
 //! Who decides where a server's instances run. This is the one home of the rule "stdio
-//! servers are placed by the leader's scheduler, remote HTTP servers run on every node":
+//! and docker servers are placed by the leader's scheduler, remote HTTP servers run on
+//! every node":
 //! the scheduler, the data plane, metrics and listings read it here, and the Python package
 //! reads it from `ServerInfo.scheduled`.
 
@@ -20,7 +21,8 @@ impl ServerSpec {
     /// How this server's instances are placed.
     pub fn placement_mode(&self) -> PlacementMode {
         match self.transport {
-            Transport::Stdio { .. } => PlacementMode::Scheduled,
+            // A container, like a child process, lives on one node.
+            Transport::Stdio { .. } | Transport::Docker(_) => PlacementMode::Scheduled,
             Transport::Http { .. } => PlacementMode::Everywhere,
         }
     }

@@ -4,8 +4,10 @@
 //!
 //! Tools: echo, add, sleep, fail (JSON-RPC error), tool_error (isError result), crash
 //! (exit without answering), garbage (non-JSON output), huge (a result of N bytes),
-//! whoami (instance name and pid), counter (calls seen by this process).
+//! whoami (instance name and pid), counter (calls seen by this process). With `--content`,
+//! also resources, a resource template, a prompt and completions (see `content`).
 
+mod content;
 mod protocol;
 
 use std::sync::Arc;
@@ -26,6 +28,9 @@ struct Args {
     /// HTTP listen port (0 picks one; the address is printed on stderr).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// HTTP listen address (0.0.0.0 inside a container, so a published port reaches it).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
     /// Name reported by the whoami tool (default: the pid).
     #[arg(long)]
     instance_name: Option<String>,
@@ -41,6 +46,9 @@ struct Args {
     /// Refuse `server/discover`: behave like a handshake-era-only server.
     #[arg(long)]
     handshake_only: bool,
+    /// Serve resources, a resource template, a prompt and completions besides the tools.
+    #[arg(long)]
+    content: bool,
 }
 
 #[tokio::main]
@@ -59,10 +67,11 @@ async fn main() -> std::io::Result<()> {
             .unwrap_or_else(|| std::process::id().to_string()),
         args.fail_health,
         args.handshake_only,
+        args.content,
     ));
     match args.transport.as_str() {
         "stdio" => serve_stdio(server).await,
-        "http" => serve_http(server, args.port).await,
+        "http" => serve_http(server, args.host, args.port).await,
         other => {
             eprintln!("unknown transport {other:?} (stdio or http)");
             std::process::exit(2);
@@ -106,7 +115,7 @@ async fn serve_stdio(server: Arc<Server>) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn serve_http(server: Arc<Server>, port: u16) -> std::io::Result<()> {
+async fn serve_http(server: Arc<Server>, host: std::net::IpAddr, port: u16) -> std::io::Result<()> {
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
     use axum::routing::post;
@@ -151,7 +160,7 @@ async fn serve_http(server: Arc<Server>, port: u16) -> std::io::Result<()> {
                 .get(|| async { StatusCode::METHOD_NOT_ALLOWED }),
         )
         .with_state(server);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind((host, port)).await?;
     eprintln!("listening on http://{}/mcp", listener.local_addr()?);
     axum::serve(listener, app).await
 }

@@ -6,6 +6,7 @@
 //! any number of concurrent requests: each request gets a session-unique JSON-RPC id on the
 //! wire and the caller's own id back on the response.
 
+pub mod docker;
 pub mod http;
 pub mod stdio;
 
@@ -62,6 +63,8 @@ pub struct SessionOptions {
     pub keepalive: bool,
     /// Time between TCP keep-alive probes when `keepalive` is on.
     pub keepalive_interval: Duration,
+    /// Labels and reaping scope of the containers of docker servers.
+    pub containers: docker::ContainerScope,
 }
 
 /// Why a session request failed.
@@ -132,6 +135,7 @@ pub(crate) trait Wire: Send + Sync {
 enum AnyWire {
     Stdio(stdio::StdioWire),
     Http(http::HttpWire),
+    Docker(docker::DockerWire),
 }
 
 /// One live, negotiated session with an upstream server.
@@ -139,6 +143,9 @@ pub struct Session {
     wire: AnyWire,
     era: Era,
     next_id: AtomicU64,
+    /// What the server said about itself when the session was negotiated: its
+    /// capabilities and serverInfo (from `server/discover` or `initialize`).
+    announced: Value,
 }
 
 macro_rules! on_wire {
@@ -146,6 +153,7 @@ macro_rules! on_wire {
         match &$self.wire {
             AnyWire::Stdio($w) => $body,
             AnyWire::Http($w) => $body,
+            AnyWire::Docker($w) => $body,
         }
     };
 }
@@ -159,16 +167,19 @@ impl Session {
         let wire = match &spec.transport {
             SpecTransport::Stdio { .. } => AnyWire::Stdio(stdio::StdioWire::spawn(spec, options)?),
             SpecTransport::Http { .. } => AnyWire::Http(http::HttpWire::new(spec, options)?),
+            SpecTransport::Docker(_) => AnyWire::Docker(docker::start(spec, options).await?),
         };
         let mut session = Session {
             wire,
             era: Era::Stateless,
             next_id: AtomicU64::new(1),
+            announced: Value::Null,
         };
         match tokio::time::timeout(options.connect_timeout, session.negotiate()).await {
-            Ok(Ok(era)) => {
+            Ok(Ok((era, announced))) => {
                 tracing::info!(target: "mcp_cluster::dataplane", instance = %options.label, era = era.protocol_version(), "session established");
                 session.era = era;
+                session.announced = announced;
                 Ok(session)
             }
             Ok(Err(e)) => {
@@ -190,7 +201,8 @@ impl Session {
     }
 
     /// Tries the stateless era first (`server/discover`), then the `initialize` handshake.
-    async fn negotiate(&self) -> Result<Era, UpstreamError> {
+    /// Returns the era and the result the server described itself with.
+    async fn negotiate(&self) -> Result<(Era, Value), UpstreamError> {
         let discover = jsonrpc::request(self.next_id(), "server/discover", json!({}));
         let discover = with_meta(discover, &Era::Stateless);
         match on_wire!(self, w => w.roundtrip(discover, Some(&Era::Stateless)).await) {
@@ -200,7 +212,8 @@ impl Session {
                     .and_then(Value::as_array)
                     .is_some_and(|v| v.iter().any(|v| v == STATELESS_VERSION));
                 if speaks_stateless {
-                    return Ok(Era::Stateless);
+                    let announced = response.get("result").cloned().unwrap_or(Value::Null);
+                    return Ok((Era::Stateless, announced));
                 }
             }
             // A handshake-era HTTP server refuses a sessionless request; try the handshake.
@@ -232,7 +245,8 @@ impl Session {
         let era = Era::Handshake(version);
         let initialized = jsonrpc::notification("notifications/initialized", json!({}));
         on_wire!(self, w => w.notify(initialized, Some(&era)).await)?;
-        Ok(era)
+        let announced = response.get("result").cloned().unwrap_or(Value::Null);
+        Ok((era, announced))
     }
 
     /// The negotiated era.
@@ -242,7 +256,20 @@ impl Session {
 
     /// Sends a request and returns the server's response object (result or error) with the
     /// caller's id. A notification (no id) is sent and answered with `Value::Null`.
+    ///
+    /// `server/discover` on a handshake-era session is answered here, from what the
+    /// server's `initialize` result said: so every server, of either era, tells its
+    /// capabilities the same way (the gateway reads them through the data plane, from any
+    /// node).
     pub async fn request(&self, request: &Value) -> Result<Value, UpstreamError> {
+        if let (Era::Handshake(version), Some("server/discover")) =
+            (&self.era, jsonrpc::method(request))
+        {
+            let id = request.get("id").cloned().unwrap_or(Value::Null);
+            return Ok(
+                json!({"jsonrpc": "2.0", "id": id, "result": discover_of_handshake(version, &self.announced)}),
+            );
+        }
         let mut message = request.clone();
         if self.era == Era::Stateless {
             message = with_meta(message, &self.era);
@@ -291,6 +318,17 @@ impl Session {
     pub async fn shutdown(&self) {
         on_wire!(self, w => w.shutdown().await)
     }
+}
+
+/// A `server/discover` result describing a handshake-era server at `version` from its
+/// `initialize` result.
+fn discover_of_handshake(version: &str, initialized: &Value) -> Value {
+    json!({
+        "supportedVersions": [version],
+        "capabilities": initialized.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "serverInfo": initialized.get("serverInfo").cloned().unwrap_or(Value::Null),
+        "resultType": "complete",
+    })
 }
 
 fn client_info() -> Value {

@@ -2,11 +2,12 @@
 //! redaction of secrets in listings and the field tables of `docs/specs.md` all derive from
 //! [`FIELDS`]; adding a field means adding its row here and its parse code in `parse.rs`.
 
-use super::model::{MAX_REPLICAS, MAX_REQUEST_TIMEOUT_MS};
+use super::guards::{MAX_CONCURRENT_CALLS, MAX_RATE};
+use super::model::{MAX_IDLE_TIMEOUT_SECS, MAX_REPLICAS, MAX_REQUEST_TIMEOUT_MS};
 
 /// One accepted field. Nested fields are dotted (`auth.key`); their parent object is
 /// accepted because they exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Field {
     /// Field name, dotted for nested fields.
     pub name: &'static str,
@@ -25,7 +26,7 @@ pub struct Field {
 }
 
 /// The values a field takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     /// Any string.
     Text,
@@ -46,6 +47,17 @@ pub enum Kind {
     NodeIds,
     /// An `http://` or `https://` URL.
     Url,
+    /// `true` or `false`.
+    Boolean,
+    /// A number with up to three decimals, in `min..=max`.
+    Decimal {
+        /// Smallest value.
+        min: f64,
+        /// Largest value.
+        max: f64,
+    },
+    /// An object of tool name to `{per_second, burst}`.
+    RateLimits,
 }
 
 /// The transports a field applies to.
@@ -57,6 +69,25 @@ pub enum Applies {
     Stdio,
     /// Only `http`.
     Http,
+    /// Only `docker`.
+    Docker,
+    /// `stdio` and `docker` (the program, its arguments and environment).
+    StdioDocker,
+    /// `http` and `docker` (`port`).
+    HttpDocker,
+}
+
+impl Applies {
+    /// Whether a field of this group applies to `transport` (one of `Stdio`, `Http`,
+    /// `Docker`).
+    pub fn covers(self, transport: Applies) -> bool {
+        self == All
+            || self == transport
+            || matches!(
+                (self, transport),
+                (StdioDocker, Stdio | Docker) | (HttpDocker, Http | Docker)
+            )
+    }
 }
 
 const fn row(
@@ -84,8 +115,8 @@ const fn secret(field: Field) -> Field {
     }
 }
 
-use Applies::{All, Http, Stdio};
-use Kind::{NodeIds, Text, TextList, TextMap, Url, Words};
+use Applies::{All, Docker, Http, HttpDocker, Stdio, StdioDocker};
+use Kind::{Boolean, Decimal, NodeIds, RateLimits, Text, TextList, TextMap, Url, Words};
 
 /// Every field a spec may carry, in the order docs list them.
 #[rustfmt::skip]
@@ -103,13 +134,20 @@ pub const FIELDS: &[Field] = &[
     row("request_timeout_ms", Kind::Integer { min: 1, max: MAX_REQUEST_TIMEOUT_MS as i64 }, "cluster default", All, "per-request timeout for this server"),
     row("description", Text, "none", All, "shown in listings"),
     row("id", Text, "none", All, "ignored: older specs carried the id here; `name` is the id"),
-    row("command", Text, "required", Stdio, "program to run; spawned directly, never through a shell"),
-    row("args", TextList, "`[]`", Stdio, "arguments (a plain string is refused: nothing is split on spaces)"),
-    secret(row("env", TextMap, "`{}`", Stdio, "environment variables set for the server, over any inherited")),
+    row("on_demand", Boolean, "false", All, "scale to zero: with `replicas: 0` the server stays registered without instances, the first call starts one (the call waits for it, up to the node's connection timeout) and an instance idle for `idle_timeout_secs` stops"),
+    row("idle_timeout_secs", Kind::Integer { min: 1, max: MAX_IDLE_TIMEOUT_SECS as i64 }, "300 (with `on_demand`)", All, "how long an on-demand instance may go without a request before it stops"),
+    row("pin", Words(&["strict", "new-tools-allowed", "off"]), "`new-tools-allowed`", All, "tool pinning: the first listing pins each tool's definition; a changed definition is withheld on every node until `mcpd tools approve`. `strict` also withholds tools added later; `off` pins nothing (see security.md, Guards)"),
+    row("rate_limit.per_second", Kind::Integer { min: 1, max: MAX_RATE as i64 }, "no limit", All, "`tools/call`s per second for the whole cluster (each node admits its share); a refused call gets a `rate_limited` error with a retry-after"),
+    row("rate_limit.burst", Kind::Integer { min: 1, max: MAX_RATE as i64 }, "`per_second`", All, "calls admitted at once after a quiet period, cluster-wide"),
+    row("tool_rate_limits", RateLimits, "`{}`", All, "per-tool limits, checked besides `rate_limit`: `{\"search\": {\"per_second\": 2, \"burst\": 4}}`"),
+    row("max_concurrent_calls", Kind::Integer { min: 1, max: MAX_CONCURRENT_CALLS as i64 }, "no limit", All, "`tools/call`s in flight across the cluster (each node admits its share); more are refused at once, never queued"),
+    row("command", Text, "required (docker: the image's entrypoint)", StdioDocker, "program to run; spawned directly, never through a shell. For docker it replaces the image's entrypoint"),
+    row("args", TextList, "`[]` (docker: the image's command)", StdioDocker, "arguments (a plain string is refused: nothing is split on spaces)"),
+    secret(row("env", TextMap, "`{}`", StdioDocker, "environment variables set for the server, over any inherited (docker: over the image's)")),
     row("inherit_env", TextList, "`[]`", Stdio, "names of the node's environment variables the server inherits besides `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ` and `TMPDIR`, which it always does; nothing else reaches it. Wildcards (`*`) and the node's own `MCPD_*` variables are refused"),
-    row("cwd", Text, "the node's", Stdio, "working directory"),
+    row("cwd", Text, "the node's (docker: the image's)", StdioDocker, "working directory"),
     row("url", Url, "required (or `port`)", Http, "the MCP endpoint"),
-    row("port", Kind::Integer { min: 1, max: 65535 }, "none", Http, "shorthand for `url: http://HOST:PORT/mcp`"),
+    row("port", Kind::Integer { min: 1, max: 65535 }, "none", HttpDocker, "http: shorthand for `url: http://HOST:PORT/mcp`. docker: the container serves Streamable HTTP at `/mcp` on this port (HTTP mode) instead of speaking over stdin/stdout (stdio mode); the node publishes it on a loopback port of its own"),
     row("host", Text, "127.0.0.1", Http, "the HOST of the `port` shorthand"),
     secret(row("headers", TextMap, "`{}`", Http, "extra request headers")),
     row("auth.type", Words(&["api_key", "bearer", "basic"]), "required in `auth`", Http, "credentials sent with every request (`auth` is an object; none without it)"),
@@ -118,6 +156,15 @@ pub const FIELDS: &[Field] = &[
     secret(row("auth.token", Text, "required for bearer", Http, "sent as `Authorization: Bearer TOKEN`")),
     row("auth.username", Text, "required for basic", Http, "basic authentication user"),
     secret(row("auth.password", Text, "required for basic", Http, "basic authentication password")),
+    row("image", Text, "the server name", Docker, "the image to run; `type: docker` is inferred from it"),
+    row("pull", Words(&["never", "if-not-present"]), "`never`", Docker, "whether a node may pull a missing image; `never` runs only images already on the node"),
+    row("user", Text, "the image's", Docker, "`USER[:GROUP]` the server runs as inside the container"),
+    row("volumes", TextList, "`[]`", Docker, "`SOURCE:TARGET[:ro|:rw]` mounts (a host path or a named volume onto an absolute path); read-only unless `:rw`"),
+    row("network", Text, "`none` (stdio mode), `bridge` (HTTP mode)", Docker, "the Docker network; stdio mode needs none, so a server reaches nothing unless given one. HTTP mode cannot use `none`"),
+    row("memory_mb", Kind::Integer { min: 4, max: 1_048_576 }, "no limit", Docker, "memory limit in MiB (swap included)"),
+    row("cpus", Decimal { min: 0.01, max: 1024.0 }, "no limit", Docker, "CPU limit in cores, e.g. `0.5`"),
+    row("pids_limit", Kind::Integer { min: 1, max: 4_194_304 }, "no limit", Docker, "most processes and threads in the container"),
+    row("read_only", Boolean, "false", Docker, "mount the container's root filesystem read-only (a tmpfs stays writable at `/tmp`)"),
 ];
 
 /// Splits `auth.key` into `("auth", Some("key"))`.
@@ -172,6 +219,22 @@ pub fn top_level_only_for(applies: Applies) -> Vec<&'static str> {
     out
 }
 
+/// The top-level fields no row of which applies to `transport`, in table order: what a
+/// spec of that transport refuses.
+pub fn refused_by(transport: Applies) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for f in FIELDS.iter().filter(|f| !f.applies.covers(transport)) {
+        let (head, _) = split(f.name);
+        let elsewhere = FIELDS
+            .iter()
+            .any(|g| split(g.name).0 == head && g.applies.covers(transport));
+        if !elsewhere && !out.contains(&head) {
+            out.push(head);
+        }
+    }
+    out
+}
+
 /// The secret fields, as paths into the flat form (`["auth", "key"]`).
 pub fn secret_paths() -> impl Iterator<Item = Vec<&'static str>> {
     FIELDS
@@ -196,6 +259,9 @@ fn kind_text(kind: Kind) -> String {
         TextMap => "map of strings".to_owned(),
         NodeIds => "list of node ids".to_owned(),
         Url => "`http://` or `https://` URL".to_owned(),
+        Boolean => "boolean".to_owned(),
+        Decimal { min, max } => format!("number {min}–{max}"),
+        RateLimits => "map of tool name to `{per_second, burst}`".to_owned(),
     }
 }
 
@@ -215,8 +281,11 @@ fn meaning(f: &Field) -> String {
 pub fn markdown() -> String {
     let groups = [
         (All, "Every transport"),
+        (StdioDocker, "stdio and docker"),
         (Stdio, "stdio"),
+        (HttpDocker, "http and docker"),
         (Http, "http (Streamable HTTP)"),
+        (Docker, "docker"),
     ];
     let mut out = String::new();
     for (applies, title) in groups {
@@ -294,13 +363,15 @@ mod tests {
         assert_eq!(integer_bounds("port"), Some((1, 65535)));
         assert_eq!(integer_bounds("name"), None);
         assert!(!is_known(Some("placement"), "password"));
+        assert_eq!(top_level_only_for(Stdio), ["inherit_env"]);
+        assert_eq!(top_level_only_for(Http), ["url", "host", "headers", "auth"]);
         assert_eq!(
-            top_level_only_for(Stdio),
-            ["command", "args", "env", "inherit_env", "cwd"]
+            refused_by(Stdio),
+            ["url", "port", "host", "headers", "auth", "image", "pull", "user", "volumes", "network", "memory_mb", "cpus", "pids_limit", "read_only"]
         );
         assert_eq!(
-            top_level_only_for(Http),
-            ["url", "port", "host", "headers", "auth"]
+            refused_by(Docker),
+            ["inherit_env", "url", "host", "headers", "auth"]
         );
     }
 }

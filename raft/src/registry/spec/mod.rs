@@ -6,15 +6,19 @@
 //! secrecy, is one row of [`fields::FIELDS`]; unknown fields are refused so a typo is never
 //! silently ignored, and every error names the offending field.
 
+mod docker;
 pub mod fields;
+pub mod guards;
 mod model;
 mod parse;
 mod render;
 
 pub use model::{
-    is_node_private, Auth, PlacementConstraints, ServerSpec, SpecError, Transport, INHERITED_ENV,
+    is_node_private, Auth, DockerSpec, PlacementConstraints, PullPolicy, ServerSpec, SpecError,
+    Transport, Volume, DEFAULT_IDLE_TIMEOUT_SECS, INHERITED_ENV, MAX_IDLE_TIMEOUT_SECS,
     MAX_NAME_LEN, MAX_REPLICAS, MAX_REQUEST_TIMEOUT_MS, REDACTED,
 };
+pub use guards::{GuardSpec, RateLimit};
 pub use parse::{from_value, parse_json, validate_name};
 
 #[cfg(test)]
@@ -38,6 +42,8 @@ mod fixtures {
             "replicas": 3, "priority": -2, "tags": ["a", "b"],
             "placement": {"allowed_nodes": [1], "node_tags": ["gpu"]},
             "request_timeout_ms": 500, "description": "d",
+            "pin": "strict", "rate_limit": {"per_second": 5, "burst": 10},
+            "tool_rate_limits": {"t": {"per_second": 1, "burst": 1}}, "max_concurrent_calls": 2,
         });
         let shapes = [
             json!({"name": "s", "command": "c", "args": ["-x"], "env": {"K": "env-secret"},
@@ -46,6 +52,10 @@ mod fixtures {
                    "auth": {"type": "basic", "username": "u", "password": "pw-secret"}}),
             json!({"name": "k", "url": "http://h/mcp", "auth": {"type": "api_key", "key": "key-secret", "header": "X-K"}}),
             json!({"name": "t", "url": "http://h/mcp", "auth": {"type": "bearer", "token": "tok-secret"}}),
+            json!({"name": "d", "image": "img:1", "command": "/srv", "args": ["-v"], "env": {"K": "env-secret"},
+                   "cwd": "/w", "port": 8080, "user": "1:1", "volumes": ["/a:/b"], "network": "bridge",
+                   "memory_mb": 64, "cpus": 1.5, "pids_limit": 32, "read_only": true, "pull": "if-not-present",
+                   "on_demand": true, "idle_timeout_secs": 60}),
         ];
         shapes
             .into_iter()

@@ -5,12 +5,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::docker::{DockerSpec, PullPolicy, Volume};
+use super::guards::GuardSpec;
+
 /// Largest replica count a spec may ask for.
 pub const MAX_REPLICAS: u32 = 1000;
 /// Longest server name.
 pub const MAX_NAME_LEN: usize = 63;
 /// Longest request timeout a spec may set (one hour).
 pub const MAX_REQUEST_TIMEOUT_MS: u64 = 3_600_000;
+/// Longest idle timeout of an on-demand server (one week).
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+/// Idle timeout of an on-demand server whose spec gives none.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 /// What listings show instead of a secret.
 pub const REDACTED: &str = "<redacted>";
 /// The node's environment variables every stdio server inherits (when the node has them):
@@ -47,6 +54,16 @@ pub struct ServerSpec {
     pub request_timeout_ms: Option<u64>,
     /// Human description.
     pub description: Option<String>,
+    /// Scale to zero: the first call to a server without instances starts one, and
+    /// instances idle for `idle_timeout_secs` stop (see `docs/specs.md`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+    /// How long an on-demand instance may go without a request before it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Tool pinning, rate limits and the concurrency quota (see `guards.rs`).
+    #[serde(default, skip_serializing_if = "GuardSpec::is_default")]
+    pub guards: GuardSpec,
 }
 
 /// How a server is reached. Its `Debug` output redacts secrets (env values, header values,
@@ -78,6 +95,9 @@ pub enum Transport {
         /// Credentials sent with every request.
         auth: Option<Auth>,
     },
+    /// A container run through the Docker Engine API, reached over its stdin/stdout or,
+    /// with a `port`, over Streamable HTTP (see [`DockerSpec`]).
+    Docker(DockerSpec),
 }
 
 /// Credentials for an HTTP server (`Debug` shows the kind, never the secret).
@@ -133,6 +153,7 @@ impl std::fmt::Debug for Transport {
                 .field("headers", &redacted_map(headers))
                 .field("auth", auth)
                 .finish(),
+            Transport::Docker(docker) => docker.fmt(f),
         }
     }
 }
@@ -193,7 +214,7 @@ pub enum SpecError {
     #[error("unknown field \"{0}\"")]
     UnknownField(String),
     /// The transport is not one we know.
-    #[error("unknown transport \"{value}\" in field \"{field}\" (expected stdio or http)")]
+    #[error("unknown transport \"{value}\" in field \"{field}\" (expected stdio, http or docker)")]
     UnknownTransport {
         /// The field that named it.
         field: String,
@@ -225,11 +246,12 @@ impl SpecError {
 }
 
 impl ServerSpec {
-    /// "stdio" or "http".
+    /// "stdio", "http" or "docker".
     pub fn transport_kind(&self) -> &'static str {
         match self.transport {
             Transport::Stdio { .. } => "stdio",
             Transport::Http { .. } => "http",
+            Transport::Docker(_) => "docker",
         }
     }
 }

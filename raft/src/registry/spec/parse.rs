@@ -11,14 +11,14 @@ use super::model::{
     is_node_private, Auth, PlacementConstraints, ServerSpec, SpecError, Transport, MAX_NAME_LEN,
 };
 
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
+pub(super) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
     SpecError::InvalidField {
         field: field.into(),
         reason: reason.into(),
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
+pub(super) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -75,7 +75,7 @@ pub fn validate_name(name: &str) -> Result<(), SpecError> {
     }
 }
 
-/// The transport a name means (`docker` is known but refused), None if it names none.
+/// The transport a name means, None if it names none.
 fn transport_named(value: &str) -> Option<&'static str> {
     match value {
         "stdio" => Some("stdio"),
@@ -97,8 +97,8 @@ fn refuse_unknown(fields: &Map<String, Value>, parent: Option<&str>) -> Result<(
 }
 
 /// Reads fields out of the user's object, one typed accessor per kind of value.
-struct SpecReader {
-    fields: Map<String, Value>,
+pub(super) struct SpecReader {
+    pub(super) fields: Map<String, Value>,
 }
 
 impl SpecReader {
@@ -110,7 +110,7 @@ impl SpecReader {
         })?;
         validate_name(&name)?;
         let category = self.server_type_category()?;
-        let transport = self.transport()?;
+        let transport = self.transport(&name)?;
         let replicas = self.integer("replicas")?.unwrap_or(1);
         let priority = self.integer("priority")?.unwrap_or(0);
         let mut tags = self.string_list("tags")?;
@@ -123,6 +123,15 @@ impl SpecReader {
         let placement = self.placement()?;
         let request_timeout_ms = self.integer("request_timeout_ms")?;
         let description = self.string("description")?;
+        let guards = super::guards::read(&mut self)?;
+        let on_demand = self.boolean("on_demand")?.unwrap_or(false);
+        let idle_timeout_secs = self.integer("idle_timeout_secs")?;
+        if idle_timeout_secs.is_some() && !on_demand {
+            return Err(invalid(
+                "idle_timeout_secs",
+                "applies only with \"on_demand\": true (instances of other servers never stop for being idle)",
+            ));
+        }
         Ok(ServerSpec {
             name,
             transport,
@@ -132,7 +141,22 @@ impl SpecReader {
             placement,
             request_timeout_ms,
             description,
+            on_demand,
+            idle_timeout_secs,
+            guards,
         })
+    }
+
+    /// A boolean field, None when absent.
+    pub(super) fn boolean(&mut self, field: &'static str) -> Result<Option<bool>, SpecError> {
+        match self.fields.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(invalid(
+                field,
+                format!("must be true or false, got {}", type_name(&other)),
+            )),
+        }
     }
 
     /// An older-API `server_type` that names no transport (`"infrastructure"`): taken out
@@ -151,7 +175,7 @@ impl SpecReader {
     }
 
     /// An integer field within the bounds the table gives it, None when absent.
-    fn integer<T: TryFrom<i64>>(&mut self, field: &'static str) -> Result<Option<T>, SpecError> {
+    pub(super) fn integer<T: TryFrom<i64>>(&mut self, field: &'static str) -> Result<Option<T>, SpecError> {
         let (min, max) = fields::integer_bounds(field)
             .ok_or_else(|| invalid(field, "is not an integer field of the spec table"))?;
         match self.fields.remove(field) {
@@ -170,7 +194,7 @@ impl SpecReader {
         }
     }
 
-    fn string(&mut self, field: &'static str) -> Result<Option<String>, SpecError> {
+    pub(super) fn string(&mut self, field: &'static str) -> Result<Option<String>, SpecError> {
         match self.fields.remove(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -181,7 +205,7 @@ impl SpecReader {
         }
     }
 
-    fn string_list(&mut self, field: &'static str) -> Result<Vec<String>, SpecError> {
+    pub(super) fn string_list(&mut self, field: &'static str) -> Result<Vec<String>, SpecError> {
         match self.fields.remove(field) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
@@ -206,7 +230,7 @@ impl SpecReader {
         }
     }
 
-    fn string_map(&mut self, field: &'static str) -> Result<BTreeMap<String, String>, SpecError> {
+    pub(super) fn string_map(&mut self, field: &'static str) -> Result<BTreeMap<String, String>, SpecError> {
         match self.fields.remove(field) {
             None | Some(Value::Null) => Ok(BTreeMap::new()),
             Some(Value::Object(map)) => map
@@ -251,15 +275,9 @@ impl SpecReader {
         }
     }
 
-    fn transport(&mut self) -> Result<Transport, SpecError> {
+    fn transport(&mut self, name: &str) -> Result<Transport, SpecError> {
         let (field, named) = self.transport_kind()?;
         let kind = match named.as_deref().map(|v| (v, transport_named(v))) {
-            Some((_, Some("docker"))) => {
-                return Err(SpecError::Unsupported {
-                    field,
-                    reason: "the docker transport is not supported yet; run the container's MCP server over http".to_owned(),
-                })
-            }
             Some((_, Some(kind))) => kind,
             Some((other, None)) => {
                 return Err(SpecError::UnknownTransport {
@@ -267,6 +285,7 @@ impl SpecReader {
                     value: other.to_owned(),
                 })
             }
+            None if self.fields.contains_key("image") => "docker",
             None if self.fields.contains_key("command") => "stdio",
             None if self.fields.contains_key("url") || self.fields.contains_key("port") => "http",
             None => {
@@ -276,29 +295,33 @@ impl SpecReader {
                 })
             }
         };
-        if kind == "stdio" {
-            self.stdio()
-        } else {
-            self.http()
+        match kind {
+            "stdio" => self.stdio(),
+            "docker" => self.docker(name),
+            _ => self.http(),
         }
     }
 
     /// Refuses the fields the table gives to the other transport.
-    fn refuse_fields_of(&self, other: Applies, transport: &str) -> Result<(), SpecError> {
-        match fields::top_level_only_for(other)
+    pub(super) fn refuse_fields_of(
+        &self,
+        transport: Applies,
+        name: &str,
+    ) -> Result<(), SpecError> {
+        match fields::refused_by(transport)
             .into_iter()
             .find(|f| self.fields.contains_key(*f))
         {
             Some(field) => Err(invalid(
                 field,
-                format!("does not apply to transport {transport:?}"),
+                format!("does not apply to transport {name:?}"),
             )),
             None => Ok(()),
         }
     }
 
     fn stdio(&mut self) -> Result<Transport, SpecError> {
-        self.refuse_fields_of(Applies::Http, "stdio")?;
+        self.refuse_fields_of(Applies::Stdio, "stdio")?;
         let command = self.string("command")?.ok_or(SpecError::MissingField {
             field: "command",
             context: " (required for transport \"stdio\")".to_owned(),
@@ -356,7 +379,7 @@ impl SpecReader {
     }
 
     fn http(&mut self) -> Result<Transport, SpecError> {
-        self.refuse_fields_of(Applies::Stdio, "http")?;
+        self.refuse_fields_of(Applies::Http, "http")?;
         let url = self.string("url")?;
         let host = self.string("host")?;
         let port: Option<u16> = self.integer("port")?;
@@ -492,7 +515,7 @@ impl SpecReader {
     }
 }
 
-fn check_variable_name(field: &str, name: &str) -> Result<(), SpecError> {
+pub(super) fn check_variable_name(field: &str, name: &str) -> Result<(), SpecError> {
     if name.is_empty() || name.contains(['=', '\0']) {
         return Err(invalid(
             field,
@@ -618,7 +641,15 @@ mod tests {
                 json!({"name": "a", "transport": "carrier-pigeon"}),
                 "transport",
             ),
-            (json!({"name": "a", "type": "docker", "port": 1}), "type"),
+            (json!({"name": "a", "type": "docker", "url": "http://h"}), "url"),
+            (
+                json!({"name": "a", "command": "x", "idle_timeout_secs": 5}),
+                "idle_timeout_secs",
+            ),
+            (
+                json!({"name": "a", "command": "x", "on_demand": "yes"}),
+                "on_demand",
+            ),
             (json!({"name": "a", "comand": "x"}), "comand"),
             (json!({"name": "a", "command": "x", "args": "-m x"}), "args"),
             (

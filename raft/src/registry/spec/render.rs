@@ -35,6 +35,7 @@ impl ServerSpec {
                     out.insert("auth".into(), auth_json(auth));
                 }
             }
+            Transport::Docker(docker) => super::docker::render(docker, &mut out),
         }
         out.insert("replicas".into(), self.replicas.into());
         out.insert("priority".into(), self.priority.into());
@@ -51,6 +52,13 @@ impl ServerSpec {
         }
         if let Some(d) = &self.description {
             out.insert("description".into(), d.clone().into());
+        }
+        super::guards::render(&self.guards, &mut out);
+        if self.on_demand {
+            out.insert("on_demand".into(), true.into());
+        }
+        if let Some(secs) = self.idle_timeout_secs {
+            out.insert("idle_timeout_secs".into(), secs.into());
         }
         Value::Object(out)
     }
@@ -108,7 +116,7 @@ mod tests {
         let mut out = Vec::new();
         for (k, v) in value.as_object().into_iter().flatten() {
             match v {
-                Value::Object(inner) if k == "auth" || k == "placement" => {
+                Value::Object(inner) if k == "auth" || k == "placement" || k == "rate_limit" => {
                     out.extend(inner.keys().map(|i| format!("{k}.{i}")))
                 }
                 _ => out.push(k.clone()),
@@ -132,11 +140,11 @@ mod tests {
             .collect();
         seen.sort();
         seen.dedup();
-        // `port`/`host` are a shorthand for `url`; `id` is ignored.
+        // `host` is a shorthand for `url`; `id` is ignored.
         let mut table: Vec<String> = fields::FIELDS
             .iter()
             .map(|f| f.name.to_owned())
-            .filter(|n| !["port", "host", "id"].contains(&n.as_str()))
+            .filter(|n| !["host", "id"].contains(&n.as_str()))
             .collect();
         table.sort();
         assert_eq!(seen, table);
