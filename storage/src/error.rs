@@ -22,6 +22,17 @@ pub enum StorageError {
     /// A value could not be encoded or decoded.
     #[error("serialization error: {0}")]
     Codec(#[from] serde_json::Error),
+    /// The database was written in a storage format this build cannot read.
+    #[error(
+        "the data dir is in storage format {found}, but this mcpd (version {}) reads formats up to {supported}: run a newer mcpd on it",
+        env!("CARGO_PKG_VERSION")
+    )]
+    NewerFormat {
+        /// The format stamped in the database.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
     /// A stored value is not what it should be.
     #[error("corrupt data in tree {tree:?} at key {key:?}: {reason}")]
     Corrupt {

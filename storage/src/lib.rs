@@ -7,12 +7,16 @@
 //! before it is acknowledged.
 
 mod error;
+pub mod format;
 mod log_store;
 mod snapshot_store;
 
 use std::path::Path;
 
 pub use error::StorageError;
+pub use format::STORAGE_FORMAT;
+/// The database type the stores live in, for callers that open one without naming sled.
+pub use sled::Db;
 pub use log_store::SledLogStore;
 pub use snapshot_store::SnapshotStore;
 
@@ -20,14 +24,17 @@ pub use snapshot_store::SnapshotStore;
 /// needs, and every node of a test cluster would reserve it.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
-/// Opens (or creates) the sled database at `path`.
+/// Opens (or creates) the sled database at `path`, refusing one written in a newer
+/// storage format (see [`format`]).
 pub fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StorageError> {
-    sled::Config::new()
+    let db = sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity_bytes)
         .open()
         .map_err(|source| StorageError::Open {
             path: path.display().to_string(),
             source,
-        })
+        })?;
+    format::check_and_stamp(&db)?;
+    Ok(db)
 }

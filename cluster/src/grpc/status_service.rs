@@ -98,6 +98,8 @@ impl StatusHandlers {
             members: self.membership.members_reply().members,
             instances: self.instances(),
             node_tags: self.node_tags.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            storage_format: mcp_storage::STORAGE_FORMAT,
         }))
     }
 
