@@ -40,9 +40,13 @@ pub fn venv_python(name: &str, packages: &[&str]) -> PathBuf {
     python
 }
 
-/// The venv with the current SDK (`mcp` 2.3, stateless era) and `mcp-server-time`.
+/// The venv with the current SDK (`mcp` 2.3, stateless era), `mcp-server-time` and
+/// `mcp-server-git`.
 pub fn modern() -> PathBuf {
-    venv_python("modern", &["mcp==2.3.0", "mcp-server-time"])
+    venv_python(
+        "modern",
+        &["mcp==2.3.0", "mcp-server-time", "mcp-server-git"],
+    )
 }
 
 /// The venv with a handshake-era SDK (`mcp` < 2).

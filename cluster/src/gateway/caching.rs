@@ -35,23 +35,23 @@ pub struct CacheHint {
     pub scope: CacheScope,
 }
 
-/// `tools/list`: stale at once, because the list merges every server's and changes with
-/// any deploy, scale or undeploy on any node, and the gateway pushes no
-/// `tools/list_changed` to tell a client; private, because the listing is only for
-/// holders of the gateway's token and a shared cache must not hand it to anyone else.
-pub const TOOLS_LIST: CacheHint = CacheHint {
+/// Every list (`tools/list`, `resources/list`, `resources/templates/list`,
+/// `prompts/list`): stale at once, because a list merges every server's and changes with
+/// any deploy, scale or undeploy on any node (a subscribed client is told, but a cache in
+/// between is not); private, because the listing is only for holders of the gateway's
+/// token (and differs per view) and a shared cache must not hand it to anyone else.
+pub const LISTS: CacheHint = CacheHint {
     ttl_ms: 0,
     scope: CacheScope::Private,
 };
 
-/// `server/discover`: fixed for a given mcpd binary (versions, capabilities, name and
-/// version), the same for every caller and holding nothing about the cluster, so any
-/// cache may keep it for an hour; after an upgrade the worst a client sees is the previous
-/// build's version string, and a version it no longer may use is refused with the list
-/// of supported ones, which corrects it.
+/// `server/discover`: its capabilities say what the deployed servers offer (resources
+/// only while some server has them), which changes with any deploy, so it is stale at
+/// once; private for the same reason as [`LISTS`]: it describes the cluster to holders
+/// of the token.
 pub const DISCOVER: CacheHint = CacheHint {
-    ttl_ms: 3_600_000,
-    scope: CacheScope::Public,
+    ttl_ms: 0,
+    scope: CacheScope::Private,
 };
 
 /// Puts `hint` on a result object (left alone if `result` is not an object).
@@ -70,12 +70,12 @@ mod tests {
     #[test]
     fn hints_are_written_as_the_spec_names_them() {
         let mut list = json!({"tools": []});
-        apply(&mut list, TOOLS_LIST);
+        apply(&mut list, LISTS);
         assert_eq!(list["ttlMs"], 0);
         assert_eq!(list["cacheScope"], "private");
         let mut discover = json!({});
         apply(&mut discover, DISCOVER);
-        assert_eq!(discover["ttlMs"], 3_600_000);
-        assert_eq!(discover["cacheScope"], "public");
+        assert_eq!(discover["ttlMs"], 0);
+        assert_eq!(discover["cacheScope"], "private");
     }
 }

@@ -3,18 +3,29 @@
 //!
 //! A request flows one way: [`guard`] (Host, Origin, token) -> [`protocol`] (era, then
 //! [`session`] in the handshake era or [`conformance`] in the stateless one, and the
-//! methods the gateway answers itself, with [`caching`] hints) -> [`catalog`] (tool names ->
-//! server and tool) -> [`DataPlane::execute`]. Only the JSON-RPC body travels on: the
+//! methods the gateway answers itself, with [`caching`] hints and the [`capabilities`]
+//! the servers have) -> [`catalog`] (tools) or [`content`] (resources, prompts,
+//! completions; names per [`names`], pages per [`cursor`]), both filtered by a
+//! [`scope`] -> [`DataPlane::execute`]. Changes are pushed by [`notify`] on the
+//! [`streams`] clients open. Only the JSON-RPC body travels on: the
 //! client's headers, its `Authorization` above all, never reach an upstream server.
 //! [`session`] seals handshake-era sessions so that any node serves them. See
 //! docs/gateway.md.
 
 pub mod caching;
+pub mod capabilities;
 pub mod catalog;
 pub mod conformance;
+pub mod content;
+pub mod cursor;
+pub mod error;
 pub mod guard;
+pub mod names;
+pub mod notify;
 pub mod protocol;
+pub mod scope;
 pub mod session;
+pub mod streams;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,9 +41,11 @@ use mcp_raft::registry::GatewaySessions;
 use mcp_raft::RegistryReader;
 use serde_json::{json, Value};
 
-use crate::dataplane::{DataPlane, ExecuteError, ExecuteOptions};
+use crate::dataplane::{DataPlane, ExecuteOptions};
 use crate::grpc::session_service::SessionHandlers;
+use capabilities::Capabilities;
 use catalog::Catalog;
+use content::{Content, ListKind};
 use guard::{GatewayMetrics, Guard};
 use protocol::Era;
 use session::{OpenSession, SessionError};
@@ -98,6 +111,9 @@ struct Gateway {
     registry: RegistryReader,
     sessions: SessionHandlers,
     catalog: Catalog,
+    capabilities: Arc<Capabilities>,
+    content: Content,
+    notifier: Arc<notify::Notifier>,
     plane: Arc<DataPlane>,
 }
 
@@ -146,13 +162,20 @@ pub async fn serve(
     if !addr.ip().is_loopback() && !guard.requires_token() {
         tracing::warn!(%addr, "the MCP gateway is reachable beyond loopback without a token");
     }
+    let capabilities = Arc::new(Capabilities::new(
+        Arc::clone(&parts.plane),
+        parts.registry.clone(),
+    ));
     let gateway = Arc::new(Gateway {
         guard,
         metrics: parts.metrics,
         session_lifetime: parts.session_lifetime.min(session::MAX_SESSION_LIFETIME),
         registry: parts.registry.clone(),
         sessions: parts.sessions,
-        catalog: Catalog::new(Arc::clone(&parts.plane), parts.registry),
+        catalog: Catalog::new(Arc::clone(&parts.plane), parts.registry.clone()),
+        capabilities: Arc::clone(&capabilities),
+        notifier: notify::Notifier::start(parts.registry.clone()),
+        content: Content::new(Arc::clone(&parts.plane), parts.registry, capabilities),
         plane: parts.plane,
     });
     let app = axum::Router::new()
@@ -202,17 +225,40 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
 }
 
+/// `GET /mcp`: the handshake era's stream of server messages (list changes) for a
+/// session. Without a session there is nothing to stream (the 2026-07-28 era has no GET
+/// stream: it uses `subscriptions/listen`), so 405 as the transport asks.
 async fn handle_get(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refusal(&gateway, &headers) {
         return refusal;
     }
-    // No server-initiated stream: the gateway sends nothing unasked (not even
-    // tools/list_changed, yet).
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "POST, DELETE")],
+    let Some(id) = session_id(&headers) else {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST, DELETE")],
+        )
+            .into_response();
+    };
+    let accepts_sse = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"));
+    if !accepts_sse {
+        return refused(
+            StatusCode::NOT_ACCEPTABLE,
+            "GET /mcp is a text/event-stream; send Accept: text/event-stream",
+        );
+    }
+    if let Err(e) = gateway.open_session(id, &headers) {
+        return unknown_session(&e);
+    }
+    let (id, check_headers, check) = (id.to_owned(), headers.clone(), Arc::clone(&gateway));
+    streams::response(
+        gateway.notifier.subscribe(),
+        streams::Filter::everything(),
+        move || check.open_session(&id, &check_headers).is_ok(),
     )
-        .into_response()
 }
 
 async fn handle_delete(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
@@ -301,6 +347,10 @@ async fn handle_post(
     let Some(id) = id else {
         return StatusCode::ACCEPTED.into_response();
     };
+    if let ("subscriptions/listen", Era::Stateless(_)) = (method.as_str(), &era) {
+        let filter = streams::Filter::listen(id, &params);
+        return streams::response(gateway.notifier.subscribe(), filter, || true);
+    }
     let mut new_session = None;
     let reply = match (method.as_str(), &era) {
         ("initialize", Era::Handshake) => {
@@ -314,10 +364,12 @@ async fn handle_post(
                     return json_response(StatusCode::SERVICE_UNAVAILABLE, &error);
                 }
             }
-            protocol::result(id, protocol::initialize_result(version), &era)
+            let capabilities = gateway.capabilities.announced().await;
+            protocol::result(id, protocol::initialize_result(version, capabilities), &era)
         }
         ("server/discover", Era::Stateless(_)) => {
-            protocol::result(id, protocol::discover_result(), &era)
+            let capabilities = gateway.capabilities.announced().await;
+            protocol::result(id, protocol::discover_result(capabilities), &era)
         }
         ("ping", Era::Handshake) => protocol::result(id, json!({}), &era),
         ("tools/list", _) => {
@@ -325,6 +377,29 @@ async fn handle_post(
             protocol::tools_list_result(id, tools, &era)
         }
         ("tools/call", _) => call_tool(&gateway, id, &params, &era).await,
+        (list, _) if ListKind::of_method(list).is_some() => {
+            let kind = ListKind::of_method(list).unwrap_or(ListKind::Prompts);
+            match gateway
+                .content
+                .list(kind, &params, &scope::Everything)
+                .await
+            {
+                Ok(page) => protocol::list_result(id, page, &era),
+                Err(e) => e.response(id),
+            }
+        }
+        ("resources/read" | "prompts/get" | "completion/complete", _) => {
+            let scope = &scope::Everything;
+            let answer = match method.as_str() {
+                "resources/read" => gateway.content.read(&params, scope).await,
+                "prompts/get" => gateway.content.get_prompt(&params, scope).await,
+                _ => gateway.content.complete(&params, scope).await,
+            };
+            match answer {
+                Ok(result) => protocol::result(id, result, &era),
+                Err(e) => e.response(id),
+            }
+        }
         _ => {
             let error = protocol::error(
                 id,
@@ -426,33 +501,6 @@ async fn call_tool(gateway: &Gateway, id: Value, params: &Value, era: &Era) -> V
                 json!({"jsonrpc": "2.0", "id": id, "error": error})
             }
         },
-        Err(e) => execute_error(id, name, &e),
-    }
-}
-
-/// The JSON-RPC error for a call the cluster could not run.
-fn execute_error(id: Value, name: &str, error: &ExecuteError) -> Value {
-    match error {
-        ExecuteError::ServerError { error, .. } => {
-            json!({"jsonrpc": "2.0", "id": id, "error": error})
-        }
-        ExecuteError::UnknownServer(_) => protocol::error(
-            id,
-            protocol::INVALID_PARAMS,
-            format!("unknown tool {name:?} (its server is no longer registered)"),
-            Some(json!({"tool": name})),
-        ),
-        ExecuteError::InvalidRequest(why) => protocol::error(
-            id,
-            protocol::INVALID_PARAMS,
-            format!("tool {name:?}: {why}"),
-            None,
-        ),
-        other => protocol::error(
-            id,
-            protocol::INTERNAL_ERROR,
-            format!("tool {name:?}: {other}"),
-            Some(json!({"kind": other.kind().as_str()})),
-        ),
+        Err(e) => error::execute_error(id, name, &e),
     }
 }

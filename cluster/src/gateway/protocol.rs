@@ -85,24 +85,27 @@ fn server_info() -> Value {
     json!({"name": "mcpd", "version": env!("CARGO_PKG_VERSION")})
 }
 
-const INSTRUCTIONS: &str = "Tools of every MCP server of an mcp-rust cluster, named \
-SERVER__TOOL (the server's registry name, two underscores, the server's tool name).";
+const INSTRUCTIONS: &str = "Tools, prompts and resources of every MCP server of an \
+mcp-rust cluster. Tools and prompts are named SERVER__NAME (the server's registry name, two \
+underscores, the server's own name); resource URIs are mcpd://SERVER/URI (the server's own \
+URI after the server name).";
 
-/// The `initialize` result at `version`.
-pub fn initialize_result(version: &str) -> Value {
+/// The `initialize` result at `version`, announcing `capabilities`.
+pub fn initialize_result(version: &str, capabilities: Value) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": {"tools": {"listChanged": false}},
+        "capabilities": capabilities,
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     })
 }
 
-/// The `server/discover` result (its `serverInfo` is added by [`result`]).
-pub fn discover_result() -> Value {
+/// The `server/discover` result announcing `capabilities` (its `serverInfo` is added by
+/// [`result`]).
+pub fn discover_result(capabilities: Value) -> Value {
     let mut discover = json!({
         "supportedVersions": [STATELESS_VERSION],
-        "capabilities": {"tools": {"listChanged": false}},
+        "capabilities": capabilities,
         "instructions": INSTRUCTIONS,
     });
     caching::apply(&mut discover, caching::DISCOVER);
@@ -129,11 +132,16 @@ pub fn result(id: Value, mut result: Value, era: &Era) -> Value {
 }
 
 /// The `tools/list` result; in the stateless era with the caching hints of
-/// [`caching::TOOLS_LIST`].
+/// [`caching::LISTS`].
 pub fn tools_list_result(id: Value, tools: Vec<Value>, era: &Era) -> Value {
-    let mut list = json!({"tools": tools});
+    list_result(id, json!({"tools": tools}), era)
+}
+
+/// A list result (`tools/list`, `prompts/list`, ...); in the stateless era with the
+/// caching hints of [`caching::LISTS`].
+pub fn list_result(id: Value, mut list: Value, era: &Era) -> Value {
     if matches!(era, Era::Stateless(_)) {
-        caching::apply(&mut list, caching::TOOLS_LIST);
+        caching::apply(&mut list, caching::LISTS);
     }
     result(id, list, era)
 }
@@ -199,12 +207,12 @@ mod tests {
         let r = result(json!(1), json!({"_meta": {"x.example/k": 1}}), &stateless);
         assert_eq!(r["result"]["_meta"][META_SERVER_INFO]["name"], "mcpd");
         assert_eq!(r["result"]["_meta"]["x.example/k"], 1);
-        let discover = result(json!(2), discover_result(), &stateless);
+        let discover = result(json!(2), discover_result(json!({"tools": {}})), &stateless);
         assert_eq!(
             discover["result"]["_meta"][META_SERVER_INFO]["name"],
             "mcpd"
         );
-        assert_eq!(discover["result"]["cacheScope"], "public");
+        assert_eq!(discover["result"]["cacheScope"], "private");
         let list = tools_list_result(json!(3), vec![], &stateless);
         assert_eq!(
             (&list["result"]["ttlMs"], &list["result"]["cacheScope"]),

@@ -33,17 +33,20 @@ pub struct Server {
     name: String,
     fail_health: bool,
     handshake_only: bool,
+    /// Serve resources, prompts and completions too (`--content`).
+    content: bool,
     calls: AtomicU64,
     sessions: Mutex<HashSet<String>>,
     next_session: AtomicU64,
 }
 
 impl Server {
-    pub fn new(name: String, fail_health: bool, handshake_only: bool) -> Self {
+    pub fn new(name: String, fail_health: bool, handshake_only: bool, content: bool) -> Self {
         Self {
             name,
             fail_health,
             handshake_only,
+            content,
             calls: AtomicU64::new(0),
             sessions: Mutex::default(),
             next_session: AtomicU64::new(1),
@@ -115,6 +118,20 @@ impl Server {
             return Outcome::Silent; // notification
         };
         let params = message.get("params").cloned().unwrap_or(json!({}));
+        let capabilities = if self.content {
+            crate::content::capabilities()
+        } else {
+            json!({"tools": {}})
+        };
+        if self.content {
+            match crate::content::handle(method, &params, &self.name) {
+                Ok(Some(result)) => {
+                    return Outcome::Reply(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+                }
+                Ok(None) => {}
+                Err((code, message)) => return Outcome::Reply(error(id, code, &message)),
+            }
+        }
         let result = match method {
             "initialize" => {
                 let asked = params
@@ -128,7 +145,7 @@ impl Server {
                 };
                 json!({
                     "protocolVersion": version,
-                    "capabilities": {"tools": {}},
+                    "capabilities": capabilities,
                     "serverInfo": {"name": "mcp-test-server", "version": "0.1.0"},
                 })
             }
@@ -138,7 +155,7 @@ impl Server {
                 }
                 json!({
                     "supportedVersions": [STATELESS, "2025-11-25"],
-                    "capabilities": {"tools": {}},
+                    "capabilities": capabilities,
                     "serverInfo": {"name": "mcp-test-server", "version": "0.1.0"},
                     "resultType": "complete",
                     // Caching hints are required on these results since 2026-07-28: the
