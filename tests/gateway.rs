@@ -86,6 +86,26 @@ fn http_at(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     }
 }
 
+/// The response head of `GET /mcp` with `headers` (a stream: the body is not waited for).
+fn stream_head(addr: &str, headers: &[(&str, &str)]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the gateway");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write head");
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+        raw.push(byte[0]);
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
 /// A stateless-era (2026-07-28) request: its body and the headers that mirror it.
 struct Stateless {
     body: String,
@@ -280,7 +300,15 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
     );
     let unknown = [("Mcp-Session-Id", "0123456789abcdef0123456789abcdef")];
     assert_eq!(http(&mcp_addr, "POST", &unknown, &ping).status, 404);
-    assert_eq!(http(&mcp_addr, "GET", &with_session, "").status, 405);
+    // GET: without a session there is no stream (405); with one, an SSE stream opens.
+    assert_eq!(http(&mcp_addr, "GET", &[], "").status, 405);
+    let head = stream_head(&mcp_addr, &with_session);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
     assert_eq!(http(&mcp_addr, "DELETE", &with_session, "").status, 204);
     assert_eq!(
         http(&mcp_addr, "POST", &with_session, &ping).status,
@@ -295,7 +323,7 @@ fn sdk_clients_of_both_eras_see_the_cluster_as_one_server() {
         json!(["2026-07-28"])
     );
     assert_eq!(discover["result"]["resultType"], "complete");
-    let nope = post(&mcp_addr, &[], &stateless("prompts/list", json!({})));
+    let nope = post(&mcp_addr, &[], &stateless("resources/subscribe", json!({})));
     assert_eq!(nope.status, 404, "{}", nope.body);
     assert_eq!(nope.json()["error"]["code"], -32601, "{}", nope.body);
     let call = |name: &str, arguments: Value| {
@@ -440,7 +468,8 @@ fn stateless_requests_follow_the_2026_07_28_transport_rules() {
     let error = assert_refused(&post(&mcp_addr, &[], &future), -32022, "version");
     assert_eq!(error["data"]["supported"], json!(["2026-07-28"]), "{error}");
 
-    // Caching hints: the merged list is private and stale at once; discover is public.
+    // Caching hints: the merged list and discover (whose capabilities follow the
+    // deployed servers) are private and stale at once.
     let list = post(&mcp_addr, &[], &stateless("tools/list", json!({}))).json();
     assert_eq!(
         (&list["result"]["ttlMs"], &list["result"]["cacheScope"]),
@@ -448,8 +477,8 @@ fn stateless_requests_follow_the_2026_07_28_transport_rules() {
         "{list}"
     );
     let discover = post(&mcp_addr, &[], &stateless("server/discover", json!({}))).json();
-    assert_eq!(discover["result"]["cacheScope"], "public", "{discover}");
-    assert!(discover["result"]["ttlMs"].as_u64().is_some(), "{discover}");
+    assert_eq!(discover["result"]["cacheScope"], "private", "{discover}");
+    assert_eq!(discover["result"]["ttlMs"], 0, "{discover}");
     assert_eq!(
         discover["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
         "mcpd"
