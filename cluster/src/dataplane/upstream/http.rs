@@ -276,6 +276,10 @@ impl Wire for HttpWire {
 }
 
 #[cfg(test)]
+#[path = "http_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
