@@ -1,6 +1,6 @@
-//! Authorization end to end, on real nodes with an admin token: tool calls, writes and Raft
-//! RPCs need the token, reads do not, and a node that passes a tool call to the peer
-//! running the server authorizes itself with the cluster's token.
+//! Authorization end to end, on real nodes with an admin token: tool calls, writes, reads
+//! and Raft RPCs need a credential (only `status` is open), and a node that passes a tool
+//! call to the peer running the server authorizes itself with the cluster's token.
 
 mod common;
 
@@ -24,7 +24,7 @@ fn assert_unauthorized(out: &std::process::Output, what: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_token_guards_tool_calls_writes_and_raft_but_not_reads() {
+async fn admin_token_guards_tool_calls_writes_reads_and_raft() {
     let cluster = TestCluster::start(
         2,
         ClusterOptions {
@@ -73,20 +73,27 @@ async fn admin_token_guards_tool_calls_writes_and_raft_but_not_reads() {
             .unwrap_or_else(|e| panic!("call on node {id} with the token: {e}"));
         assert_eq!(text_of(&reply), format!("via {id}"));
 
-        // Reads stay open.
+        // Reads need a credential too; only `status` (how clients find the leader) is open.
         for read in [
             vec!["-o", "json", "ls"],
             vec!["-o", "json", "get", "echo"],
             vec!["-o", "json", "members"],
-            vec!["-o", "json", "status"],
         ] {
             let out = cluster.cli_with_token(id, None, &read);
+            assert_unauthorized(&out, &format!("{read:?} on node {id} without the token"));
+            let out = cluster.cli(id, &read);
             assert!(
                 out.status.success(),
-                "{read:?} on node {id} without the token: {}",
+                "{read:?} on node {id} with the token: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        let out = cluster.cli_with_token(id, None, &["-o", "json", "status"]);
+        assert!(
+            out.status.success(),
+            "status on node {id} without the token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // Nothing the refused writes asked for happened.
     let server = cluster.json(1, &["get", "echo"]);

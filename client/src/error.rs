@@ -43,6 +43,11 @@ pub enum ErrorKind {
     Stopped,
     /// Anything else.
     Internal,
+    /// A rate limit or concurrency quota refused the call ([`Error::retry_after`] says
+    /// when to try again).
+    RateLimited,
+    /// The tool is withheld by pinning until an operator approves its definition.
+    ToolWithheld,
 }
 
 impl ErrorKind {
@@ -64,6 +69,8 @@ impl ErrorKind {
             ErrorKind::Membership => "membership",
             ErrorKind::Stopped => "stopped",
             ErrorKind::Internal => "internal",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::ToolWithheld => "tool_withheld",
         }
     }
 
@@ -75,7 +82,7 @@ impl ErrorKind {
                 ErrorKind::Config
             }
             WireKind::NotFound | WireKind::UnknownServer => ErrorKind::ServerNotFound,
-            WireKind::Unauthorized => ErrorKind::Unauthorized,
+            WireKind::Unauthorized | WireKind::Forbidden => ErrorKind::Unauthorized,
             WireKind::Unavailable => ErrorKind::ClusterUnavailable,
             WireKind::Membership => ErrorKind::Membership,
             WireKind::RevisionMismatch => ErrorKind::RevisionMismatch,
@@ -87,6 +94,8 @@ impl ErrorKind {
             WireKind::ServerError => ErrorKind::ServerError,
             WireKind::InvalidRequest => ErrorKind::InvalidRequest,
             WireKind::Internal => ErrorKind::Internal,
+            WireKind::RateLimited => ErrorKind::RateLimited,
+            WireKind::ToolWithheld => ErrorKind::ToolWithheld,
         }
     }
 }
@@ -113,6 +122,8 @@ pub struct Error {
     pub field: Option<String>,
     /// The server's JSON-RPC error, for `ServerError`.
     pub jsonrpc: Option<JsonRpcError>,
+    /// When to try again, for `RateLimited`.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl fmt::Display for Error {
@@ -129,6 +140,7 @@ impl Error {
             message: message.into(),
             field: None,
             jsonrpc: None,
+            retry_after: None,
         }
     }
 
@@ -168,6 +180,7 @@ impl Error {
             message: status.message().to_owned(),
             field,
             jsonrpc,
+            retry_after: contract::retry_after_of(status),
         }
     }
 }
@@ -206,6 +219,8 @@ mod tests {
             (WireKind::Unauthorized, ErrorKind::Unauthorized),
             (WireKind::Unavailable, ErrorKind::ClusterUnavailable),
             (WireKind::Saturated, ErrorKind::Saturated),
+            (WireKind::RateLimited, ErrorKind::RateLimited),
+            (WireKind::ToolWithheld, ErrorKind::ToolWithheld),
         ];
         for (wire, kind) in cases {
             let err = Error::from_status(&wire.status("x"));

@@ -85,10 +85,21 @@ pub const POLICY: &[(&str, Access)] = &[
     ("/mcp.cluster.v1.ClusterService/SetSecret", Access::Admin),
     ("/mcp.cluster.v1.ClusterService/ListSecrets", Access::Read),
     ("/mcp.cluster.v1.ClusterService/DeleteSecret", Access::Admin),
-    ("/mcp.cluster.v1.ClusterService/RotateSecrets", Access::Admin),
+    (
+        "/mcp.cluster.v1.ClusterService/RotateSecrets",
+        Access::Admin,
+    ),
     // Scale to zero (issue 17): a node's data plane wakes an on-demand server for a call
     // it already authorized, or lets an idle one sleep.
-    ("/mcp.cluster.v1.ClusterService/SetServerAwake", Access::Peer),
+    (
+        "/mcp.cluster.v1.ClusterService/SetServerAwake",
+        Access::Peer,
+    ),
+    // Views of the gateway (issue 13): which tools a view shows is a change to what its
+    // callers can see, like a deploy.
+    ("/mcp.cluster.v1.ClusterService/PutView", Access::Write),
+    ("/mcp.cluster.v1.ClusterService/ListViews", Access::Read),
+    ("/mcp.cluster.v1.ClusterService/DeleteView", Access::Write),
     ("/mcp.cluster.v1.ClusterService/AddLearner", Access::Admin),
     ("/mcp.cluster.v1.ClusterService/PromoteVoter", Access::Admin),
     ("/mcp.cluster.v1.ClusterService/RemoveNode", Access::Admin),
@@ -226,7 +237,11 @@ impl Authenticator {
     }
 
     /// The verdict on a request for `path`: the principal to hand on, or the refusal.
-    fn authorize(&self, path: &str, headers: &HeaderMap) -> Result<Option<Principal>, tonic::Status> {
+    fn authorize(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<Principal>, tonic::Status> {
         let Some(access) = policy(path) else {
             // Exactly what tonic answers for a path it does not serve, so a method added
             // without a policy looks absent rather than half-protected.
@@ -411,8 +426,8 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
     use futures::future::Ready;
+    use std::collections::BTreeSet;
     use tonic::codegen::http::HeaderValue;
 
     fn with_auth(value: &'static str) -> HeaderMap {
@@ -638,7 +653,9 @@ mod tests {
         }
         // An open path lets a wrong credential through, without a principal.
         assert_eq!(
-            guard.check(Access::Open, &with_auth("Bearer nope")).unwrap(),
+            guard
+                .check(Access::Open, &with_auth("Bearer nope"))
+                .unwrap(),
             None
         );
     }

@@ -42,9 +42,12 @@ pub enum ClusterError {
     /// A precondition failed when the command was applied; nothing changed.
     #[error("{0}")]
     Rejected(#[from] CommandError),
-    /// A write, tool call or Raft RPC without the admin token (or with a wrong one).
-    #[error("unauthorized: this cluster requires the admin token for writes and tool calls")]
+    /// A request without a credential, or with one that is wrong, expired or revoked.
+    #[error("unauthorized: this cluster requires a valid token (missing, unknown, expired or revoked)")]
     Unauthorized,
+    /// A valid credential whose role or allow rules do not cover the request.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// No leader is known, or the write could not be committed in time.
     #[error("cluster unavailable: {0}")]
     Unavailable(String),
@@ -99,6 +102,24 @@ impl ClusterError {
             ClusterError::Rejected(CommandError::NestedBatch)
             | ClusterError::Rejected(CommandError::InvalidSession) => ErrorKind::InvalidArgument,
             ClusterError::Unauthorized => ErrorKind::Unauthorized,
+            ClusterError::Forbidden(_) => ErrorKind::Forbidden,
+            ClusterError::Rejected(CommandError::TokenNotFound { .. }) => ErrorKind::NotFound,
+            ClusterError::Rejected(CommandError::TokenExists { .. })
+            | ClusterError::Rejected(CommandError::InvalidToken { .. }) => {
+                ErrorKind::InvalidArgument
+            }
+            // Guards (issue 16): a deploy naming a missing secret is a bad spec.
+            ClusterError::Rejected(CommandError::MissingSecret { .. }) => ErrorKind::InvalidSpec,
+            ClusterError::Rejected(CommandError::SecretNotFound { .. }) => ErrorKind::NotFound,
+            ClusterError::Rejected(CommandError::SecretChanged { .. }) => {
+                ErrorKind::RevisionMismatch
+            }
+            ClusterError::Rejected(CommandError::SecretInUse { .. })
+            | ClusterError::Rejected(CommandError::InvalidSecret { .. })
+            | ClusterError::Rejected(CommandError::InvalidToolObservation { .. })
+            | ClusterError::Rejected(CommandError::NothingToApprove { .. }) => {
+                ErrorKind::InvalidArgument
+            }
             ClusterError::Unavailable(_)
             | ClusterError::NoLeader
             | ClusterError::LeaderUnreachable { .. } => ErrorKind::Unavailable,

@@ -90,6 +90,13 @@ wire_enum! {
         Connection => "connection",
         /// The server answered with a JSON-RPC error.
         ServerError => "server_error",
+        /// A valid credential whose role or allow rules do not cover the request.
+        Forbidden => "forbidden",
+        /// A rate limit or concurrency quota refused the call; `x-mcpd-retry-after-ms` says
+        /// when to try again. Nothing reached a server.
+        RateLimited => "rate_limited",
+        /// The tool is withheld by pinning (its definition changed, or it awaits approval).
+        ToolWithheld => "tool_withheld",
     }
 }
 
@@ -104,6 +111,9 @@ impl ErrorKind {
             ErrorKind::NotFound | ErrorKind::UnknownServer => Code::NotFound,
             ErrorKind::RevisionMismatch | ErrorKind::ServerError => Code::Aborted,
             ErrorKind::Unauthorized => Code::Unauthenticated,
+            ErrorKind::Forbidden => Code::PermissionDenied,
+            ErrorKind::RateLimited => Code::ResourceExhausted,
+            ErrorKind::ToolWithheld => Code::FailedPrecondition,
             ErrorKind::Unavailable
             | ErrorKind::NoHealthyInstance
             | ErrorKind::CircuitOpen
@@ -144,6 +154,27 @@ impl ErrorKind {
             .and_then(|v| v.to_str().ok())
             .and_then(Self::parse)
     }
+}
+
+/// Metadata key of the milliseconds after which a `rate_limited` call may be tried again.
+pub const RETRY_AFTER_MS: &str = "x-mcpd-retry-after-ms";
+
+/// Adds the retry-after metadata to `status`.
+pub fn with_retry_after(status: &mut Status, after: std::time::Duration) {
+    let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+    status
+        .metadata_mut()
+        .insert(RETRY_AFTER_MS, MetadataValue::from(ms));
+}
+
+/// The retry-after a node put on `status`.
+pub fn retry_after_of(status: &Status) -> Option<std::time::Duration> {
+    status
+        .metadata()
+        .get(RETRY_AFTER_MS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis)
 }
 
 /// Adds the `x-mcpd-field` metadata naming the spec field at fault (a field name that is not

@@ -119,6 +119,7 @@ class DistributedConfig:
     advertise_addr: Optional[str]
     data_dir: Optional[str]
     has_admin_token: bool
+    has_token: bool
     def __init__(
         self,
         cluster_nodes: Sequence[str],
@@ -130,6 +131,7 @@ class DistributedConfig:
         advertise_addr: Optional[str] = None,
         data_dir: Optional[str] = None,
         admin_token: Optional[str] = None,
+        token: Optional[str] = None,
     ) -> None: ...
 
 class ServerInfo:

@@ -608,7 +608,7 @@ fn client_settings(
 ) -> ClientSettings {
     ClientSettings {
         seeds,
-        admin_token: d.admin_token.clone(),
+        admin_token: d.client_token(),
         failover_window: d.failover_window(),
         request_timeout,
     }

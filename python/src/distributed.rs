@@ -54,6 +54,9 @@ pub struct DistributedConfig {
     pub data_dir: Option<String>,
     /// Admin token of the cluster (never shown in repr).
     pub admin_token: Option<String>,
+    /// The credential this client presents: an API token from `mcpd token create`
+    /// (never shown in repr); `None` presents `admin_token`.
+    pub token: Option<String>,
 }
 
 #[pymethods]
@@ -69,6 +72,7 @@ impl DistributedConfig {
         advertise_addr = None,
         data_dir = None,
         admin_token = None,
+        token = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -80,6 +84,7 @@ impl DistributedConfig {
         advertise_addr: Option<String>,
         data_dir: Option<PathBuf>,
         admin_token: Option<String>,
+        token: Option<String>,
     ) -> PyResult<Self> {
         if cluster_nodes.is_instance_of::<PyString>() {
             return Err(bad(
@@ -145,12 +150,10 @@ impl DistributedConfig {
                 "is only meaningful with node_id (this process runs a node)",
             ));
         }
-        if admin_token.as_deref() == Some("") {
-            return Err(bad(
-                C,
-                "admin_token",
-                "must not be empty (leave it out for none)",
-            ));
+        for (field, value) in [("admin_token", &admin_token), ("token", &token)] {
+            if value.as_deref() == Some("") {
+                return Err(bad(C, field, "must not be empty (leave it out for none)"));
+            }
         }
         let config = Self {
             cluster_nodes,
@@ -161,6 +164,7 @@ impl DistributedConfig {
             advertise_addr,
             data_dir: data_dir.map(|d| d.display().to_string()),
             admin_token,
+            token,
         };
         if let (Some(id), Some(founders)) = (config.node_id, config.founders()?) {
             if !founders.contains_key(&id) {
@@ -180,20 +184,32 @@ impl DistributedConfig {
         self.admin_token.is_some()
     }
 
+    /// True when an API token is set (the token itself is never readable back).
+    #[getter]
+    fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "DistributedConfig(cluster_nodes={:?}, node_id={}, consensus_threshold={}, leader_election_timeout_secs={}, listen_addr={}, admin_token={})",
+            "DistributedConfig(cluster_nodes={:?}, node_id={}, consensus_threshold={}, leader_election_timeout_secs={}, listen_addr={}, admin_token={}, token={})",
             self.cluster_nodes,
             self.node_id.map_or("None".to_owned(), |id| id.to_string()),
             self.consensus_threshold.map_or("None".to_owned(), |t| t.to_string()),
             self.leader_election_timeout_secs,
             self.listen_addr.as_deref().map_or("None".to_owned(), |a| format!("{a:?}")),
-            if self.admin_token.is_some() { "'<redacted>'" } else { "None" }
+            if self.admin_token.is_some() { "'<redacted>'" } else { "None" },
+            if self.token.is_some() { "'<redacted>'" } else { "None" }
         )
     }
 }
 
 impl DistributedConfig {
+    /// The credential this client presents: its API token, else the admin token.
+    pub fn client_token(&self) -> Option<String> {
+        self.token.clone().or_else(|| self.admin_token.clone())
+    }
+
     /// The node addresses without ids.
     pub fn addresses(&self) -> Vec<String> {
         self.cluster_nodes

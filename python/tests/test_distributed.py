@@ -154,8 +154,9 @@ async def test_admin_token_is_required_and_sent(mcpd_bin, test_server_bin):
         with pytest.raises(UnauthorizedError) as info:
             await anonymous.deploy_server({"name": "a", "command": test_server_bin})
         assert "t0ken" not in str(info.value)
-        # Reads stay open.
-        assert await anonymous.list_servers() == []
+        # Reads need a credential too.
+        with pytest.raises(UnauthorizedError):
+            await anonymous.list_servers()
         admin = MCPManager(
             distributed=DistributedConfig(cluster_nodes=cluster.nodes, admin_token="t0ken")
         )

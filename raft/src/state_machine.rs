@@ -46,6 +46,15 @@ impl RegistryReader {
         }
     }
 
+    /// A reader on `registry` alone, attached to no state machine (for tests of what
+    /// reads the registry).
+    pub fn detached(registry: Registry) -> Self {
+        Self::new(AppliedState {
+            registry,
+            ..AppliedState::default()
+        })
+    }
+
     /// A receiver that wakes up whenever the applied registry changes.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.revision.subscribe()

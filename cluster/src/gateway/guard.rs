@@ -1,11 +1,9 @@
-//! Who may talk to the gateway: a DNS-rebinding check on `Host` and `Origin`, and the
-//! bearer token.
+//! Who may talk to the gateway: a DNS-rebinding check on `Host` and `Origin`. Who the
+//! caller is, from its bearer credential, is [`super::authn`]'s part.
 //!
 //! A browser page on a foreign site can make requests to a loopback port; checking `Host`
 //! (when bound to loopback) and `Origin` is what stops such a page from using the
-//! cluster's tools. The token rule: `--mcp-token` if set, otherwise the node's admin
-//! token if set; with neither, the endpoint is open (and should stay on loopback).
-//! Refusals are counted by reason ([`GatewayMetrics`]).
+//! cluster's tools. Refusals are counted by reason ([`GatewayMetrics`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -37,6 +35,11 @@ impl GatewayMetrics {
     pub fn count_rejection(&self, refused: &GuardError) {
         self.rejections.with_label_values(&[refused.reason()]).inc();
     }
+
+    /// Counts a refusal of the credential (`unauthorized` or `forbidden`).
+    pub fn count_auth_rejection(&self, reason: &'static str) {
+        self.rejections.with_label_values(&[reason]).inc();
+    }
 }
 
 /// Why a request was refused before its body was read.
@@ -48,9 +51,6 @@ pub enum GuardError {
     /// `Origin` is neither loopback nor allowed by `--mcp-allowed-origins`.
     #[error("Origin {0:?} is not allowed (see --mcp-allowed-origins)")]
     Origin(String),
-    /// A token is required and the request carried none, or a wrong one.
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
 }
 
 impl GuardError {
@@ -59,7 +59,6 @@ impl GuardError {
         match self {
             GuardError::Host(_) => "host",
             GuardError::Origin(_) => "origin",
-            GuardError::Unauthorized => "unauthorized",
         }
     }
 
@@ -67,7 +66,6 @@ impl GuardError {
     pub fn status(&self) -> StatusCode {
         match self {
             GuardError::Host(_) | GuardError::Origin(_) => StatusCode::FORBIDDEN,
-            GuardError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 }
@@ -76,16 +74,16 @@ impl GuardError {
 #[derive(Clone)]
 pub struct Guard {
     listen: SocketAddr,
-    token: Option<String>,
+    /// Requests need a credential (so sessions bind to it).
+    authenticated: bool,
     allowed_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the token itself.
         f.debug_struct("Guard")
             .field("listen", &self.listen)
-            .field("token", &self.token.is_some())
+            .field("authenticated", &self.authenticated)
             .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
@@ -100,11 +98,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Guard {
-    /// Checks for a listener bound to `listen`; `token` (if any) must be presented.
-    pub fn new(listen: SocketAddr, token: Option<String>, allowed_origins: Vec<String>) -> Self {
+    /// Checks for a listener bound to `listen`; `authenticated`: requests need a
+    /// credential.
+    pub fn new(listen: SocketAddr, authenticated: bool, allowed_origins: Vec<String>) -> Self {
         Self {
             listen,
-            token: token.filter(|t| !t.is_empty()),
+            authenticated,
             allowed_origins: allowed_origins
                 .into_iter()
                 .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
@@ -113,16 +112,16 @@ impl Guard {
         }
     }
 
-    /// True when a token is required.
+    /// True when a credential is required.
     pub fn requires_token(&self) -> bool {
-        self.token.is_some()
+        self.authenticated
     }
 
     /// The credential a request was let in with: its bearer token when one is required,
     /// `None` on an open endpoint (what a client sends there proves nothing). Sessions are
     /// bound to it.
     pub fn credential<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        self.token.as_ref().and_then(|_| bearer(headers))
+        self.authenticated.then(|| bearer(headers)).flatten()
     }
 
     /// Allows or refuses a request by its headers.
@@ -140,12 +139,6 @@ impl Guard {
             let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
             if !self.origin_allowed(&origin) {
                 return Err(GuardError::Origin(origin));
-            }
-        }
-        if let Some(expected) = &self.token {
-            let presented = bearer(headers).unwrap_or("");
-            if !crate::auth::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-                return Err(GuardError::Unauthorized);
             }
         }
         Ok(())
@@ -206,7 +199,7 @@ mod tests {
     fn loopback() -> Guard {
         Guard::new(
             "127.0.0.1:7480".parse().unwrap(),
-            None,
+            false,
             vec!["https://app.example.com".into()],
         )
     }
@@ -234,7 +227,7 @@ mod tests {
             assert!(matches!(g.check(&h), Err(GuardError::Host(_))), "{bad}");
         }
         // Not bound to loopback: Host is not checked (the token is the gate there).
-        let open = Guard::new("0.0.0.0:7480".parse().unwrap(), None, vec![]);
+        let open = Guard::new("0.0.0.0:7480".parse().unwrap(), false, vec![]);
         assert!(open
             .check(&headers(&[(header::HOST, "mcp.internal")]))
             .is_ok());
@@ -255,26 +248,14 @@ mod tests {
     }
 
     #[test]
-    fn token() {
-        let g = Guard::new(
-            "127.0.0.1:1".parse().unwrap(),
-            Some("s3cret".into()),
-            vec![],
-        );
-        let host = (header::HOST, "localhost");
-        assert!(matches!(
-            g.check(&headers(std::slice::from_ref(&host))),
-            Err(GuardError::Unauthorized)
-        ));
-        let wrong = (header::AUTHORIZATION, "Bearer s3cre");
-        assert!(g.check(&headers(&[host.clone(), wrong])).is_err());
+    fn sessions_bind_to_the_credential_only_when_one_is_required() {
+        let g = Guard::new("127.0.0.1:1".parse().unwrap(), true, vec![]);
         let right = (header::AUTHORIZATION, "Bearer s3cret");
-        let let_in = headers(&[host, right.clone()]);
-        assert!(g.check(&let_in).is_ok());
-        assert_eq!(g.credential(&let_in), Some("s3cret"));
-        assert!(!format!("{g:?}").contains("s3cret"));
+        let with = headers(&[(header::HOST, "localhost"), right.clone()]);
+        assert!(g.check(&with).is_ok());
+        assert_eq!(g.credential(&with), Some("s3cret"));
         // On an open endpoint a bearer proves nothing, so sessions bind to none.
-        let open = Guard::new("127.0.0.1:1".parse().unwrap(), None, vec![]);
+        let open = Guard::new("127.0.0.1:1".parse().unwrap(), false, vec![]);
         assert_eq!(open.credential(&headers(&[right])), None);
     }
 }

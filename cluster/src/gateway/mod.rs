@@ -12,6 +12,7 @@
 //! [`session`] seals handshake-era sessions so that any node serves them. See
 //! docs/gateway.md.
 
+pub mod authn;
 pub mod caching;
 pub mod capabilities;
 pub mod catalog;
@@ -22,10 +23,12 @@ pub mod error;
 pub mod guard;
 pub mod names;
 pub mod notify;
+pub mod oauth;
 pub mod protocol;
 pub mod scope;
 pub mod session;
 pub mod streams;
+pub mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,7 +39,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use mcp_raft::registry::GatewaySessions;
 use mcp_raft::RegistryReader;
 use serde_json::{json, Value};
@@ -63,14 +66,16 @@ const END_APPLY_WAIT: Duration = Duration::from_secs(2);
 pub struct GatewayConfig {
     /// Where `/mcp` is served.
     pub addr: SocketAddr,
-    /// Token clients must present as `Authorization: Bearer`; `None` to fall back on
-    /// the node's admin token (see [`guard`]).
+    /// The gateway's own token (`--mcp-token`): its holder may call every tool. The
+    /// cluster's tokens are accepted too (see [`authn`]).
     pub token: Option<String>,
     /// Browser origins allowed besides loopback ones (`*` allows any).
     pub allowed_origins: Vec<String>,
     /// How long a handshake-era session lasts from its `initialize`, used or not (at most
     /// [`session::MAX_SESSION_LIFETIME`]).
     pub session_lifetime: Duration,
+    /// Accept JWT access tokens of this issuer (see [`oauth`]); `None`: no OAuth.
+    pub oauth: Option<oauth::OAuthConfig>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -80,15 +85,17 @@ impl std::fmt::Debug for GatewayConfig {
             .field("token", &self.token.is_some())
             .field("allowed_origins", &self.allowed_origins)
             .field("session_lifetime", &self.session_lifetime)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
 
 /// What a gateway is served with, besides its listener.
 pub struct GatewayParts {
-    /// The token clients must present, already resolved (`--mcp-token`, else the admin
-    /// token, else none).
-    pub token: Option<String>,
+    /// Who may call it, and as what (see [`authn`]).
+    pub auth: authn::GatewayAuth,
+    /// Where tool calls are audited.
+    pub audit: Arc<crate::audit::Audit>,
     /// Browser origins allowed besides loopback ones.
     pub allowed_origins: Vec<String>,
     /// Lifetime of a handshake-era session.
@@ -106,6 +113,8 @@ pub struct GatewayParts {
 /// What the handlers share.
 struct Gateway {
     guard: Guard,
+    auth: authn::GatewayAuth,
+    audit: Arc<crate::audit::Audit>,
     metrics: Arc<GatewayMetrics>,
     session_lifetime: Duration,
     registry: RegistryReader,
@@ -118,6 +127,35 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// The principal of a request, or the 401/403 answer (counted as a refusal).
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<crate::principal::Principal, Response> {
+        self.auth.principal(headers).await.map_err(|failure| {
+            tracing::debug!(?failure, "gateway request refused");
+            self.metrics.count_auth_rejection(failure.reason());
+            self.auth.refusal(&failure, Value::Null)
+        })
+    }
+
+    /// Writes the audit line of a tool call through the gateway.
+    fn audit_call(
+        &self,
+        principal: &crate::principal::Principal,
+        route: &catalog::Route,
+        outcome: &str,
+        started: std::time::Instant,
+    ) {
+        let mut record =
+            crate::audit::AuditRecord::new(principal, "tools/call", crate::audit::Via::Mcp);
+        record.server = Some(&route.server);
+        record.tool = Some(&route.tool);
+        record.outcome = outcome;
+        record.duration = started.elapsed();
+        self.audit.record(&record);
+    }
+
     /// Runs `f` on the registry's session state, with the principal of `headers` and the
     /// time now.
     fn with_sessions<R>(
@@ -153,12 +191,12 @@ impl Gateway {
 /// Serves `/mcp` on `listener` until `shutdown` resolves; refusals count in
 /// `parts.metrics`.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: crate::tls::incoming::HttpListener,
     parts: GatewayParts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let guard = Guard::new(addr, parts.token, parts.allowed_origins);
+    let guard = Guard::new(addr, parts.auth.enabled(), parts.allowed_origins);
     if !addr.ip().is_loopback() && !guard.requires_token() {
         tracing::warn!(%addr, "the MCP gateway is reachable beyond loopback without a token");
     }
@@ -168,6 +206,8 @@ pub async fn serve(
     ));
     let gateway = Arc::new(Gateway {
         guard,
+        auth: parts.auth,
+        audit: parts.audit,
         metrics: parts.metrics,
         session_lifetime: parts.session_lifetime.min(session::MAX_SESSION_LIFETIME),
         registry: parts.registry.clone(),
@@ -182,6 +222,19 @@ pub async fn serve(
         .route(
             "/mcp",
             post(handle_post).get(handle_get).delete(handle_delete),
+        )
+        .route(
+            "/mcp/v/{view}",
+            post(handle_view_post)
+                .get(handle_view_get)
+                .delete(handle_view_delete),
+        )
+        // RFC 9728: the metadata of resource `/mcp` is at the well-known path with the
+        // resource's path appended; the bare one serves clients that try it first.
+        .route(oauth::METADATA_PATH, get(handle_metadata))
+        .route(
+            &format!("{}/mcp", oauth::METADATA_PATH),
+            get(handle_metadata),
         )
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(gateway);
@@ -232,6 +285,9 @@ async fn handle_get(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> 
     if let Some(refusal) = refusal(&gateway, &headers) {
         return refusal;
     }
+    if let Err(refusal) = gateway.authenticate(&headers).await {
+        return refusal;
+    }
     let Some(id) = session_id(&headers) else {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -263,6 +319,9 @@ async fn handle_get(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> 
 
 async fn handle_delete(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refusal(&gateway, &headers) {
+        return refusal;
+    }
+    if let Err(refusal) = gateway.authenticate(&headers).await {
         return refusal;
     }
     let Some(id) = session_id(&headers) else {
@@ -298,14 +357,72 @@ fn unknown_session(why: &SessionError) -> Response {
     refused(StatusCode::NOT_FOUND, "unknown session: initialize again")
 }
 
+/// The answer to a request for a view that does not exist.
+fn unknown_view(view: &str) -> Response {
+    refused(StatusCode::NOT_FOUND, &format!("unknown view {view:?}"))
+}
+
+/// `POST /mcp/v/NAME`: as `POST /mcp`, seeing what view NAME shows.
+async fn handle_view_post(
+    State(gateway): State<Arc<Gateway>>,
+    axum::extract::Path(view): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve_post(gateway, Some(view), headers, body).await
+}
+
+/// `GET /mcp/v/NAME`: the same stream as `GET /mcp` (list changes), for a view that
+/// exists.
+async fn handle_view_get(
+    State(gateway): State<Arc<Gateway>>,
+    axum::extract::Path(view): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match views::scope_of(&gateway.registry, Some(&view)) {
+        Some(_) => handle_get(State(gateway), headers).await,
+        None => unknown_view(&view),
+    }
+}
+
+/// `DELETE /mcp/v/NAME`: ends the session, as `DELETE /mcp`.
+async fn handle_view_delete(
+    State(gateway): State<Arc<Gateway>>,
+    axum::extract::Path(view): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match views::scope_of(&gateway.registry, Some(&view)) {
+        Some(_) => handle_delete(State(gateway), headers).await,
+        None => unknown_view(&view),
+    }
+}
+
 async fn handle_post(
     State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve_post(gateway, None, headers, body).await
+}
+
+/// One POST, to the default endpoint (`view` is `None`) or to a view's.
+async fn serve_post(
+    gateway: Arc<Gateway>,
+    view: Option<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if let Some(refusal) = refusal(&gateway, &headers) {
         return refusal;
     }
+    let Some(scope) = views::scope_of(&gateway.registry, view.as_deref()) else {
+        return unknown_view(view.as_deref().unwrap_or_default());
+    };
+    let is_view = view.is_some();
+    let principal = match gateway.authenticate(&headers).await {
+        Ok(principal) => principal,
+        Err(refusal) => return refusal,
+    };
     let message: Value = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(e) => {
@@ -373,23 +490,45 @@ async fn handle_post(
         }
         ("ping", Era::Handshake) => protocol::result(id, json!({}), &era),
         ("tools/list", _) => {
-            let (tools, _) = gateway.catalog.list().await;
+            let (tools, routes) = gateway.catalog.list().await;
+            let (tools, routes) = views::scoped_tools(&*scope, tools, &routes);
+            let tools = authn::visible_tools(&principal, tools, &routes);
             protocol::tools_list_result(id, tools, &era)
         }
-        ("tools/call", _) => call_tool(&gateway, id, &params, &era).await,
+        ("tools/call", _) => {
+            let started = std::time::Instant::now();
+            let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+            let route = views::resolve(&gateway.catalog, &*scope, is_view, name).await;
+            if let Some(route) = &route {
+                if !principal.may_call_tool(&route.server, &route.tool) {
+                    gateway.audit_call(&principal, route, "denied", started);
+                    let why = format!("{} may not call {name}", principal.name);
+                    return gateway
+                        .auth
+                        .refusal(&authn::AuthFailure::InsufficientScope(why), id);
+                }
+            }
+            let reply = call_tool(&gateway, route.clone(), id, &params, &era).await;
+            if let Some(route) = &route {
+                let outcome = if reply.get("error").is_some() {
+                    "error"
+                } else {
+                    "ok"
+                };
+                gateway.audit_call(&principal, route, outcome, started);
+            }
+            reply
+        }
         (list, _) if ListKind::of_method(list).is_some() => {
             let kind = ListKind::of_method(list).unwrap_or(ListKind::Prompts);
-            match gateway
-                .content
-                .list(kind, &params, &scope::Everything)
-                .await
-            {
+            let both = scope::Both(&*scope, &principal);
+            match gateway.content.list(kind, &params, &both).await {
                 Ok(page) => protocol::list_result(id, page, &era),
                 Err(e) => e.response(id),
             }
         }
         ("resources/read" | "prompts/get" | "completion/complete", _) => {
-            let scope = &scope::Everything;
+            let scope = &scope::Both(&*scope, &principal);
             let answer = match method.as_str() {
                 "resources/read" => gateway.content.read(&params, scope).await,
                 "prompts/get" => gateway.content.get_prompt(&params, scope).await,
@@ -461,7 +600,13 @@ fn handshake_refusal(gateway: &Gateway, headers: &HeaderMap, method: &str) -> Op
 }
 
 /// `tools/call` of `SERVER__TOOL`: the tool's call on its server, through the data plane.
-async fn call_tool(gateway: &Gateway, id: Value, params: &Value, era: &Era) -> Value {
+async fn call_tool(
+    gateway: &Gateway,
+    route: Option<catalog::Route>,
+    id: Value,
+    params: &Value,
+    era: &Era,
+) -> Value {
     let Some(name) = params.get("name").and_then(Value::as_str) else {
         return protocol::error(
             id,
@@ -470,7 +615,7 @@ async fn call_tool(gateway: &Gateway, id: Value, params: &Value, era: &Era) -> V
             None,
         );
     };
-    let Some(route) = gateway.catalog.resolve(name).await else {
+    let Some(route) = route else {
         return protocol::error(
             id,
             protocol::INVALID_PARAMS,
@@ -502,5 +647,17 @@ async fn call_tool(gateway: &Gateway, id: Value, params: &Value, era: &Era) -> V
             }
         },
         Err(e) => error::execute_error(id, name, &e),
+    }
+}
+
+/// `GET /.well-known/oauth-protected-resource[/mcp]`: the RFC 9728 metadata, when the
+/// gateway accepts OAuth access tokens (404 otherwise).
+async fn handle_metadata(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.auth.oauth() {
+        Some(oauth) => json_response(StatusCode::OK, &oauth.config().metadata()),
+        None => refused(
+            StatusCode::NOT_FOUND,
+            "this gateway accepts no OAuth tokens",
+        ),
     }
 }

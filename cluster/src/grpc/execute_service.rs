@@ -1,26 +1,92 @@
-//! Server side of the data plane API: parse, hand to the [`DataPlane`], encode.
-//! Callers are authorized before they get here (see [`crate::auth`]).
+//! Server side of the data plane API: parse, authorize the server and tool, hand to the
+//! [`DataPlane`], encode, audit. [`crate::auth`] has let in only principals that may call
+//! some tool; here, where the request is parsed, the server and tool are checked against
+//! the principal's allow rules (a caller's `tools/list` answer keeps only the tools it
+//! may call). Requests a peer forwarded were checked and are audited by the node the
+//! client reached.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mcp_proto::execute::execute_service_server::ExecuteService;
 use mcp_proto::execute::{ExecuteReply, ExecuteRequest, ExecuteToolRequest};
+use serde_json::Value;
 use tonic::{Request, Response, Status};
 
+use crate::audit::{Audit, AuditRecord, Via};
 use crate::dataplane::{DataPlane, ExecuteError, ExecuteOptions, Executed};
+use crate::error::ClusterError;
 use crate::forward::was_forwarded;
+use crate::principal::{Principal, Role};
 
 /// The `ExecuteService` implementation of a node.
 #[derive(Clone)]
 pub struct ExecuteApi {
     plane: Arc<DataPlane>,
+    audit: Arc<Audit>,
 }
 
 impl ExecuteApi {
-    /// Serves execute requests with `plane`.
-    pub fn new(plane: Arc<DataPlane>) -> Self {
-        Self { plane }
+    /// Serves execute requests with `plane`, auditing them to `audit`.
+    pub fn new(plane: Arc<DataPlane>, audit: Arc<Audit>) -> Self {
+        Self { plane, audit }
+    }
+}
+
+/// The principal the auth layer let `request` in with. None reaches here only if the
+/// layer was left out, so that is refused rather than served unchecked.
+fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+    Principal::of(request)
+        .cloned()
+        .ok_or_else(|| ClusterError::Unauthorized.into())
+}
+
+/// The refusal of a call `principal` may not make.
+fn forbidden(principal: &Principal, what: &str) -> Status {
+    ClusterError::Forbidden(format!(
+        "{} ({}) may not call {what}",
+        principal.name, principal.role
+    ))
+    .into()
+}
+
+/// Checks a raw JSON-RPC request against `principal`: a `tools/call` needs its tool
+/// allowed, anything else some tool of the server.
+fn check_raw(principal: &Principal, server: &str, message: &Value) -> Result<(), Status> {
+    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+    if method == "tools/call" {
+        let tool = message
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !principal.may_call_tool(server, tool) {
+            return Err(forbidden(principal, &format!("{server}__{tool}")));
+        }
+    } else if !principal.may_use_server(server) {
+        return Err(forbidden(principal, &format!("server {server}")));
+    }
+    Ok(())
+}
+
+/// Keeps in a `tools/list` response only the tools `principal` may call.
+fn filter_tools(principal: &Principal, server: &str, response: &mut Value) {
+    if let Some(tools) = response
+        .pointer_mut("/result/tools")
+        .and_then(Value::as_array_mut)
+    {
+        tools.retain(|tool| {
+            tool.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|name| principal.may_call_tool(server, name))
+        });
+    }
+}
+
+/// The outcome word of an audit line.
+fn outcome<T>(result: &Result<T, ExecuteError>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.kind().as_str().to_owned(),
     }
 }
 
@@ -47,6 +113,7 @@ fn options<T>(request: &Request<T>, retry_unsafe: bool, timeout_ms: Option<u64>)
         timeout: timeout_ms.filter(|t| *t > 0).map(Duration::from_millis),
         forwarded,
         request_id,
+        principal_limits: Vec::new(),
     }
 }
 
@@ -70,12 +137,40 @@ fn reply(executed: Executed) -> Response<ExecuteReply> {
     })
 }
 
+impl ExecuteApi {
+    /// Writes the audit line of a call, unless a peer forwarded it (its origin does).
+    #[allow(clippy::too_many_arguments)]
+    fn audit(
+        &self,
+        principal: &Principal,
+        opts: &ExecuteOptions,
+        method: &str,
+        server: &str,
+        tool: Option<&str>,
+        outcome: &str,
+        started: Instant,
+    ) {
+        if opts.forwarded {
+            return;
+        }
+        let mut record = AuditRecord::new(principal, method, Via::Grpc);
+        record.server = Some(server);
+        record.tool = tool;
+        record.outcome = outcome;
+        record.duration = started.elapsed();
+        record.request_id = Some(&opts.request_id);
+        self.audit.record(&record);
+    }
+}
+
 #[tonic::async_trait]
 impl ExecuteService for ExecuteApi {
     async fn execute(
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteReply>, Status> {
+        let started = Instant::now();
+        let principal = principal_of(&request)?;
         let opts = options(
             &request,
             request.get_ref().retry_unsafe,
@@ -87,17 +182,77 @@ impl ExecuteService for ExecuteApi {
             ..
         } = request.into_inner();
         let id = opts.request_id.clone();
-        Ok(reply(logged(
-            self.plane.execute_text(&server, &request_json, opts).await,
+        let message: Value = match serde_json::from_str(&request_json) {
+            Ok(message) => message,
+            Err(e) => {
+                let e = ExecuteError::InvalidRequest(format!("request is not JSON: {e}"));
+                self.audit(
+                    &principal,
+                    &opts,
+                    "Execute",
+                    &server,
+                    None,
+                    e.kind().as_str(),
+                    started,
+                );
+                return Err(e.into());
+            }
+        };
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let tool = (method == "tools/call")
+            .then(|| message.pointer("/params/name").and_then(Value::as_str))
+            .flatten()
+            .map(str::to_owned);
+        if let Err(refused) = check_raw(&principal, &server, &message) {
+            self.audit(
+                &principal,
+                &opts,
+                "Execute",
+                &server,
+                tool.as_deref(),
+                "denied",
+                started,
+            );
+            return Err(refused);
+        }
+        let audited = opts.clone();
+        let mut result = logged(
+            self.plane.execute(&server, message, opts).await,
             &id,
             &server,
-        )?))
+        );
+        if let (Ok(executed), true) = (&mut result, method == "tools/list") {
+            if principal.role == Role::Caller {
+                filter_tools(&principal, &server, &mut executed.response);
+            }
+        }
+        let label = if method.is_empty() {
+            "Execute"
+        } else {
+            method.as_str()
+        };
+        self.audit(
+            &principal,
+            &audited,
+            label,
+            &server,
+            tool.as_deref(),
+            &outcome(&result),
+            started,
+        );
+        Ok(reply(result?))
     }
 
     async fn execute_tool(
         &self,
         request: Request<ExecuteToolRequest>,
     ) -> Result<Response<ExecuteReply>, Status> {
+        let started = Instant::now();
+        let principal = principal_of(&request)?;
         let opts = options(
             &request,
             request.get_ref().retry_unsafe,
@@ -109,13 +264,36 @@ impl ExecuteService for ExecuteApi {
             arguments_json,
             ..
         } = request.into_inner();
+        if !principal.may_call_tool(&server, &tool) {
+            self.audit(
+                &principal,
+                &opts,
+                "tools/call",
+                &server,
+                Some(&tool),
+                "denied",
+                started,
+            );
+            return Err(forbidden(&principal, &format!("{server}__{tool}")));
+        }
         let id = opts.request_id.clone();
-        Ok(reply(logged(
+        let audited = opts.clone();
+        let result = logged(
             self.plane
                 .call_tool(&server, &tool, &arguments_json, opts)
                 .await,
             &id,
             &server,
-        )?))
+        );
+        self.audit(
+            &principal,
+            &audited,
+            "tools/call",
+            &server,
+            Some(&tool),
+            &outcome(&result),
+            started,
+        );
+        Ok(reply(result?))
     }
 }

@@ -28,6 +28,16 @@ impl SessionHandlers {
         Self { route, registry }
     }
 
+    /// The route to the leader these handlers write through.
+    pub fn route(&self) -> &LeaderRoute {
+        &self.route
+    }
+
+    /// The registry these handlers read.
+    pub fn registry(&self) -> &RegistryReader {
+        &self.registry
+    }
+
     /// `RotateSessionKey`: a fresh key becomes the one that seals new session ids.
     pub async fn rotate_session_key(
         &self,
