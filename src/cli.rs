@@ -33,23 +33,49 @@ pub enum LogFormat {
 pub enum OutputFormat {
     Table,
     Json,
+    /// YAML: `get` prints the spec `apply` reads back; other commands print JSON.
+    Yaml,
 }
 
 /// Options of every command that talks to a node.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// gRPC address of any cluster node.
+    /// gRPC address of one cluster node (a one-node --endpoints) [default: 127.0.0.1:7400].
+    #[arg(long, global = true, env = "MCPD_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// gRPC addresses of cluster nodes, comma-separated: a command moves on to the next
+    /// node when one cannot be reached, and writes wait out an election.
+    #[arg(long, global = true, env = "MCPD_ENDPOINTS", value_delimiter = ',')]
+    pub endpoints: Option<Vec<String>>,
+
+    /// TOML file with client settings: `endpoints = ["HOST:PORT", ...]`, `admin_token`
+    /// (flags and env win over it).
+    #[arg(long, global = true, env = "MCPD_CLIENT_CONFIG")]
+    pub client_config: Option<PathBuf>,
+
+    /// Credential: the admin token, or an API token from `mcpd token create` (`--token`
+    /// is the same flag). Required for every call but `status` when the cluster has one.
     #[arg(
         long,
+        alias = "token",
         global = true,
-        env = "MCPD_ENDPOINT",
-        default_value = "127.0.0.1:7400"
+        env = "MCPD_ADMIN_TOKEN",
+        hide_env_values = true
     )]
-    pub endpoint: String,
-
-    /// Admin token, required for writes and tool calls when the cluster has one.
-    #[arg(long, global = true, env = "MCPD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// CA certificate (PEM) to check nodes against: speaks TLS to them when given.
+    #[arg(long, global = true, env = "MCPD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) to present to nodes, with --key.
+    #[arg(long, global = true, env = "MCPD_CERT")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --cert.
+    #[arg(long, global = true, env = "MCPD_KEY")]
+    pub key: Option<PathBuf>,
 
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
@@ -62,6 +88,11 @@ pub enum Command {
     Node(Box<NodeArgs>),
     /// Run a throwaway single-node cluster in a temporary directory.
     Dev(DevArgs),
+    /// Make TLS certificates: a cluster CA, node and client certificates.
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
     /// Create or replace a server from a JSON or YAML spec file ("-" reads stdin).
     Deploy {
         /// Spec file.
@@ -71,6 +102,8 @@ pub enum Command {
         #[arg(long)]
         expected_revision: Option<u64>,
     },
+    /// Make the registry match spec files: `mcpd apply -f specs/ --dry-run`.
+    Apply(ApplyArgs),
     /// Set the desired replica count of a server.
     Scale { name: String, replicas: u32 },
     /// Remove a server.
@@ -129,6 +162,180 @@ pub enum Command {
         #[command(subcommand)]
         action: GatewayAction,
     },
+    /// Views of the MCP gateway: named subsets of the cluster's tools, each served at
+    /// /mcp/v/NAME (apply -f view.yaml, ls, get, rm).
+    View {
+        #[command(subcommand)]
+        action: ViewAction,
+    },
+    /// Back up the registry to a file, check a backup, or found a new cluster from one.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
+    /// Disaster recovery, offline: make a stopped node whose peers are lost for good the
+    /// one member of a new cluster, keeping every entry of its log; grow it back with
+    /// `members add` and `members promote`.
+    Recover(RecoverArgs),
+    /// Manage API tokens: principals with a role, replicated to every node (admin only).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Tool pinning: list a server's tools as callers see them, review and approve changed
+    /// tool definitions.
+    Tools {
+        #[command(subcommand)]
+        action: ToolsAction,
+    },
+    /// Cluster secrets, referred to in specs as ${secret:NAME}; values are sealed with the
+    /// cluster key and never shown.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsAction {
+    /// A server's tools as callers see them (withheld ones left out, and named).
+    #[command(alias = "ls")]
+    List { server: String },
+    /// The pinned and pending definitions of a server's tools, changes shown line by line.
+    Diff { server: String },
+    /// Approve the pending definitions of TOOLs (all pending ones without a TOOL).
+    Approve { server: String, tools: Vec<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretAction {
+    /// Create or replace a secret; the value is read from stdin (one trailing newline
+    /// dropped) or from --file (as is).
+    Set {
+        name: String,
+        /// Read the value from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// List secret names, the key that sealed each, and their revision.
+    Ls,
+    /// Remove a secret (refused while a server refers to it).
+    Rm { name: String },
+    /// Reseal every secret under the contacted node's current key (after adding a new
+    /// first line to every node's --secrets-key-file).
+    Rotate,
+    /// Print a fresh random key for --secrets-key-file.
+    GenKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewAction {
+    /// Create or replace a view from a YAML or JSON file ("-": stdin). Fields: name,
+    /// servers, tags, allow_tools, deny_tools (globs over SERVER__TOOL), rename and
+    /// descriptions (maps keyed by SERVER__TOOL).
+    Apply {
+        /// The view file.
+        #[arg(short = 'f', long = "file")]
+        file: String,
+    },
+    /// List the views.
+    Ls,
+    /// Show one view.
+    Get {
+        /// View name.
+        name: String,
+    },
+    /// Remove a view.
+    Rm {
+        /// View name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it, once: only its hash is stored.
+    Create {
+        /// Unique name (shown in listings and audit lines).
+        name: String,
+        /// admin (everything), operator (deploy/scale/drain, all tools), caller (the tools
+        /// of its --allow rules), reader (reads only).
+        #[arg(long, value_parser = ["admin", "operator", "caller", "reader"])]
+        role: String,
+        /// For a caller: a glob over SERVER__TOOL it may call, e.g. 'time__*' (repeatable).
+        #[arg(long)]
+        allow: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h, 90m [default: never expires].
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens: names, roles, allow rules and expiry (never a token).
+    Ls,
+    /// Revoke a token on every node.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// Create a CA (or keep the one in --dir), a certificate per node and a client
+    /// certificate, as PEM files in --dir.
+    Init(CertsInitArgs),
+}
+
+/// Flags of `mcpd certs init`.
+#[derive(Debug, Clone, Args)]
+pub struct CertsInitArgs {
+    /// Directory for the files (created if missing).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Node names, comma-separated: each gets node-NAME.pem, valid for NAME (a host name or
+    /// IP address), localhost, 127.0.0.1 and ::1.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub nodes: Vec<String>,
+    /// More host names or IP addresses every node certificate is valid for.
+    #[arg(long, value_delimiter = ',')]
+    pub san: Vec<String>,
+    /// Validity of node and client certificates, in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotAction {
+    /// Save a consistent copy of the registry, read on the leader, to FILE (with its
+    /// revision and a SHA-256 checksum; secrets stay encrypted).
+    Save { file: PathBuf },
+    /// Check a snapshot file (format, checksum, registry) and show what it holds.
+    Status { file: PathBuf },
+    /// Found a node of a new cluster from a snapshot file, offline: run it once per
+    /// founding member, each with its own empty data dir, then start the nodes with
+    /// `mcpd node --data-dir DIR`.
+    Restore {
+        file: PathBuf,
+        /// The new node's data dir (must be empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The new node's id.
+        #[arg(long)]
+        id: u64,
+        /// The new cluster's members: 1=HOST:PORT,2=HOST:PORT,...
+        #[arg(long)]
+        initial_cluster: String,
+        /// Address to listen on [default: the node's address in --initial-cluster].
+        #[arg(long)]
+        grpc_addr: Option<SocketAddr>,
+    },
+}
+
+/// Flags of `mcpd recover`.
+#[derive(Debug, Clone, Args)]
+pub struct RecoverArgs {
+    /// Data dir of the stopped surviving node.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Show what would be kept (last log index, revision) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +438,58 @@ pub struct NodeArgs {
     /// seconds; at most 604800 (7 days) [default: 86400].
     #[arg(long, env = "MCPD_MCP_SESSION_LIFETIME_SECS")]
     pub mcp_session_lifetime_secs: Option<u64>,
+    /// Accept OAuth 2.1 JWT access tokens at /mcp issued by this authorization server
+    /// (their `iss`); needs --oauth-jwks.
+    #[arg(long, env = "MCPD_OAUTH_ISSUER")]
+    pub oauth_issuer: Option<String>,
+    /// The issuer's signing keys: a JWKS file, or its URL (cached, refetched on an unknown
+    /// key id).
+    #[arg(long, env = "MCPD_OAUTH_JWKS")]
+    pub oauth_jwks: Option<String>,
+    /// This resource's identifier, the `aud` tokens must carry [default:
+    /// http://MCP_ADDR/mcp].
+    #[arg(long, env = "MCPD_OAUTH_AUDIENCE")]
+    pub oauth_audience: Option<String>,
+    /// Which token scope grants which role, SCOPE=ROLE comma-separated [default:
+    /// mcp:admin=admin,mcp:operator=operator,mcp:read=reader]; `tools:GLOB` scopes always
+    /// make a caller allowed GLOB.
+    #[arg(long, env = "MCPD_OAUTH_SCOPE_ROLES", value_delimiter = ',')]
+    pub oauth_scope_roles: Option<Vec<String>>,
+    /// Append the audit log (JSON lines: writes, token changes, tool calls) to this file;
+    /// it always goes to the `mcpd::audit` log target too.
+    #[arg(long, env = "MCPD_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// File of cluster secrets keys, one per line (64 hex digits or base64 of 32 bytes):
+    /// the first seals, all open (keep the old key below a new one until `mcpd secret
+    /// rotate` ran). Every node needs the same file. Without it, MCPD_SECRETS_KEY (one
+    /// key) is read; without either, this node holds no secrets.
+    #[arg(long, env = "MCPD_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// This node's TLS certificate (PEM): the gRPC API and peer traffic speak TLS, and the
+    /// node presents it to its peers. Needs --tls-key and --tls-ca.
+    #[arg(long, env = "MCPD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "MCPD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): peers verify each other against it (mutual TLS; Raft RPCs need
+    /// a node certificate of it) and client certificates are checked against it.
+    #[arg(long, env = "MCPD_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Whether every gRPC caller must present a certificate of the cluster CA
+    /// [default: optional].
+    #[arg(long, env = "MCPD_TLS_CLIENT_AUTH", value_enum)]
+    pub tls_client_auth: Option<TlsClientAuth>,
+    /// Serve /metrics, /healthz and /readyz over TLS too [default: false].
+    #[arg(long, env = "MCPD_METRICS_TLS")]
+    pub metrics_tls: Option<bool>,
+    /// Serve /mcp over TLS too [default: false].
+    #[arg(long, env = "MCPD_MCP_TLS")]
+    pub mcp_tls: Option<bool>,
+    /// Start even when a listener beyond loopback has authentication off (no admin token,
+    /// no required client certificates): anyone who reaches it can run every tool.
+    #[arg(long, env = "MCPD_INSECURE")]
+    pub insecure: bool,
     #[command(flatten)]
     pub dataplane: DataPlaneArgs,
 }
@@ -283,6 +542,16 @@ pub struct DataPlaneArgs {
     pub circuit_breaker_recovery_secs: Option<u64>,
 }
 
+/// `--tls-client-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsClientAuth {
+    /// Callers may present a certificate; peers do (Raft RPCs need one).
+    Optional,
+    /// A caller without a certificate of the cluster CA is refused.
+    Required,
+}
+
 /// Flags of `mcpd dev`.
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
@@ -296,4 +565,26 @@ pub struct DevArgs {
     /// Address of the aggregated MCP endpoint (/mcp).
     #[arg(long, default_value = "127.0.0.1:7480")]
     pub mcp_addr: SocketAddr,
+    /// Serve gRPC over TLS with certificates made into the data dir (a CA, the node's and a
+    /// client's); the clients then need the --ca-file it prints.
+    #[arg(long)]
+    pub tls: bool,
+}
+
+/// Options of `mcpd apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// A spec file (YAML, several documents with `---`, or JSON) or a directory of them.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Show what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: exit with status 2 when something would change.
+    #[arg(long, requires = "dry_run")]
+    pub exit_code: bool,
+    /// Undeploy servers that apply created earlier and no file names any more (only those:
+    /// they carry the tag `managed-by=mcpd-apply`).
+    #[arg(long)]
+    pub prune: bool,
 }

@@ -1,4 +1,5 @@
-//! Client subcommands: each sends one request to `--endpoint` and prints the answer.
+//! Client subcommands: each sends one request to the cluster (the first node of the
+//! endpoint list that can be reached, or the leader for writes) and prints the answer.
 
 use std::io::Read;
 use std::path::Path;
@@ -9,11 +10,12 @@ use mcp_proto::cluster::{
     RotateSessionKeyRequest, ScaleRequest, ServerInfo, ServerStats, StatusRequest, UndeployRequest,
     WriteReply,
 };
+use mcp_client::retry::{is_repeatable_request, Repeat};
 use mcp_proto::execute::{ExecuteRequest, ExecuteToolRequest};
 use serde_json::{json, Value};
 
 use crate::cli::{ClientArgs, Command, ExecArgs, GatewayAction, MembersAction, OutputFormat};
-use crate::client::{self, Client};
+use crate::client::{Cluster, Op};
 use crate::output;
 
 /// An error reply from the cluster, shown as its message and category.
@@ -22,6 +24,16 @@ use crate::output;
 pub struct RemoteError {
     message: String,
     kind: String,
+}
+
+impl RemoteError {
+    /// An error with `message`, of category `kind`.
+    pub fn new(message: impl Into<String>, kind: &str) -> Self {
+        Self {
+            message: message.into(),
+            kind: kind.to_owned(),
+        }
+    }
 }
 
 impl From<tonic::Status> for RemoteError {
@@ -57,64 +69,81 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
         } => return exec_raw(args, server, request, exec).await,
         _ => {}
     }
-    let mut client = client::connect(args).await?;
+    let cluster = Cluster::new(args)?;
     let out = args.output;
     match command {
         Command::Deploy {
             file,
             expected_revision,
         } => {
-            let spec_json = read_spec(&file)?;
-            let reply = client
-                .deploy(DeployRequest {
-                    spec_json,
-                    expected_revision,
+            let request = DeployRequest {
+                spec_json: read_spec(&file)?,
+                expected_revision,
+            };
+            // A compare-and-set deploy sent again after it committed would report a
+            // revision mismatch for its own write: it is sent once.
+            let op = if expected_revision.is_some() {
+                Op::WriteOnce
+            } else {
+                Op::Write
+            };
+            let reply = cluster
+                .cluster("deploy", op, |mut c| {
+                    let r = request.clone();
+                    async move { c.deploy(r).await }
                 })
-                .await
-                .map_err(RemoteError::from)?;
+                .await?;
             print_write(
                 out,
-                if reply.get_ref().created {
-                    "created"
-                } else {
-                    "updated"
-                },
-                reply.get_ref(),
+                if reply.created { "created" } else { "updated" },
+                &reply,
             );
         }
+        Command::Apply(apply) => crate::apply::run(&cluster, apply, out).await?,
         Command::Scale { name, replicas } => {
-            let reply = client
-                .scale(ScaleRequest { name, replicas })
-                .await
-                .map_err(RemoteError::from)?;
-            print_write(out, "scaled", reply.get_ref());
+            let request = ScaleRequest { name, replicas };
+            let reply = cluster
+                .cluster("scale", Op::Write, |mut c| {
+                    let r = request.clone();
+                    async move { c.scale(r).await }
+                })
+                .await?;
+            print_write(out, "scaled", &reply);
         }
         Command::Undeploy { name } => {
-            let reply = client
-                .undeploy(UndeployRequest { name })
-                .await
-                .map_err(RemoteError::from)?;
-            print_write(out, "undeployed", reply.get_ref());
+            let request = UndeployRequest { name };
+            let reply = cluster
+                .cluster("undeploy", Op::WriteOnce, |mut c| {
+                    let r = request.clone();
+                    async move { c.undeploy(r).await }
+                })
+                .await?;
+            print_write(out, "undeployed", &reply);
         }
         Command::Get { name, stale } => {
-            let info = client
-                .get_server(GetServerRequest { name, stale })
-                .await
-                .map_err(RemoteError::from)?
-                .into_inner();
+            let request = GetServerRequest { name, stale };
+            let info = cluster
+                .cluster("get", Op::Read, |mut c| {
+                    let r = request.clone();
+                    async move { c.get_server(r).await }
+                })
+                .await?;
             match out {
+                OutputFormat::Yaml => print!("{}", crate::apply::spec_yaml(&info)?),
                 OutputFormat::Json => print!("{}", output::json(&server_json(&info))),
                 OutputFormat::Table => print!("{}", output::json(&server_json(&info))),
             }
         }
         Command::Ls { stale } => {
-            let reply = client
-                .list_servers(ListServersRequest { stale })
-                .await
-                .map_err(RemoteError::from)?
-                .into_inner();
+            let request = ListServersRequest { stale };
+            let reply = cluster
+                .cluster("list servers", Op::Read, |mut c| {
+                    let r = request;
+                    async move { c.list_servers(r).await }
+                })
+                .await?;
             match out {
-                OutputFormat::Json => {
+                OutputFormat::Json | OutputFormat::Yaml => {
                     let servers: Vec<Value> = reply.servers.iter().map(server_json).collect();
                     print!(
                         "{}",
@@ -160,46 +189,65 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
                 }
             }
         }
-        Command::Status => status(&mut client, out).await?,
-        Command::Stats => stats(&mut client, out).await?,
+        Command::Status => status(&cluster, out).await?,
+        Command::Stats => stats(&cluster, out).await?,
         Command::Drain { id, undo } => {
-            let reply = client
-                .drain(DrainRequest {
-                    id,
-                    draining: !undo,
+            let request = DrainRequest {
+                id,
+                draining: !undo,
+            };
+            let reply = cluster
+                .cluster("drain", Op::Write, |mut c| {
+                    let r = request;
+                    async move { c.drain(r).await }
                 })
-                .await
-                .map_err(RemoteError::from)?;
-            print_write(
-                out,
-                if undo { "undrained" } else { "draining" },
-                reply.get_ref(),
-            );
+                .await?;
+            print_write(out, if undo { "undrained" } else { "draining" }, &reply);
         }
         Command::Members { action } => {
             let reply = match action {
-                None => client.members(MembersRequest {}).await,
+                None => {
+                    cluster
+                        .cluster("members", Op::Read, |mut c| async move {
+                            c.members(MembersRequest {}).await
+                        })
+                        .await?
+                }
                 Some(MembersAction::Add { id, addr }) => {
-                    client.add_learner(AddLearnerRequest { id, addr }).await
+                    let request = AddLearnerRequest { id, addr };
+                    cluster
+                        .cluster("add learner", Op::SlowWrite, |mut c| {
+                            let r = request.clone();
+                            async move { c.add_learner(r).await }
+                        })
+                        .await?
                 }
                 Some(MembersAction::Promote { id }) => {
-                    client.promote_voter(PromoteVoterRequest { id }).await
+                    cluster
+                        .cluster("promote voter", Op::Write, |mut c| async move {
+                            c.promote_voter(PromoteVoterRequest { id }).await
+                        })
+                        .await?
                 }
                 Some(MembersAction::Remove { id }) => {
-                    client.remove_node(RemoveNodeRequest { id }).await
+                    cluster
+                        .cluster("remove node", Op::Write, |mut c| async move {
+                            c.remove_node(RemoveNodeRequest { id }).await
+                        })
+                        .await?
                 }
-            }
-            .map_err(RemoteError::from)?;
-            print_members(out, reply.get_ref());
+            };
+            print_members(out, &reply);
         }
         Command::Gateway {
             action: GatewayAction::RotateKey,
         } => {
-            let reply = client
-                .rotate_session_key(RotateSessionKeyRequest {})
-                .await
-                .map_err(RemoteError::from)?;
-            let reply = reply.get_ref();
+            let reply = cluster
+                .cluster("rotate key", Op::WriteOnce, |mut c| async move {
+                    c.rotate_session_key(RotateSessionKeyRequest {}).await
+                })
+                .await?;
+            let reply = &reply;
             let json = json!({
                 "key_id": reply.key_id,
                 "revision": reply.revision,
@@ -212,7 +260,17 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
                 )
             });
         }
-        Command::Node(_) | Command::Dev(_) | Command::Call { .. } | Command::Exec { .. } => {
+        Command::Token { action } => crate::tokens::run(&cluster, out, action).await?,
+        Command::View { action } => crate::views::run(&cluster, out, action).await?,
+        Command::Tools { action } => crate::guards::tools(&cluster, out, action).await?,
+        Command::Secret { action } => crate::guards::secret(&cluster, out, action).await?,
+        Command::Node(_)
+        | Command::Dev(_)
+        | Command::Certs { .. }
+        | Command::Snapshot { .. }
+        | Command::Recover(_)
+        | Command::Call { .. }
+        | Command::Exec { .. } => {
             return Err("not a cluster-API command".into());
         }
     }
@@ -226,21 +284,34 @@ async fn call(
     arguments: String,
     exec: ExecArgs,
 ) -> CmdResult {
-    let mut client = client::connect_exec(args).await?;
-    let reply = client
-        .execute_tool(ExecuteToolRequest {
-            server,
-            tool,
-            arguments_json: arguments,
-            retry_unsafe: exec.retry_unsafe,
-            timeout_ms: exec.timeout_ms,
-        })
-        .await
-        .map_err(RemoteError::from)?
-        .into_inner();
+    let cluster = Cluster::new(args)?;
+    let request = ExecuteToolRequest {
+        server,
+        tool,
+        arguments_json: arguments,
+        retry_unsafe: exec.retry_unsafe,
+        timeout_ms: exec.timeout_ms,
+    };
+    // A tools/call goes to another node only when it provably never reached the first,
+    // unless --retry-unsafe allows more.
+    let repeat = if exec.retry_unsafe {
+        Repeat::Safe
+    } else {
+        Repeat::Unsafe
+    };
+    let reply = cluster
+        .execute(
+            repeat,
+            exec.timeout_ms.map(std::time::Duration::from_millis),
+            |mut c| {
+                let r = request.clone();
+                async move { c.execute_tool(r).await }
+            },
+        )
+        .await?;
     let response: Value = serde_json::from_str(&reply.response_json)?;
     match args.output {
-        OutputFormat::Json => print!("{}", output::json(&response)),
+        OutputFormat::Json | OutputFormat::Yaml => print!("{}", output::json(&response)),
         OutputFormat::Table => {
             let result = &response["result"];
             let texts: Vec<&str> = result["content"]
@@ -271,24 +342,36 @@ async fn exec_raw(args: &ClientArgs, server: String, request: String, exec: Exec
             object.entry("id").or_insert_with(|| json!(1));
         }
     }
-    let mut client = client::connect_exec(args).await?;
-    let reply = client
-        .execute(ExecuteRequest {
-            server,
-            request_json: message.to_string(),
-            retry_unsafe: exec.retry_unsafe,
-            timeout_ms: exec.timeout_ms,
-        })
-        .await
-        .map_err(RemoteError::from)?
-        .into_inner();
+    let cluster = Cluster::new(args)?;
+    let request_json = message.to_string();
+    let repeat = if exec.retry_unsafe || is_repeatable_request(&request_json) {
+        Repeat::Safe
+    } else {
+        Repeat::Unsafe
+    };
+    let request = ExecuteRequest {
+        server,
+        request_json,
+        retry_unsafe: exec.retry_unsafe,
+        timeout_ms: exec.timeout_ms,
+    };
+    let reply = cluster
+        .execute(
+            repeat,
+            exec.timeout_ms.map(std::time::Duration::from_millis),
+            |mut c| {
+                let r = request.clone();
+                async move { c.execute(r).await }
+            },
+        )
+        .await?;
     let response: Value = serde_json::from_str(&reply.response_json)?;
     print!("{}", output::json(&response));
     Ok(())
 }
 
 /// Reads a spec file (JSON or YAML; "-" is stdin) and returns it as JSON text.
-fn read_spec(path: &Path) -> Result<String, Box<dyn std::error::Error>> {
+pub(crate) fn read_spec(path: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let mut text = String::new();
     if path == Path::new("-") {
         std::io::stdin().read_to_string(&mut text)?;
@@ -324,7 +407,7 @@ fn print_write(out: OutputFormat, verb: &str, reply: &WriteReply) {
 /// Prints a reply as `json` (`-o json`) or as the one line `line` makes.
 fn print_reply(out: OutputFormat, json: &Value, line: impl FnOnce() -> String) {
     match out {
-        OutputFormat::Json => print!("{}", output::json(json)),
+        OutputFormat::Json | OutputFormat::Yaml => print!("{}", output::json(json)),
         OutputFormat::Table => println!("{}", line()),
     }
 }
@@ -353,14 +436,14 @@ fn server_json(info: &ServerInfo) -> Value {
     })
 }
 
-async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
-    let s = client
-        .status(StatusRequest {})
-        .await
-        .map_err(RemoteError::from)?
-        .into_inner();
+async fn status(cluster: &Cluster, out: OutputFormat) -> CmdResult {
+    let s = cluster
+        .cluster("status", Op::Read, |mut c| async move {
+            c.status(StatusRequest {}).await
+        })
+        .await?;
     match out {
-        OutputFormat::Json => print!(
+        OutputFormat::Json | OutputFormat::Yaml => print!(
             "{}",
             output::json(&json!({
                 "node_id": s.node_id,
@@ -436,12 +519,12 @@ async fn status(client: &mut Client, out: OutputFormat) -> CmdResult {
     Ok(())
 }
 
-async fn stats(client: &mut Client, out: OutputFormat) -> CmdResult {
-    let reply = client
-        .get_metrics(GetMetricsRequest {})
-        .await
-        .map_err(RemoteError::from)?
-        .into_inner();
+async fn stats(cluster: &Cluster, out: OutputFormat) -> CmdResult {
+    let reply = cluster
+        .cluster("stats", Op::Read, |mut c| async move {
+            c.get_metrics(GetMetricsRequest {}).await
+        })
+        .await?;
     let row = |s: &ServerStats| {
         json!({
             "server": s.server,
@@ -454,7 +537,7 @@ async fn stats(client: &mut Client, out: OutputFormat) -> CmdResult {
     };
     let total = reply.total.unwrap_or_default();
     match out {
-        OutputFormat::Json => print!(
+        OutputFormat::Json | OutputFormat::Yaml => print!(
             "{}",
             output::json(&json!({
                 "node_id": reply.node_id,
@@ -489,7 +572,7 @@ async fn stats(client: &mut Client, out: OutputFormat) -> CmdResult {
 
 fn print_members(out: OutputFormat, reply: &MembersReply) {
     match out {
-        OutputFormat::Json => print!(
+        OutputFormat::Json | OutputFormat::Yaml => print!(
             "{}",
             output::json(&json!({
                 "leader_id": reply.leader_id,

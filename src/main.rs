@@ -1,14 +1,20 @@
 //! `mcpd`: runs a cluster node (`mcpd node`, `mcpd dev`) or talks to one (every other
 //! subcommand). See `mcpd --help`.
 
+mod apply;
+mod certs;
+mod backup;
 mod cli;
 mod client;
 mod commands;
 mod dev;
+mod guards;
 mod logging;
 mod node;
 mod output;
 mod settings;
+mod tokens;
+mod views;
 
 use std::process::ExitCode;
 
@@ -27,6 +33,11 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Node(args) => node::run(*args).await,
         Command::Dev(args) => dev::run(args).await,
+        Command::Certs {
+            action: cli::CertsAction::Init(args),
+        } => certs::run(args),
+        Command::Snapshot { action } => backup::snapshot(&cli.client, action).await,
+        Command::Recover(args) => backup::recover(&cli.client, args).await,
         command => commands::run(&cli.client, command).await,
     };
     match result {

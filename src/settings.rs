@@ -11,10 +11,11 @@ use std::time::Duration;
 use mcp_cluster::config::{parse_initial_cluster, DEFAULT_GRPC_ADDR};
 use mcp_cluster::dataplane::DataPlaneConfig;
 use mcp_cluster::gateway::session::{DEFAULT_SESSION_LIFETIME, MAX_SESSION_LIFETIME};
+use mcp_cluster::tls::{ClientAuth, TlsSettings};
 use mcp_cluster::{NodeConfig, RaftTuning};
 use serde::Deserialize;
 
-use crate::cli::{DataPlaneArgs, NodeArgs};
+use crate::cli::{DataPlaneArgs, NodeArgs, TlsClientAuth};
 
 /// Node settings as written in a TOML file; same names as the flags, with underscores.
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +39,19 @@ pub struct FileSettings {
     mcp_token: Option<String>,
     mcp_allowed_origins: Option<Vec<String>>,
     mcp_session_lifetime_secs: Option<u64>,
+    audit_log: Option<PathBuf>,
+    oauth_issuer: Option<String>,
+    oauth_jwks: Option<String>,
+    oauth_audience: Option<String>,
+    oauth_scope_roles: Option<Vec<String>>,
+    secrets_key_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_client_auth: Option<TlsClientAuth>,
+    metrics_tls: Option<bool>,
+    mcp_tls: Option<bool>,
+    insecure: Option<bool>,
     /// The `[dataplane]` table.
     #[serde(default)]
     dataplane: DataPlaneArgs,
@@ -112,6 +126,8 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
         Some(path) => load_file(path)?,
         None => FileSettings::default(),
     };
+    let tls = tls_settings(&args, &file)?;
+    let oauth = oauth_config(&args, &file)?;
     let data_dir = args.data_dir.or(file.data_dir).ok_or_else(|| {
         SettingsError::Invalid(
             "--data-dir (or MCPD_DATA_DIR, or data_dir in the config file) is required".to_owned(),
@@ -174,6 +190,12 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
                 .or(file.mcp_allowed_origins.clone())
                 .unwrap_or_default(),
             session_lifetime,
+            oauth: oauth.map(|mut oauth| {
+                if oauth.audience.is_empty() {
+                    oauth.audience = format!("http://{addr}/mcp");
+                }
+                oauth
+            }),
         });
     Ok(NodeConfig {
         id: args.id.or(file.id),
@@ -201,6 +223,10 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
         metrics_addr: args.metrics_addr.or(file.metrics_addr),
         gateway,
         in_process: false,
+        audit_log: args.audit_log.or(file.audit_log),
+        secrets_keyring: secrets_keyring(args.secrets_key_file.or(file.secrets_key_file))?,
+        tls,
+        insecure: args.insecure || file.insecure.unwrap_or(false),
     })
     .and_then(|mut config| {
         // A pristine node without an address gets the loopback default; a restarted one
@@ -219,6 +245,98 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
         }
         Ok(config)
     })
+}
+
+/// The TLS settings: all three files or none; flag/env first, then the file.
+fn tls_settings(args: &NodeArgs, file: &FileSettings) -> Result<Option<TlsSettings>, SettingsError> {
+    let cert = args.tls_cert.clone().or(file.tls_cert.clone());
+    let key = args.tls_key.clone().or(file.tls_key.clone());
+    let ca = args.tls_ca.clone().or(file.tls_ca.clone());
+    let client_auth = args.tls_client_auth.or(file.tls_client_auth);
+    let metrics = args.metrics_tls.or(file.metrics_tls);
+    let gateway = args.mcp_tls.or(file.mcp_tls);
+    match (cert, key, ca) {
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsSettings {
+            cert,
+            key,
+            ca,
+            client_auth: match client_auth {
+                Some(TlsClientAuth::Required) => ClientAuth::Required,
+                Some(TlsClientAuth::Optional) | None => ClientAuth::Optional,
+            },
+            metrics: metrics.unwrap_or(false),
+            gateway: gateway.unwrap_or(false),
+        })),
+        (None, None, None) => {
+            if client_auth.is_some() || metrics == Some(true) || gateway == Some(true) {
+                return Err(SettingsError::Invalid(
+                    "tls_client_auth, metrics_tls and mcp_tls need TLS: give --tls-cert, \
+                     --tls-key and --tls-ca"
+                        .to_owned(),
+                ));
+            }
+            Ok(None)
+        }
+        _ => Err(SettingsError::Invalid(
+            "TLS needs all of --tls-cert, --tls-key and --tls-ca (the CA is how peers \
+             verify each other)"
+                .to_owned(),
+        )),
+    }
+}
+
+/// The cluster secrets key ring: from `file`, else from `MCPD_SECRETS_KEY` (never a flag,
+/// so a key does not show in process listings), else none.
+fn secrets_keyring(
+    file: Option<PathBuf>,
+) -> Result<Option<std::sync::Arc<mcp_cluster::guards::secrets::Keyring>>, SettingsError> {
+    use mcp_cluster::guards::secrets::Keyring;
+    let ring = match (file, std::env::var("MCPD_SECRETS_KEY")) {
+        (Some(path), _) => Keyring::from_file(&path),
+        (None, Ok(text)) if !text.trim().is_empty() => Keyring::from_text(&text),
+        _ => return Ok(None),
+    };
+    ring.map(|r| Some(std::sync::Arc::new(r)))
+        .map_err(|e| SettingsError::Invalid(format!("secrets key: {e}")))
+}
+
+/// The OAuth settings of the gateway, if an issuer is given (the audience is left empty
+/// when not set: the gateway's URL fills it in).
+fn oauth_config(
+    args: &NodeArgs,
+    file: &FileSettings,
+) -> Result<Option<mcp_cluster::gateway::oauth::OAuthConfig>, SettingsError> {
+    use mcp_cluster::gateway::oauth::{JwksSource, OAuthConfig};
+    let Some(issuer) = args.oauth_issuer.clone().or(file.oauth_issuer.clone()) else {
+        return Ok(None);
+    };
+    let jwks = args
+        .oauth_jwks
+        .clone()
+        .or(file.oauth_jwks.clone())
+        .ok_or_else(|| {
+            SettingsError::Invalid(
+                "oauth_issuer needs oauth_jwks (the issuer's JWKS file or URL)".to_owned(),
+            )
+        })?;
+    let scope_roles = match args
+        .oauth_scope_roles
+        .clone()
+        .or(file.oauth_scope_roles.clone())
+    {
+        Some(pairs) => OAuthConfig::parse_scope_roles(&pairs).map_err(SettingsError::Invalid)?,
+        None => OAuthConfig::default_scope_roles(),
+    };
+    Ok(Some(OAuthConfig {
+        issuer,
+        audience: args
+            .oauth_audience
+            .clone()
+            .or(file.oauth_audience.clone())
+            .unwrap_or_default(),
+        jwks: JwksSource::parse(&jwks),
+        scope_roles,
+    }))
 }
 
 /// Total attempts per request set by one layer of settings: `max_attempts` counts the first
@@ -486,5 +604,48 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("election_timeout"), "{err}");
+    }
+    #[test]
+    fn tls_takes_all_three_files_and_insecure_comes_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/tmp/x\"\ntls_cert = \"n.pem\"\ntls_key = \"n-key.pem\"\n\
+             tls_ca = \"ca.pem\"\ntls_client_auth = \"required\"\nmcp_tls = true\ninsecure = true\n",
+        )
+        .unwrap();
+        let config = node_config(NodeArgs {
+            config: Some(file.clone()),
+            ..NodeArgs::default()
+        })
+        .unwrap();
+        let tls = config.tls.expect("tls");
+        assert_eq!(tls.ca, PathBuf::from("ca.pem"));
+        assert_eq!(tls.client_auth, ClientAuth::Required);
+        assert!(tls.gateway && !tls.metrics);
+        assert!(config.insecure);
+
+        let partial = node_config(NodeArgs {
+            data_dir: Some(dir.path().join("d")),
+            tls_cert: Some("n.pem".into()),
+            tls_key: Some("n-key.pem".into()),
+            ..NodeArgs::default()
+        })
+        .unwrap_err();
+        assert!(partial.to_string().contains("--tls-ca"), "{partial}");
+        let without = node_config(NodeArgs {
+            data_dir: Some(dir.path().join("d")),
+            mcp_tls: Some(true),
+            ..NodeArgs::default()
+        })
+        .unwrap_err();
+        assert!(without.to_string().contains("need TLS"), "{without}");
+        let plain = node_config(NodeArgs {
+            data_dir: Some(dir.path().join("d")),
+            ..NodeArgs::default()
+        })
+        .unwrap();
+        assert!(plain.tls.is_none() && !plain.insecure);
     }
 }

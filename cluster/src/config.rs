@@ -124,6 +124,18 @@ pub struct NodeConfig {
     /// it through `ClusterNode::in_process_channel`, nothing outside can. For a single-node
     /// cluster embedded in a program (it has no peers to talk to).
     pub in_process: bool,
+    /// Append the audit log's JSON lines to this file too (they always go to the
+    /// `mcpd::audit` tracing target).
+    pub audit_log: Option<PathBuf>,
+    /// TLS for the gRPC API and peer traffic (and optionally `/metrics` and `/mcp`);
+    /// `None` serves plaintext.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// Serve beyond loopback with authentication off (see `hardening`).
+    pub insecure: bool,
+    /// The cluster key ring that seals and opens secrets (`--secrets-key-file` or
+    /// `MCPD_SECRETS_KEY`); every node needs the same one. `None`: this node cannot set
+    /// secrets or start servers whose specs refer to them. `Debug` shows key ids only.
+    pub secrets_keyring: Option<std::sync::Arc<crate::guards::secrets::Keyring>>,
 }
 
 impl NodeConfig {
@@ -145,6 +157,10 @@ impl NodeConfig {
             tags: Vec::new(),
             gateway: None,
             in_process: false,
+            audit_log: None,
+            tls: None,
+            insecure: false,
+            secrets_keyring: None,
         }
     }
 }

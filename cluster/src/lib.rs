@@ -20,16 +20,25 @@
 //!   [`raft_metrics`], [`gateway::guard`]); [`latency`]: their histogram buckets;
 //!   [`http`]: /metrics, /healthz, /readyz.
 //! - [`gateway`]: `/mcp`, every server's tools as one MCP server (`--mcp-addr`).
+//! - [`guards`]: cluster-wide guards: pinned tool definitions, secrets, rate limits and
+//!   concurrency quotas, applied by the data plane.
 //! - [`error`]: the node's typed errors and their gRPC status mapping.
+//! - [`tls`]: the node's certificate, the cluster CA and TLS listeners, reloaded from
+//!   their files; [`hardening`]: the refusal to serve beyond loopback without auth.
 
+pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod batcher;
+pub mod compat;
 pub mod config;
 pub mod dataplane;
 pub mod error;
 pub mod fleet;
 pub mod forward;
 pub mod gateway;
+pub mod guards;
+pub mod hardening;
 pub mod grpc;
 pub mod http;
 pub mod identity;
@@ -39,9 +48,11 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peer_forwarder;
+pub mod principal;
 pub mod proposer;
 pub mod raft_metrics;
 pub mod scheduler;
+pub mod tls;
 #[cfg(test)]
 mod testing;
 

@@ -69,9 +69,22 @@ pub enum ExecuteError {
     /// The request was forwarded and the peer answered with this status.
     #[error("{}", .0.message())]
     Forwarded(tonic::Status),
+    /// A guard refused the call before it reached a server (rate limit, concurrency quota,
+    /// withheld tool); see [`crate::guards`].
+    #[error(transparent)]
+    Refused(crate::guards::Refusal),
 }
 
 impl ExecuteError {
+    /// When a refused call may be tried again (rate limits and quotas).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ExecuteError::Refused(refusal) => refusal.retry_after(),
+            ExecuteError::Forwarded(status) => mcp_proto::contract::retry_after_of(status),
+            _ => None,
+        }
+    }
+
     /// The category carried in `x-mcpd-error`; for a peer's answer, the category the peer
     /// put on it (a peer that answered without one failed as a connection would).
     pub fn kind(&self) -> ErrorKind {
@@ -87,6 +100,8 @@ impl ExecuteError {
             ExecuteError::Forwarded(status) => {
                 ErrorKind::of(status).unwrap_or(ErrorKind::Connection)
             }
+            ExecuteError::Refused(refusal) if refusal.is_limit() => ErrorKind::RateLimited,
+            ExecuteError::Refused(_) => ErrorKind::ToolWithheld,
         }
     }
 }
@@ -100,6 +115,9 @@ impl From<ExecuteError> for tonic::Status {
             return status;
         }
         let mut status = err.kind().status(err.to_string());
+        if let Some(after) = err.retry_after() {
+            mcp_proto::contract::with_retry_after(&mut status, after);
+        }
         if let ExecuteError::ServerError { error, .. } = &err {
             status.metadata_mut().insert_bin(
                 JSONRPC_ERROR_METADATA,
@@ -134,6 +152,7 @@ impl From<ExecuteError> for mcp_client::Error {
             err.to_string(),
         );
         converted.jsonrpc = jsonrpc;
+        converted.retry_after = err.retry_after();
         converted
     }
 }

@@ -30,8 +30,18 @@ fn reconcile(plane: &DataPlane) {
         placement::local_instances(&state.registry, plane.node_id, plane.http_sessions())
             .into_iter()
             .filter_map(|(instance, server)| {
-                let spec = state.registry.server(&server)?.spec.clone();
-                Some((instance, Arc::new(spec)))
+                let spec = &state.registry.server(&server)?.spec;
+                // `${secret:NAME}` references are filled here, on the node that starts
+                // the instance, and only in memory: the resolved spec is what the instance
+                // runs (a changed secret value is a changed spec, so it restarts).
+                let keyring = plane.guards.keyring();
+                match crate::guards::secrets::resolve(spec, state.registry.secrets(), keyring) {
+                    Ok(resolved) => Some((instance, Arc::new(resolved))),
+                    Err(e) => {
+                        tracing::warn!(instance = %instance, server = %server, error = %e, "instance not started: its secrets cannot be opened here");
+                        None
+                    }
+                }
             })
             .collect()
     });

@@ -14,6 +14,7 @@ use super::pins::ToolDefinition;
 use super::principals::TokenRecord;
 use super::secrets::SealedSecret;
 use super::spec::ServerSpec;
+use super::views::ViewSpec;
 use super::NodeRecord;
 use crate::types::NodeId;
 
@@ -173,6 +174,16 @@ pub enum Command {
         /// The new state.
         awake: bool,
     },
+    /// Create or replace a view of the MCP gateway (checked before it is proposed).
+    PutView {
+        /// The view.
+        view: ViewSpec,
+    },
+    /// Remove a view; removing one that is not there changes nothing.
+    DeleteView {
+        /// View name.
+        name: String,
+    },
 }
 
 impl Command {
@@ -190,7 +201,9 @@ impl Command {
             | Command::SetDraining { .. }
             | Command::SetNodeTags { .. }
             | Command::EndSession { .. }
-            | Command::SetAwake { .. } => true,
+            | Command::SetAwake { .. }
+            | Command::PutView { .. }
+            | Command::DeleteView { .. } => true,
             // Compare-and-set on the key id.
             Command::PutSessionKey { .. } => false,
             Command::DeleteServer { .. } | Command::Place { .. } | Command::DeleteNode { .. } => {
@@ -230,6 +243,8 @@ impl Command {
             Command::ResealSecret { .. } => "reseal_secret",
             Command::DeleteSecret { .. } => "delete_secret",
             Command::SetAwake { .. } => "set_awake",
+            Command::PutView { .. } => "put_view",
+            Command::DeleteView { .. } => "delete_view",
         }
     }
 }
@@ -350,7 +365,9 @@ pub enum CommandError {
         name: String,
     },
     /// A secret with a bad name or an oversized value.
-    #[error("secret {name:?} is invalid (names are 1-63 of A-Z a-z 0-9 _ . -; values at most 64 KiB)")]
+    #[error(
+        "secret {name:?} is invalid (names are 1-63 of A-Z a-z 0-9 _ . -; values at most 64 KiB)"
+    )]
     InvalidSecret {
         /// Secret name.
         name: String,

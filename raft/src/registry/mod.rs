@@ -12,6 +12,7 @@ mod placement_mode;
 pub mod principals;
 pub mod secrets;
 pub mod spec;
+pub mod views;
 
 use std::collections::BTreeMap;
 
@@ -19,11 +20,12 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{Command, CommandError, CommandOutcome, CommandResult};
 pub use gateway_sessions::{GatewaySessions, SecretKey, SessionKey};
-pub use placement_mode::PlacementMode;
 pub use pins::{PinPolicy, ServerPins, ToolDefinition, ToolPins, Withheld};
+pub use placement_mode::PlacementMode;
 pub use principals::{Principals, Role, TokenRecord};
 pub use secrets::{SealedSecret, Secrets};
 pub use spec::{ServerSpec, SpecError};
+pub use views::{ViewSpec, Views};
 
 use crate::types::NodeId;
 
@@ -80,6 +82,9 @@ pub struct Registry {
     /// Sealed cluster secrets; absent from older snapshots.
     #[serde(default)]
     secrets: Secrets,
+    /// The MCP gateway's views; absent from snapshots taken before views existed.
+    #[serde(default)]
+    views: Views,
 }
 
 impl Registry {
@@ -126,6 +131,11 @@ impl Registry {
     /// The sealed secrets.
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    /// The MCP gateway's views.
+    pub fn views(&self) -> &Views {
+        &self.views
     }
 
     /// Applies one command. On success the revision grows by one; on error nothing changes.
@@ -295,6 +305,14 @@ impl Registry {
             }
             Command::SetAwake { name, awake } => {
                 self.server_mut(name)?.awake = *awake;
+                false
+            }
+            Command::PutView { view } => {
+                self.views.put(view);
+                false
+            }
+            Command::DeleteView { name } => {
+                self.views.delete(name);
                 false
             }
             Command::Batch { .. } => return Err(CommandError::NestedBatch),

@@ -258,10 +258,14 @@ fn tools() -> Value {
         json!({"name": name, "description": description,
                "inputSchema": {"type": "object", "properties": properties}})
     };
+    // `MCP_TEST_ECHO_DESCRIPTION` changes echo's description: a server whose tool
+    // definition changes across a restart, for the tool-pinning tests.
+    let echo_description = std::env::var("MCP_TEST_ECHO_DESCRIPTION")
+        .unwrap_or_else(|_| "Returns its text".to_owned());
     json!([
         tool(
             "echo",
-            "Returns its text",
+            &echo_description,
             json!({"text": {"type": "string"}})
         ),
         tool(

@@ -12,14 +12,16 @@ pub mod guards;
 mod model;
 mod parse;
 mod render;
+pub mod sandbox;
 
+pub use guards::{GuardSpec, RateLimit};
 pub use model::{
     is_node_private, Auth, DockerSpec, PlacementConstraints, PullPolicy, ServerSpec, SpecError,
     Transport, Volume, DEFAULT_IDLE_TIMEOUT_SECS, INHERITED_ENV, MAX_IDLE_TIMEOUT_SECS,
     MAX_NAME_LEN, MAX_REPLICAS, MAX_REQUEST_TIMEOUT_MS, REDACTED,
 };
-pub use guards::{GuardSpec, RateLimit};
 pub use parse::{from_value, parse_json, validate_name};
+pub use sandbox::Sandbox;
 
 #[cfg(test)]
 mod fixtures {

@@ -85,6 +85,10 @@ pub enum Transport {
         inherit_env: Vec<String>,
         /// Working directory.
         cwd: Option<String>,
+        /// What the process runs with (user, limits, `no_new_privs`); absent in entries
+        /// written before it existed, which read as the default.
+        #[serde(default, skip_serializing_if = "super::sandbox::Sandbox::is_default")]
+        sandbox: super::sandbox::Sandbox,
     },
     /// A remote Streamable HTTP endpoint.
     Http {
@@ -139,6 +143,7 @@ impl std::fmt::Debug for Transport {
                 env,
                 inherit_env,
                 cwd,
+                sandbox,
             } => f
                 .debug_struct("Stdio")
                 .field("command", command)
@@ -146,6 +151,7 @@ impl std::fmt::Debug for Transport {
                 .field("env", &redacted_map(env))
                 .field("inherit_env", inherit_env)
                 .field("cwd", cwd)
+                .field("sandbox", sandbox)
                 .finish(),
             Transport::Http { url, headers, auth } => f
                 .debug_struct("Http")

@@ -369,12 +369,14 @@ impl SpecReader {
         {
             return Err(invalid("cwd", "must be a non-empty path without NUL bytes"));
         }
+        let sandbox = super::sandbox::read(self.nested("sandbox")?)?;
         Ok(Transport::Stdio {
             command,
             args,
             env,
             inherit_env,
             cwd,
+            sandbox,
         })
     }
 

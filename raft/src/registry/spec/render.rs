@@ -19,6 +19,7 @@ impl ServerSpec {
                 env,
                 inherit_env,
                 cwd,
+                sandbox,
             } => {
                 out.insert("command".into(), command.clone().into());
                 out.insert("args".into(), args.clone().into());
@@ -27,6 +28,7 @@ impl ServerSpec {
                 if let Some(cwd) = cwd {
                     out.insert("cwd".into(), cwd.clone().into());
                 }
+                super::sandbox::render(sandbox, &mut out);
             }
             Transport::Http { url, headers, auth } => {
                 out.insert("url".into(), url.clone().into());
