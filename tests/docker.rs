@@ -5,11 +5,16 @@
 //! leader has re-placed its instances. Containers are checked through the engine's API by
 //! label (the `docker` CLI is an API client).
 //!
-//! Without a Docker engine these tests say so and pass; CI has one.
+//! Scale to zero is here too (acceptance 3 of issue 17): an on-demand server, a process
+//! and a container, started by its first call and stopped when idle.
+//!
+//! Without a Docker engine the container tests say so and pass; CI has one.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -300,4 +305,112 @@ fn a_missing_image_is_an_error_of_the_instance_not_of_the_node() {
         );
     }
     assert!(containers(&[("server", &name)]).is_empty());
+}
+
+/// The body of `GET http://addr/metrics`.
+fn metrics(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to /metrics");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read /metrics");
+    raw.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the sample `name{server="server",...}` (0 when absent).
+fn sample(text: &str, name: &str, server: &str) -> f64 {
+    let label = format!("server=\"{server}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
+        .find_map(|l| l.rsplit(' ').next()?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Deploys an on-demand server with `spec`, then: nothing runs; a call through node 2
+/// starts one instance and succeeds; the cold start is in node 2's metrics; after the idle
+/// timeout nothing runs again; the next call starts it again. Returns the cold-start
+/// durations (seconds) node 2 measured.
+fn on_demand_round_trip(cluster: &TestCluster, spec: serde_json::Value) -> Vec<f64> {
+    let name = spec["name"].as_str().expect("name").to_owned();
+    cluster.deploy_json(1, &spec);
+    let addr = cluster.node(2).metrics_addr.clone();
+    let mut durations = Vec::new();
+    for round in 1..=2u32 {
+        // Asleep: registered, no instance anywhere.
+        wait_for(&format!("{name} asleep"), Duration::from_secs(60), || {
+            (running_total(cluster, &name) == 0
+                && cluster.nodes.iter().all(|n| {
+                    cluster
+                        .instances(n.id)
+                        .iter()
+                        .all(|i| i["server"] != name.as_str())
+                }))
+            .then_some(())
+        });
+        let before = metrics(&addr);
+        let sum_before = sample(&before, "mcp_cold_start_duration_seconds_sum", &name);
+        let response = cluster
+            .call(2, &name, "echo", &json!({"text": "wake up"}))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the first call of round {round} failed: {e}\n{}",
+                    cluster.logs()
+                )
+            });
+        assert_eq!(text_of(&response), "wake up");
+        assert_eq!(
+            running_total(cluster, &name),
+            1,
+            "one instance, placed by the leader"
+        );
+        let after = metrics(&addr);
+        assert_eq!(
+            sample(&after, "mcp_cold_starts_total", &name),
+            f64::from(round),
+            "{after}"
+        );
+        durations.push(sample(&after, "mcp_cold_start_duration_seconds_sum", &name) - sum_before);
+    }
+    // Stopped after the idle timeout, then gone for good.
+    wait_for(
+        &format!("{name} asleep again"),
+        Duration::from_secs(60),
+        || (running_total(cluster, &name) == 0).then_some(()),
+    );
+    let out = cluster.cli(1, &["undeploy", &name]);
+    assert!(out.status.success());
+    durations
+}
+
+#[test]
+fn an_on_demand_process_starts_on_its_first_call_and_stops_when_idle() {
+    let cluster = cluster();
+    let name = unique("od-stdio");
+    let durations = on_demand_round_trip(
+        &cluster,
+        json!({"name": name, "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+               "replicas": 0, "on_demand": true, "idle_timeout_secs": 2}),
+    );
+    eprintln!("cold start, process (stdio): {durations:?} s");
+}
+
+#[test]
+fn an_on_demand_container_starts_on_its_first_call_and_stops_when_idle() {
+    if !image_ready() {
+        return;
+    }
+    let cluster = cluster();
+    let name = unique("od-docker");
+    let _cleanup = RemoveContainers(vec![name.clone()]);
+    let durations = on_demand_round_trip(
+        &cluster,
+        json!({"name": name, "image": IMAGE, "replicas": 0, "on_demand": true,
+               "idle_timeout_secs": 2}),
+    );
+    eprintln!("cold start, container (docker, stdio mode): {durations:?} s");
+    wait_containers(&name, 0);
 }

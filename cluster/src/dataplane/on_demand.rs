@@ -96,6 +96,17 @@ impl DataPlane {
         }
     }
 
+    /// True while a cold start of `server` that this node began is still within the
+    /// connection timeout and not yet served.
+    pub(super) fn cold_start_pending(&self, server: &str) -> bool {
+        self.on_demand
+            .waking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(server)
+            .is_some_and(|since| since.elapsed() < self.config.connect_timeout)
+    }
+
     /// Called when a call of `server` was served: a cold start this node began ends here.
     pub(super) fn served(&self, server: &str) {
         let began = {

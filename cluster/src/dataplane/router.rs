@@ -24,6 +24,9 @@ use super::error::ExecuteError;
 use super::pool::NoChoice;
 use super::{jsonrpc, placement, DataPlane};
 
+/// How often a call waiting for a cold start it began elsewhere looks again.
+const COLD_START_POLL: Duration = Duration::from_millis(50);
+
 /// How the router hands a request to another node's data plane (the node sends it over
 /// gRPC; tests answer for the peers).
 pub trait PeerForwarder: Send + Sync {
@@ -57,7 +60,10 @@ pub struct ExecuteOptions {
     pub request_id: String,
     /// Rate limits of the caller (its principal's and its role's), checked with the
     /// server's on the node the caller reached.
-    pub principal_limits: Vec<(crate::guards::rate_limit::LimitKey, mcp_raft::registry::spec::RateLimit)>,
+    pub principal_limits: Vec<(
+        crate::guards::rate_limit::LimitKey,
+        mcp_raft::registry::spec::RateLimit,
+    )>,
 }
 
 impl ExecuteOptions {
@@ -161,7 +167,10 @@ impl DataPlane {
             // A sleeping on-demand server is woken by its first call, which then waits for
             // the instance like a call right after a deploy.
             let woken = no_instance && self.wake_if_sleeping(server).await;
-            let waiting = no_instance && (woken || self.coming_up(server));
+            // A cold start this node began may come up on another node, which this node
+            // sees neither in its pool nor (once placed) in its registry: poll for it.
+            let cold = no_instance && self.cold_start_pending(server);
+            let waiting = no_instance && (woken || cold || self.coming_up(server));
             if !waiting || tokio::time::Instant::now() >= deadline {
                 return Err(error);
             }
@@ -173,14 +182,19 @@ impl DataPlane {
             instance_changed.as_mut().enable();
             let mut registry_changes = self.registry.subscribe();
             registry_changes.borrow_and_update();
-            if !self.coming_up(server) {
+            if !cold && !self.coming_up(server) {
                 continue;
             }
             tracing::debug!(server, "no instance ready yet; waiting for one to come up");
+            let until = if cold {
+                deadline.min(tokio::time::Instant::now() + COLD_START_POLL)
+            } else {
+                deadline
+            };
             tokio::select! {
                 () = instance_changed => {}
                 _ = registry_changes.changed() => {}
-                () = tokio::time::sleep_until(deadline) => {}
+                () = tokio::time::sleep_until(until) => {}
             }
         }
     }
