@@ -1330,3 +1330,114 @@ fn sdk_clients_behind_a_balancer_use_the_whole_cluster_and_outlive_their_node() 
         );
     }
 }
+
+/// POSTs a stateless request to `path` (a view's endpoint) of `addr`.
+fn post_at(addr: &str, path: &str, request: &Stateless) -> Reply {
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    http_at(addr, "POST", path, &headers, &request.body)
+}
+
+/// Acceptance 5 of issue 13: a view (stored through Raft, applied with the CLI) hides a
+/// tool: not in its list, refused when called, still on the default endpoint; it renames
+/// and redescribes another; `ls`, `get`, `rm` work and a bad view is refused with why.
+#[test]
+fn a_view_hides_renames_and_is_served_at_its_own_endpoint() {
+    let (cluster, mcp_addr) = gateway_with_demo();
+    wait_for_tools(&mcp_addr, &[], &["demo__echo", "demo__crash"]);
+    let dir = tempfile::tempdir().expect("a dir for the view file");
+    let file = dir.path().join("safe.yaml");
+    std::fs::write(
+        &file,
+        "name: safe\nservers: [demo]\ndeny_tools: ['demo__crash', 'demo__gar*']\n\
+         rename:\n  demo__echo: say\ndescriptions:\n  demo__echo: Says it back\n",
+    )
+    .expect("write the view");
+    let file_arg = file.to_string_lossy().into_owned();
+    let applied = cluster.json(1, &["view", "apply", "-f", &file_arg]);
+    assert_eq!(applied["name"], "safe", "{applied}");
+
+    let list = stateless("tools/list", json!({}));
+    let view_tools = |path: &str| {
+        let reply = post_at(&mcp_addr, path, &list);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["result"]["tools"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let names = |tools: &[Value]| -> Vec<String> {
+        tools
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let seen = view_tools("/mcp/v/safe");
+    let shown = names(&seen);
+    assert!(shown.contains(&"say".to_owned()), "{shown:?}");
+    assert!(shown.contains(&"demo__add".to_owned()), "{shown:?}");
+    for hidden in ["demo__crash", "demo__garbage", "demo__echo"] {
+        assert!(!shown.contains(&hidden.to_owned()), "{hidden} in {shown:?}");
+    }
+    let say = seen.iter().find(|t| t["name"] == "say").expect("say");
+    assert_eq!(say["description"], "Says it back");
+    // The default endpoint is the view of everything.
+    let everything = names(&view_tools("/mcp"));
+    assert!(
+        everything.contains(&"demo__crash".to_owned()),
+        "{everything:?}"
+    );
+    assert!(!everything.contains(&"say".to_owned()), "{everything:?}");
+
+    // Hidden is not callable; the new name is.
+    let call = |path: &str, name: &str| {
+        post_at(
+            &mcp_addr,
+            path,
+            &stateless(
+                "tools/call",
+                json!({"name": name, "arguments": {"text": "via view"}}),
+            ),
+        )
+        .json()
+    };
+    let refused = call("/mcp/v/safe", "demo__crash");
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let refused = call("/mcp/v/safe", "demo__echo");
+    assert_eq!(refused["error"]["code"], -32602, "the old name: {refused}");
+    let said = call("/mcp/v/safe", "say");
+    assert_eq!(said["result"]["content"][0]["text"], "via view", "{said}");
+    let echoed = call("/mcp", "demo__echo");
+    assert_eq!(
+        echoed["result"]["content"][0]["text"], "via view",
+        "{echoed}"
+    );
+
+    // An unknown view is 404; ls and get show the view; a bad one is refused with why.
+    assert_eq!(post_at(&mcp_addr, "/mcp/v/nosuch", &list).status, 404);
+    let listed = cluster.json(1, &["view", "ls"]);
+    assert_eq!(listed[0]["name"], "safe", "{listed}");
+    let got = cluster.json(1, &["view", "get", "safe"]);
+    assert_eq!(got["rename"]["demo__echo"], "say", "{got}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: Bad View\nservers: [demo]\n").expect("write");
+    let out = cluster.cli(1, &["view", "apply", "-f", &bad.to_string_lossy()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid view") && stderr.contains("Bad View"),
+        "{stderr}"
+    );
+    let missing = cluster.cli(1, &["view", "rm", "nosuch"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    cluster.json(1, &["view", "rm", "safe"]);
+    wait_for(
+        "the removed view to be gone",
+        Duration::from_secs(10),
+        || (post_at(&mcp_addr, "/mcp/v/safe", &list).status == 404).then_some(()),
+    );
+}

@@ -1,9 +1,9 @@
 //! Pushed list changes: every node watches its replicated registry and tells the clients
 //! connected to it when the cluster's tools, resources or prompts may have changed.
 //!
-//! What the lists are made of is the set of servers, their specs and where their
-//! instances run. Each applied registry revision is compared with the last one by that
-//! content only (a session ending also moves the revision, and changes no list); a
+//! What the lists are made of is the set of servers, their specs, where their
+//! instances run, and the views. Each applied registry revision is compared with the
+//! last one by that content only (a session ending also moves the revision, and changes no list); a
 //! difference is a deploy, undeploy, scale or placement move made on any node, and is
 //! announced as `notifications/{tools,resources,prompts}/list_changed` to every open
 //! stream of this node ([`streams`](super::streams) writes them: the `GET /mcp` stream of
@@ -96,6 +96,12 @@ fn fingerprint(registry: &RegistryReader) -> u64 {
             server.mod_revision.hash(&mut hasher);
             server.create_revision.hash(&mut hasher);
             server.placements.hash(&mut hasher);
+        }
+        // A view changed is a change of what its endpoint lists.
+        for view in state.registry.views().iter() {
+            serde_json::to_string(view)
+                .unwrap_or_default()
+                .hash(&mut hasher);
         }
         hasher.finish()
     })

@@ -30,3 +30,18 @@ impl Scope for Everything {
         Some((exposed, tool))
     }
 }
+
+/// Two scopes at once (a view and the caller's principal): seen only if both see it,
+/// shown as the first shows it, then as the second.
+pub struct Both<'a>(pub &'a dyn Scope, pub &'a dyn Scope);
+
+impl Scope for Both<'_> {
+    fn server_visible(&self, server: &str) -> bool {
+        self.0.server_visible(server) && self.1.server_visible(server)
+    }
+
+    fn tool(&self, server: &str, exposed: String, tool: Value) -> Option<(String, Value)> {
+        let (exposed, tool) = self.0.tool(server, exposed, tool)?;
+        self.1.tool(server, exposed, tool)
+    }
+}

@@ -23,12 +23,12 @@ use mcp_raft::{NodeId, RegistryReader};
 use tonic::{Request, Response, Status};
 
 use super::backup_service::BackupHandlers;
+use super::guard_service::GuardHandlers;
 use super::leader_route::LeaderRoute;
 use super::membership_service::MembershipHandlers;
 use super::registry_service::RegistryHandlers;
 use super::session_service::SessionHandlers;
 use super::status_service::StatusHandlers;
-use super::guard_service::GuardHandlers;
 use super::token_service::TokenHandlers;
 use crate::batcher::ProposalBatcher;
 use crate::dataplane::DataPlane;
@@ -109,6 +109,14 @@ impl ClusterApi {
     /// The scale-to-zero handlers, which the data plane wakes and idles servers through.
     pub fn demand_handlers(&self) -> super::demand_service::DemandHandlers {
         super::demand_service::DemandHandlers::new(self.sessions.route().clone())
+    }
+
+    /// The view handlers (issue 13).
+    fn view_handlers(&self) -> super::view_service::ViewHandlers {
+        super::view_service::ViewHandlers::new(
+            self.sessions.route().clone(),
+            self.sessions.registry().clone(),
+        )
     }
 
     /// The handlers of the gateway-session RPCs, which the node's MCP gateway calls
@@ -292,5 +300,26 @@ impl ClusterService for ClusterApi {
         r: Request<mcp_proto::cluster::SetServerAwakeRequest>,
     ) -> Result<Response<WriteReply>, Status> {
         self.demand_handlers().set_server_awake(r).await
+    }
+
+    async fn put_view(
+        &self,
+        r: Request<mcp_proto::cluster::PutViewRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.view_handlers().put_view(r).await
+    }
+
+    async fn list_views(
+        &self,
+        r: Request<mcp_proto::cluster::ListViewsRequest>,
+    ) -> Result<Response<mcp_proto::cluster::ListViewsReply>, Status> {
+        self.view_handlers().list_views(r).await
+    }
+
+    async fn delete_view(
+        &self,
+        r: Request<mcp_proto::cluster::DeleteViewRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.view_handlers().delete_view(r).await
     }
 }

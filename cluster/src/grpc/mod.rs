@@ -14,6 +14,7 @@ pub mod registry_service;
 pub mod session_service;
 pub mod status_service;
 pub mod token_service;
+pub mod view_service;
 
 pub use cluster_service::ClusterApi;
 pub use execute_service::ExecuteApi;
