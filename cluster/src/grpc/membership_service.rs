@@ -90,6 +90,8 @@ impl MembershipHandlers {
             ))
             .into());
         }
+        // A node that cannot read this cluster's log is refused before it becomes a member.
+        crate::compat::check_joiner(self.route.peers(), id, &addr).await?;
         let raft = self.route.raft();
         let change = || raft.add_learner(id, BasicNode::new(addr.clone()), true);
         let changed = || tracing::info!(node = id, %addr, "added learner");
