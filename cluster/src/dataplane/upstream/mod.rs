@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod http;
+pub mod sandbox;
 pub mod stdio;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -290,6 +291,28 @@ impl Session {
             object.insert("id".into(), caller_id);
         }
         Ok(response)
+    }
+
+    /// Like [`Session::request`], sending the server's `notifications/progress` for the
+    /// request's `params._meta.progressToken` to `sink` while it runs. The token must be
+    /// unique to the request (the gateway mints one per call). Only stdio sessions stream
+    /// progress: an HTTP server's progress travels in the response body, which the
+    /// session reads whole.
+    pub async fn request_with_progress(
+        &self,
+        request: &Value,
+        sink: Option<stdio::ProgressSink>,
+    ) -> Result<Value, UpstreamError> {
+        let token = request
+            .pointer("/params/_meta/progressToken")
+            .and_then(Value::as_str);
+        let (AnyWire::Stdio(wire), Some(token), Some(sink)) = (&self.wire, token, sink) else {
+            return self.request(request).await;
+        };
+        wire.watch_progress(token, sink);
+        let answer = self.request(request).await;
+        wire.unwatch_progress(token);
+        answer
     }
 
     /// A cheap request that proves the session works: `ping` in the handshake era,

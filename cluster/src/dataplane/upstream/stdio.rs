@@ -42,7 +42,13 @@ struct Shared {
     label: String,
     /// Tells the writer to drop stdin: the first, polite step of stopping a server.
     close_stdin: tokio::sync::Notify,
+    /// Progress token -> where the server's `notifications/progress` for it go (tokens
+    /// are minted unique by the caller, see `Session::request_with_progress`).
+    progress: Mutex<HashMap<String, ProgressSink>>,
 }
+
+/// Where a request's progress notifications go (their `params`, as the server sent them).
+pub type ProgressSink = mpsc::UnboundedSender<Value>;
 
 impl Shared {
     /// Marks the session dead and fails every waiting request with `error`.
@@ -92,6 +98,7 @@ impl StdioWire {
             env,
             inherit_env,
             cwd,
+            sandbox,
         } = &spec.transport
         else {
             return Err(UpstreamError::Connect("not a stdio spec".into()));
@@ -111,6 +118,8 @@ impl StdioWire {
         if let Some(cwd) = cwd {
             cmd.current_dir(cwd);
         }
+        // Least privilege: the spec's user, group, limits and no_new_privs.
+        super::sandbox::apply(&mut cmd, sandbox);
         // If mcpd itself is killed (even with SIGKILL), its servers must not live on as
         // orphans. The signal is tied to the spawning thread, which is a runtime worker that
         // lives as long as the node.
@@ -138,6 +147,7 @@ impl StdioWire {
             death: Mutex::new(None),
             label: options.label.clone(),
             close_stdin: tokio::sync::Notify::new(),
+            progress: Mutex::default(),
         });
         let (stdin_tx, stdin_rx) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_stdin(stdin, stdin_rx, Arc::clone(&shared)));
@@ -211,9 +221,11 @@ impl Wire for StdioWire {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
         // If the caller gives up (timeout), the entry must not stay behind.
-        let _guard = PendingGuard {
+        let mut guard = PendingGuard {
             pending: &self.shared.pending,
             id,
+            stdin: &self.stdin,
+            answered: false,
         };
         if let Err(e) = self.send_line(&request).await {
             return Err(match e {
@@ -222,7 +234,9 @@ impl Wire for StdioWire {
                 other => other,
             });
         }
-        rx.await.unwrap_or_else(|_| Err(self.shared.death()))
+        let answer = rx.await.unwrap_or_else(|_| Err(self.shared.death()));
+        guard.answered = true;
+        answer
     }
 
     async fn notify(&self, message: Value, _era: Option<&Era>) -> Result<(), UpstreamError> {
@@ -246,6 +260,10 @@ impl Wire for StdioWire {
 struct PendingGuard<'a> {
     pending: &'a Pending,
     id: u64,
+    stdin: &'a mpsc::Sender<String>,
+    /// False while the caller waits: dropped then, the caller gave up (timeout, the
+    /// client cancelled or went away).
+    answered: bool,
 }
 
 impl Drop for PendingGuard<'_> {
@@ -254,6 +272,36 @@ impl Drop for PendingGuard<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
+        if !self.answered {
+            // Tell the server, so it can stop the work (MCP cancellation); best effort: a
+            // full queue or a dead session has nobody to tell.
+            let cancelled = jsonrpc::notification(
+                "notifications/cancelled",
+                serde_json::json!({"requestId": self.id, "reason": "the caller gave up"}),
+            );
+            let _ = self.stdin.try_send(cancelled.to_string());
+        }
+    }
+}
+
+impl StdioWire {
+    /// Sends the server's progress notifications for `token` to `sink` until
+    /// [`StdioWire::unwatch_progress`].
+    pub fn watch_progress(&self, token: &str, sink: ProgressSink) {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.to_owned(), sink);
+    }
+
+    /// Stops sending progress for `token`.
+    pub fn unwatch_progress(&self, token: &str) {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
     }
 }
 
@@ -340,9 +388,30 @@ async fn read_stdout<R: tokio::io::AsyncRead + Unpin>(
             let reply = if jsonrpc::method(&message) == Some("ping") {
                 serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}})
             } else {
-                jsonrpc::error_response(id, jsonrpc::METHOD_NOT_FOUND, "not supported by mcp-rust")
+                jsonrpc::error_response(
+                    id,
+                    jsonrpc::METHOD_NOT_FOUND,
+                    "not supported by mcp-rust: requests to the client (sampling, elicitation, \
+                     roots) are not relayed",
+                )
             };
             let _ = stdin.send(reply.to_string()).await;
+        } else if jsonrpc::method(&message) == Some("notifications/progress") {
+            let params = message.get("params").cloned().unwrap_or(Value::Null);
+            let token = params
+                .get("progressToken")
+                .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned));
+            let sink = token.and_then(|t| {
+                shared
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&t)
+                    .cloned()
+            });
+            if let Some(sink) = sink {
+                let _ = sink.send(params);
+            }
         } else {
             tracing::debug!(instance = %shared.label, method = ?jsonrpc::method(&message), "notification from server");
         }

@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(integer_bounds("port"), Some((1, 65535)));
         assert_eq!(integer_bounds("name"), None);
         assert!(!is_known(Some("placement"), "password"));
-        assert_eq!(top_level_only_for(Stdio), ["inherit_env"]);
+        assert_eq!(top_level_only_for(Stdio), ["inherit_env", "sandbox"]);
         assert_eq!(top_level_only_for(Http), ["url", "host", "headers", "auth"]);
         assert_eq!(
             refused_by(Stdio),
@@ -377,7 +377,7 @@ mod tests {
         );
         assert_eq!(
             refused_by(Docker),
-            ["inherit_env", "url", "host", "headers", "auth"]
+            ["inherit_env", "sandbox", "url", "host", "headers", "auth"]
         );
     }
 }

@@ -49,7 +49,9 @@ mod fixtures {
         });
         let shapes = [
             json!({"name": "s", "command": "c", "args": ["-x"], "env": {"K": "env-secret"},
-                   "inherit_env": ["AWS_PROFILE"], "cwd": "/tmp"}),
+                   "inherit_env": ["AWS_PROFILE"], "cwd": "/tmp",
+                   "sandbox": {"uid": 1000, "gid": 1000, "max_memory_mb": 256, "max_open_files": 64,
+                               "max_processes": 16, "no_new_privs": false}}),
             json!({"name": "b", "url": "https://x.example/mcp", "headers": {"X-Team": "hdr-secret"},
                    "auth": {"type": "basic", "username": "u", "password": "pw-secret"}}),
             json!({"name": "k", "url": "http://h/mcp", "auth": {"type": "api_key", "key": "key-secret", "header": "X-K"}}),

@@ -118,7 +118,9 @@ mod tests {
         let mut out = Vec::new();
         for (k, v) in value.as_object().into_iter().flatten() {
             match v {
-                Value::Object(inner) if k == "auth" || k == "placement" || k == "rate_limit" => {
+                Value::Object(inner)
+                    if ["auth", "placement", "rate_limit", "sandbox"].contains(&k.as_str()) =>
+                {
                     out.extend(inner.keys().map(|i| format!("{k}.{i}")))
                 }
                 _ => out.push(k.clone()),
