@@ -3,6 +3,7 @@
 
 use mcp_client::auth::Credentials;
 use mcp_client::channel::{self, Profile};
+use mcp_client::tls::ClientTls;
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -32,6 +33,16 @@ pub async fn connect_exec(args: &ClientArgs) -> Result<ExecClient, mcp_client::E
 async fn channel(args: &ClientArgs) -> Result<(Channel, Credentials), mcp_client::Error> {
     // The token is checked first: a bad one is a usage error even when no node answers.
     let credentials = Credentials::bearer(args.admin_token.as_deref())?;
-    let channel = channel::connect(&args.endpoint, Profile::Client).await?;
+    let tls = match &args.ca_file {
+        Some(ca) => Some(ClientTls::from_files(ca, args.cert.as_deref(), args.key.as_deref())?),
+        None if args.cert.is_some() || args.key.is_some() => {
+            return Err(mcp_client::Error::new(
+                mcp_client::ErrorKind::Config,
+                "--cert and --key need --ca-file: the CA the nodes' certificates are checked against",
+            ))
+        }
+        None => None,
+    };
+    let channel = channel::connect_with(&args.endpoint, Profile::Client, tls.as_ref()).await?;
     Ok((channel, credentials))
 }

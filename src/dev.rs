@@ -50,6 +50,25 @@ async fn deploy_demo(node: &ClusterNode) -> String {
     }
 }
 
+/// `mcpd dev --tls`: a CA, the node's and a client's certificates in `<data dir>/certs`,
+/// and the line that points the CLI at the CA.
+fn dev_tls(
+    data_dir: &std::path::Path,
+) -> Result<(mcp_cluster::tls::TlsSettings, String), crate::certs::CertsError> {
+    let dir = data_dir.join("certs");
+    let written = crate::certs::init(&dir, &["dev".to_owned()], &[], 1)?;
+    let settings = mcp_cluster::tls::TlsSettings {
+        cert: crate::certs::node_cert_path(&dir, "dev"),
+        key: crate::certs::node_key_path(&dir, "dev"),
+        ca: written.ca.clone(),
+        client_auth: mcp_cluster::tls::ClientAuth::Optional,
+        metrics: false,
+        gateway: false,
+    };
+    let line = format!("  export MCPD_CA_FILE={}\n", written.ca.display());
+    Ok((settings, line))
+}
+
 /// Runs the dev node until Ctrl-C.
 pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new().prefix("mcpd-dev-").tempdir()?;
@@ -76,6 +95,18 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
         }),
         ..NodeConfig::new(dir.path())
     };
+    let (config, tls_line) = if args.tls {
+        let (tls, line) = dev_tls(dir.path())?;
+        (
+            NodeConfig {
+                tls: Some(tls),
+                ..config
+            },
+            line,
+        )
+    } else {
+        (config, String::new())
+    };
     let node = ClusterNode::start(config).await?;
     let demo = deploy_demo(&node).await;
     let endpoint = if addr == "127.0.0.1:7400" {
@@ -88,7 +119,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
          metrics: http://{}/metrics\n\
          MCP endpoint (all tools as one server): http://{}/mcp\n\
          data dir (deleted on exit): {}\n\n\
-         Try, in another terminal:\n  \
+         Try, in another terminal:\n{tls_line}  \
          mcpd{endpoint} status\n{demo}  \
          echo '{{\"name\": \"time\", \"command\": \"python3\", \"args\": [\"-m\", \"mcp_server_time\"]}}' | mcpd{endpoint} deploy -f -\n  \
          mcpd{endpoint} ls\n  \

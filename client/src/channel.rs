@@ -1,5 +1,6 @@
-//! Channels to nodes. A channel is built from an address and a [`Profile`] that says who
-//! is calling; nothing else in the workspace sets connect timeouts or keep-alive.
+//! Channels to nodes. A channel is built from an address, a [`Profile`] that says who
+//! is calling, and optionally [`ClientTls`]; nothing else in the workspace sets connect
+//! timeouts, keep-alive or TLS.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::error::{Error, ErrorKind};
+use crate::tls::ClientTls;
 
 /// Who opens the channel, which decides its timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +46,14 @@ impl Profile {
 
 /// The endpoint for `addr` (`HOST:PORT`, or a URL with a scheme).
 pub fn endpoint(addr: &str, profile: Profile) -> Result<Endpoint, Error> {
+    endpoint_for(addr, profile, false)
+}
+
+fn endpoint_for(addr: &str, profile: Profile, tls: bool) -> Result<Endpoint, Error> {
     let uri = if addr.contains("://") {
         addr.to_owned()
+    } else if tls {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     };
@@ -65,20 +73,67 @@ pub fn endpoint(addr: &str, profile: Profile) -> Result<Endpoint, Error> {
         .keep_alive_while_idle(true))
 }
 
-/// A channel to `addr` that dials on first use (and again after the connection drops).
+/// A plaintext channel to `addr` that dials on first use (and again after the connection
+/// drops).
 pub fn lazy(addr: &str, profile: Profile) -> Result<Channel, Error> {
-    Ok(endpoint(addr, profile)?.connect_lazy())
+    lazy_with(addr, profile, None)
 }
 
-/// A channel to `addr`, connected now: for one-shot commands that should fail at once,
-/// naming the node, when it cannot be reached.
+/// A channel to `addr` that dials on first use, over TLS when `tls` is given.
+pub fn lazy_with(addr: &str, profile: Profile, tls: Option<&ClientTls>) -> Result<Channel, Error> {
+    let endpoint = endpoint_for(addr, profile, tls.is_some())?;
+    Ok(match tls {
+        Some(tls) => endpoint.connect_with_connector_lazy(connector(tls)),
+        None => endpoint.connect_lazy(),
+    })
+}
+
+/// A plaintext channel to `addr`, connected now: for one-shot commands that should fail at
+/// once, naming the node, when it cannot be reached.
 pub async fn connect(addr: &str, profile: Profile) -> Result<Channel, Error> {
-    endpoint(addr, profile)?.connect().await.map_err(|e| {
+    connect_with(addr, profile, None).await
+}
+
+/// A channel to `addr`, connected now, over TLS when `tls` is given.
+pub async fn connect_with(
+    addr: &str,
+    profile: Profile,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, Error> {
+    let endpoint = endpoint_for(addr, profile, tls.is_some())?;
+    let connected = match tls {
+        Some(tls) => endpoint.connect_with_connector(connector(tls)).await,
+        None => endpoint.connect().await,
+    };
+    connected.map_err(|e| {
+        // The handshake's own words (unknown issuer, wrong name) are what the user needs.
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(err) = source {
+            detail = format!("{detail}: {err}");
+            source = err.source();
+        }
         Error::new(
             ErrorKind::ClusterUnavailable,
-            format!("cannot connect to {addr}: {e}"),
+            format!("cannot connect to {addr}: {detail}"),
         )
     })
+}
+
+/// The connector of TLS channels: TCP, then the rustls handshake (the endpoint's connect
+/// timeout covers both).
+fn connector(
+    tls: &ClientTls,
+) -> impl tower::Service<
+    Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = Box<dyn std::error::Error + Send + Sync>,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    let tls = tls.clone();
+    tower::service_fn(move |uri: Uri| crate::tls::connect(tls.clone(), uri))
 }
 
 /// Buffer of each in-process connection, each way.

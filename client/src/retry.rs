@@ -70,6 +70,10 @@ pub fn never_reached(status: &Status) -> bool {
         {
             return true;
         }
+        // A refused TLS handshake: the connection never opened.
+        if err.is::<crate::tls::HandshakeError>() {
+            return true;
+        }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
             if matches!(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use mcp_client::auth::Credentials;
 use mcp_client::channel::{self, Profile};
 use mcp_client::retry;
+use mcp_client::tls::ClientTls;
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_raft::NodeId;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -27,6 +28,9 @@ pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// The admin token, if the cluster has one (its `Debug` hides it).
     credentials: Credentials,
+    /// How peers are dialed when the cluster speaks TLS (this node's certificate,
+    /// the cluster CA).
+    tls: Option<ClientTls>,
 }
 
 impl PeerChannels {
@@ -37,7 +41,19 @@ impl PeerChannels {
         Ok(Self {
             channels: Arc::default(),
             credentials,
+            tls: None,
         })
+    }
+
+    /// Dials peers over TLS with `tls` (set before the first channel is made).
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// How peers are dialed over TLS, if they are (also used by the Raft network).
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
     }
 
     /// The credentials this node presents to its peers (also used by its Raft network).
@@ -56,7 +72,7 @@ impl PeerChannels {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = channel::lazy(addr, Profile::Peer)
+        let channel = channel::lazy_with(addr, Profile::Peer, self.tls.as_ref())
             .map_err(|e| ClusterError::Unavailable(format!("bad peer address: {e}")))?;
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
@@ -100,6 +116,8 @@ where
     forwarded
         .metadata_mut()
         .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(from));
+    // A leader that stopped answering must not hold the caller forever.
+    forwarded.set_timeout(crate::hardening::LEADER_FORWARD_DEADLINE);
     tracing::debug!(leader = addr, "forwarding request to leader");
     call(client, forwarded).await.map_err(|status| {
         if retry::is_transport_failure(&status) {

@@ -60,7 +60,7 @@ struct Endpoints {
 
 /// Serves the endpoints on `listener` until `shutdown` resolves.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: crate::tls::incoming::HttpListener,
     state: Arc<HttpState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

@@ -61,6 +61,14 @@ impl GrpcForwarder {
         });
         call.metadata_mut()
             .insert(mcp_proto::FORWARDED_BY, MetadataValue::from(self.node_id));
+        // A deadline on the hop: the peer drops the call when it passes, and a peer that
+        // stopped answering frees this node instead of holding the caller forever.
+        call.set_timeout(
+            options
+                .timeout
+                .unwrap_or(crate::hardening::FORWARD_DEFAULT_TIMEOUT)
+                .saturating_add(crate::hardening::FORWARD_GRACE),
+        );
         // The peer authorizes this like any caller's execute.
         self.peers.authorize(call.metadata_mut());
         if let Ok(id) = MetadataValue::try_from(options.request_id.as_str()) {

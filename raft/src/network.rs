@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use mcp_client::auth::Credentials;
 use mcp_client::channel::{self, Profile};
+use mcp_client::tls::ClientTls;
 use mcp_proto::raft::raft_service_client::RaftServiceClient;
 use mcp_proto::raft::RaftPayload;
 use openraft::error::{
@@ -66,6 +67,7 @@ impl Reachability {
 #[derive(Clone, Default)]
 pub struct GrpcNetworkFactory {
     credentials: Credentials,
+    tls: Option<ClientTls>,
     reachability: Reachability,
 }
 
@@ -74,8 +76,15 @@ impl GrpcNetworkFactory {
     pub fn new(credentials: Credentials) -> Self {
         Self {
             credentials,
+            tls: None,
             reachability: Reachability::default(),
         }
+    }
+
+    /// Dials peers over TLS with `tls` (the node's certificate, the cluster CA).
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
+        self.tls = tls;
+        self
     }
 }
 
@@ -88,6 +97,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             addr: node.addr.clone(),
             client: None,
             credentials: self.credentials.clone(),
+            tls: self.tls.clone(),
             reachability: self.reachability.clone(),
         }
     }
@@ -99,6 +109,7 @@ pub struct PeerNetwork {
     addr: String,
     client: Option<RaftServiceClient<Channel>>,
     credentials: Credentials,
+    tls: Option<ClientTls>,
     reachability: Reachability,
 }
 
@@ -120,7 +131,7 @@ impl PeerNetwork {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
-        let channel = channel::lazy(&self.addr, Profile::Peer).map_err(TransportError::Address)?;
+        let channel = channel::lazy_with(&self.addr, Profile::Peer, self.tls.as_ref()).map_err(TransportError::Address)?;
         let client = RaftServiceClient::new(channel)
             .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES);
