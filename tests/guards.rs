@@ -90,6 +90,27 @@ fn gateway_tools(addr: &str) -> Option<Vec<String>> {
     Some(tool_names(&value))
 }
 
+/// A stateless-era `tools/call` of `name` at the `/mcp` gateway at `addr`: the JSON-RPC
+/// answer.
+fn gateway_call(addr: &str, name: &str) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": name, "arguments": {"text": "x"}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", name),
+        ],
+        &body.to_string(),
+    );
+    (status == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
 /// The sum of metric `name` samples whose line contains `label`, over every node.
 fn metric_sum(cluster: &TestCluster, ids: &[u64], name: &str, label: &str) -> f64 {
     ids.iter()
@@ -193,6 +214,17 @@ fn a_changed_tool_definition_is_withheld_on_every_node_until_approved() {
             },
         );
         assert!(!names.contains(&"pinned__echo".to_owned()), "{names:?}");
+        let refused = gateway_call(&gateways[&id], "pinned__echo").expect("an answer");
+        assert_eq!(
+            refused["error"]["data"]["kind"], "tool_withheld",
+            "{refused}"
+        );
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("withheld")),
+            "{refused}"
+        );
     }
     // Other tools are unaffected.
     assert_eq!(

@@ -41,9 +41,11 @@ from .errors import (
     MCPTimeoutError,
     MembershipError,
     NoHealthyInstanceError,
+    RateLimitedError,
     RevisionMismatchError,
     SaturatedError,
     ServerNotFoundError,
+    ToolWithheldError,
     UnauthorizedError,
 )
 from .manager import DeployResult, MCPManager, MCPServer
@@ -77,6 +79,8 @@ __all__ = [
     "ConfigError",
     "ServerNotFoundError",
     "UnauthorizedError",
+    "RateLimitedError",
+    "ToolWithheldError",
     "ClusterUnavailableError",
     "CircuitBreakerOpenError",
     "MCPTimeoutError",

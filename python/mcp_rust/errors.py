@@ -18,6 +18,9 @@ also derives from the matching builtin where one exists, so ``except TimeoutErro
     ├── InvalidRequestError (ValueError)      the request is not valid JSON-RPC
     ├── RevisionMismatchError                 compare-and-set deploy lost
     ├── MembershipError                       membership change refused
+    ├── RateLimitedError                      a rate limit or concurrency quota refused the
+    │                                         call; ``.retry_after`` (seconds) says when to retry
+    ├── ToolWithheldError (PermissionError)   tool withheld by pinning until an operator approves it
     └── ManagerStoppedError                   the manager was stopped
 
 The Rust side builds them through :func:`_from_native`; they can also be raised by users.
@@ -43,6 +46,8 @@ __all__ = [
     "InvalidRequestError",
     "RevisionMismatchError",
     "MembershipError",
+    "RateLimitedError",
+    "ToolWithheldError",
     "ManagerStoppedError",
 ]
 
@@ -179,6 +184,27 @@ class MembershipError(MCPError):
     kind = "membership"
 
 
+class RateLimitedError(MCPError):
+    """A cluster-wide rate limit or concurrency quota refused the call; nothing ran.
+
+    ``retry_after`` is the number of seconds after which the node expects to admit a call
+    (None if it did not say).
+    """
+
+    kind = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ToolWithheldError(MCPError, PermissionError):
+    """The tool's definition changed since it was pinned (or it awaits approval under
+    ``pin: strict``); an operator must approve it with ``mcpd tools approve``."""
+
+    kind = "tool_withheld"
+
+
 class ManagerStoppedError(MCPError):
     """The manager is stopped."""
 
@@ -201,6 +227,8 @@ _BY_KIND: Dict[str, Type[MCPError]] = {
         InvalidRequestError,
         RevisionMismatchError,
         MembershipError,
+        RateLimitedError,
+        ToolWithheldError,
         ManagerStoppedError,
     )
 }
@@ -213,6 +241,7 @@ def _from_native(
     code: Optional[int],
     rpc_message: Optional[str],
     rpc_json: Optional[str],
+    retry_after_ms: Optional[int] = None,
 ) -> MCPError:
     """Builds the exception for an error category reported by the Rust side."""
     cls = _BY_KIND.get(kind, MCPError)
@@ -222,6 +251,17 @@ def _from_native(
             data = json.loads(rpc_json).get("data")
         except (ValueError, AttributeError):
             data = None
+    if cls is RateLimitedError:
+        retry_after = None if retry_after_ms is None else retry_after_ms / 1000.0
+        return RateLimitedError(
+            message,
+            retry_after=retry_after,
+            kind=kind,
+            field=field,
+            code=code,
+            rpc_message=rpc_message,
+            data=data,
+        )
     return cls(message, kind=kind, field=field, code=code, rpc_message=rpc_message, data=data)
 
 

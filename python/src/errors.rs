@@ -81,6 +81,8 @@ impl ClientError {
             code,
             rpc_message,
             rpc_json,
+            self.retry_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         ))?;
         Ok(PyErr::from_value(exception))
     }

@@ -100,8 +100,7 @@ impl ExecuteError {
             ExecuteError::Forwarded(status) => {
                 ErrorKind::of(status).unwrap_or(ErrorKind::Connection)
             }
-            ExecuteError::Refused(refusal) if refusal.is_limit() => ErrorKind::RateLimited,
-            ExecuteError::Refused(_) => ErrorKind::ToolWithheld,
+            ExecuteError::Refused(refusal) => refusal.kind(),
         }
     }
 }

@@ -135,7 +135,16 @@ impl Catalog {
             return Some(route.clone());
         }
         let (server, tool) = name.split_once(SEPARATOR)?;
-        if self.cache().tools.contains_key(server) {
+        // A tool withheld by pinning (issue 16) is not listed, but its call goes on to the
+        // data plane, whose refusal says why.
+        let withheld = self.registry.read(|state| {
+            state
+                .registry
+                .tool_pins()
+                .server(server)
+                .is_some_and(|pins| pins.pending.contains_key(tool))
+        });
+        if self.cache().tools.contains_key(server) && !withheld {
             return None;
         }
         let registered = self

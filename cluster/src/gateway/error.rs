@@ -78,6 +78,13 @@ pub fn execute_error(id: Value, target: &str, error: &ExecuteError) -> Value {
         ExecuteError::ServerError { error, .. } => {
             json!({"jsonrpc": "2.0", "id": id, "error": error})
         }
+        // Guards (issue 16): typed, with the retry-after of a limit.
+        ExecuteError::Refused(refusal) => protocol::error(
+            id,
+            crate::guards::jsonrpc_code(refusal),
+            format!("{target:?}: {refusal}"),
+            Some(crate::guards::jsonrpc_data(refusal)),
+        ),
         ExecuteError::UnknownServer(_) => protocol::error(
             id,
             protocol::INVALID_PARAMS,

@@ -128,10 +128,42 @@ impl Refusal {
         }
     }
 
+    /// The wire category of the refusal.
+    pub fn kind(&self) -> mcp_proto::contract::ErrorKind {
+        if self.is_limit() {
+            mcp_proto::contract::ErrorKind::RateLimited
+        } else {
+            mcp_proto::contract::ErrorKind::ToolWithheld
+        }
+    }
+
     /// True for a limit (as opposed to a withheld tool).
     pub fn is_limit(&self) -> bool {
         !matches!(self, Refusal::ToolWithheld { .. })
     }
+}
+
+/// JSON-RPC error code of a call refused by a limit or quota (`/mcp`).
+pub const JSONRPC_RATE_LIMITED: i64 = -32029;
+/// JSON-RPC error code of a call of a withheld tool (`/mcp`).
+pub const JSONRPC_TOOL_WITHHELD: i64 = -32028;
+
+/// The JSON-RPC error code of `refusal`.
+pub fn jsonrpc_code(refusal: &Refusal) -> i64 {
+    if refusal.is_limit() {
+        JSONRPC_RATE_LIMITED
+    } else {
+        JSONRPC_TOOL_WITHHELD
+    }
+}
+
+/// The JSON-RPC error `data` of `refusal`: its kind, and `retryAfterMs` for a limit.
+pub fn jsonrpc_data(refusal: &Refusal) -> Value {
+    let mut data = serde_json::json!({ "kind": refusal.kind().as_str() });
+    if let Some(after) = refusal.retry_after() {
+        data["retryAfterMs"] = u64::try_from(after.as_millis()).unwrap_or(u64::MAX).into();
+    }
+    data
 }
 
 /// What an admitted request holds until it ends.
