@@ -33,6 +33,7 @@ use tonic::{Request, Status};
 use crate::auth::Credentials;
 use crate::channel::{self, Profile};
 use crate::error::{Error, ErrorKind};
+use crate::tls::ClientTls;
 use crate::retry::{is_repeatable_request, is_transport_failure, never_reached, Repeat};
 
 /// How long one attempt of a cluster operation may take.
@@ -82,6 +83,35 @@ pub struct ClusterClient {
     leader: RwLock<Option<String>>,
     credentials: Credentials,
     settings: ClientSettings,
+    /// A short-lived client (one CLI command): see [`ClusterClient::one_shot`].
+    one_shot: bool,
+    /// TLS towards the nodes, when they speak it (see [`ClusterClient::with_tls`]).
+    tls: Option<ClientTls>,
+}
+
+/// Why an operation sent through [`ClusterClient::call`] failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// A node's final answer, or a transport failure that ends the operation, as received
+    /// from node `node`.
+    Status {
+        /// Address of the node that answered.
+        node: String,
+        /// Its answer.
+        status: Status,
+    },
+    /// The client gave up on its own: no node reachable, no leader in time, no answer.
+    Client(Error),
+}
+
+impl CallError {
+    /// The failure in the client's categories.
+    pub fn into_error(self) -> Error {
+        match self {
+            CallError::Status { status, .. } => Error::from_status(&status),
+            CallError::Client(e) => e,
+        }
+    }
 }
 
 impl ClusterClient {
@@ -111,7 +141,7 @@ impl ClusterClient {
             if !peers.iter().any(|p: &Peer| p.addr == *addr) {
                 peers.push(Peer {
                     addr: addr.clone(),
-                    channel: peer_channel(addr)?,
+                    channel: peer_channel(addr, None)?,
                 });
             }
         }
@@ -121,7 +151,58 @@ impl ClusterClient {
             leader: RwLock::new(None),
             credentials,
             settings,
+            one_shot: false,
+            tls: None,
         })
+    }
+
+    /// Speaks TLS with `tls` to every node (the ones given and the ones learned later).
+    /// Nothing has been dialed yet, so the seeds' channels are simply made again.
+    pub fn with_tls(mut self, tls: ClientTls) -> Result<Self, Error> {
+        {
+            let peers = self.peers.get_mut().unwrap_or_else(|e| e.into_inner());
+            for peer in peers.iter_mut() {
+                if self.settings.seeds.contains(&peer.addr) {
+                    peer.channel = peer_channel(&peer.addr, Some(&tls))?;
+                }
+            }
+        }
+        self.tls = Some(tls);
+        Ok(self)
+    }
+
+    /// Marks the client as short-lived (one CLI command): it gives up as soon as one pass
+    /// over the nodes reached none of them (instead of waiting out the failover window for
+    /// one to come back), and does not ask every node for the leader after a write it will
+    /// never repeat. Waiting for an election still happens.
+    pub fn one_shot(mut self) -> Self {
+        self.one_shot = true;
+        self
+    }
+
+    /// The credentials every request of this client carries.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Runs one RPC against the cluster with failover (see the module docs): `call` gets
+    /// a channel to one node at a time; `leader_first` sends it to the leader first when
+    /// known (writes); `repeat` says whether it may go to another node after a failure that
+    /// may have reached the first. The node's final answer comes back untouched.
+    pub async fn call<T, F, Fut>(
+        &self,
+        what: &str,
+        leader_first: bool,
+        repeat: Repeat,
+        attempt_timeout: Duration,
+        call: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.run_raw(what, leader_first, repeat, attempt_timeout, call)
+            .await
     }
 
     /// The addresses the client knows (seeds and discovered members).
@@ -177,8 +258,39 @@ impl ClusterClient {
         leader_first: bool,
         repeat: Repeat,
         attempt_timeout: Duration,
-        mut call: F,
+        call: F,
     ) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        match self
+            .run_raw(what, leader_first, repeat, attempt_timeout, call)
+            .await
+        {
+            Ok(value) => Ok(value),
+            Err(CallError::Client(e)) => Err(e),
+            Err(CallError::Status { node, status }) => {
+                let mut err = Error::from_status(&status);
+                if err.kind == ErrorKind::Connection && is_transport_failure(&status) {
+                    err.message = format!(
+                        "{what}: the connection to node {node} broke while the request was in flight, so it may have run; not repeated (pass retry_unsafe=True to allow it): {}",
+                        err.message
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn run_raw<T, F, Fut>(
+        &self,
+        what: &str,
+        leader_first: bool,
+        repeat: Repeat,
+        attempt_timeout: Duration,
+        mut call: F,
+    ) -> Result<T, CallError>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -188,13 +300,15 @@ impl ClusterClient {
         let mut last: Option<Error> = None;
         loop {
             let mut wait_for_leader = false;
+            // Whether any node of this pass was reached at all.
+            let mut reached = false;
             for peer in self.order(leader_first) {
                 let outcome =
                     tokio::time::timeout(attempt_timeout, call(peer.channel.clone())).await;
                 let status = match outcome {
                     Ok(Ok(value)) => {
                         self.prefer(&peer.addr);
-                        if leader_first && self.leader().is_none() {
+                        if leader_first && !self.one_shot && self.leader().is_none() {
                             // The node forwarded to a leader this client has not met yet
                             // (after a failover, say): learn it, so the next write goes
                             // there directly.
@@ -214,23 +328,23 @@ impl ClusterClient {
                                 attempt_timeout.as_millis()
                             ),
                         );
+                        reached = true;
                         if repeat == Repeat::Safe {
                             last = Some(err);
                             continue;
                         }
-                        return Err(err);
+                        return Err(CallError::Client(err));
                     }
                 };
+                if !never_reached(&status) {
+                    reached = true;
+                }
                 match next_step(&status, repeat) {
                     Next::Fail => {
-                        let mut err = Error::from_status(&status);
-                        if err.kind == ErrorKind::Connection && is_transport_failure(&status) {
-                            err.message = format!(
-                                "{what}: the connection to node {} broke while the request was in flight, so it may have run; not repeated (pass retry_unsafe=True to allow it): {}",
-                                peer.addr, err.message
-                            );
-                        }
-                        return Err(err);
+                        return Err(CallError::Status {
+                            node: peer.addr,
+                            status,
+                        });
                     }
                     Next::OtherNode => {
                         tracing::debug!(node = %peer.addr, %what, error = %status.message(), "trying another node");
@@ -249,18 +363,30 @@ impl ClusterClient {
                     }
                 }
             }
+            if self.one_shot && !reached && !wait_for_leader {
+                let detail = last
+                    .map(|e| e.message)
+                    .unwrap_or_else(|| "no node answered".to_owned());
+                return Err(CallError::Client(Error::new(
+                    ErrorKind::ClusterUnavailable,
+                    format!(
+                        "{what}: no node could be reached ({}); last error: {detail}",
+                        self.addresses().join(", ")
+                    ),
+                )));
+            }
             if Instant::now() >= deadline {
                 let detail = last
                     .map(|e| e.message)
                     .unwrap_or_else(|| "no node answered".to_owned());
-                return Err(Error::new(
+                return Err(CallError::Client(Error::new(
                     ErrorKind::ClusterUnavailable,
                     format!(
                         "{what}: no node of the cluster could serve the request within {} ms ({}); last error: {detail}",
                         self.settings.failover_window.as_millis(),
                         self.addresses().join(", ")
                     ),
-                ));
+                )));
             }
             tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 2).min(Duration::from_millis(500));
@@ -315,7 +441,7 @@ impl ClusterClient {
         let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
         for addr in addrs {
             if !peers.iter().any(|p| p.addr == *addr) {
-                match peer_channel(addr) {
+                match peer_channel(addr, self.tls.as_ref()) {
                     Ok(channel) => peers.push(Peer {
                         addr: addr.clone(),
                         channel,
@@ -658,8 +784,8 @@ fn duration_ms(d: Duration) -> u64 {
 }
 
 /// A lazily dialed channel to a node; a bad address is a config error on `cluster_nodes`.
-fn peer_channel(addr: &str) -> Result<Channel, Error> {
-    channel::lazy(addr, Profile::Client).map_err(|e| e.with_field("cluster_nodes"))
+fn peer_channel(addr: &str, tls: Option<&ClientTls>) -> Result<Channel, Error> {
+    channel::lazy_with(addr, Profile::Client, tls).map_err(|e| e.with_field("cluster_nodes"))
 }
 
 fn cluster_client(channel: Channel) -> ClusterServiceClient<Channel> {
@@ -720,7 +846,7 @@ mod tests {
             .map(|a| a.port())
             .expect("free port");
         let mut client =
-            cluster_client(peer_channel(&format!("127.0.0.1:{port}")).expect("channel"));
+            cluster_client(peer_channel(&format!("127.0.0.1:{port}"), None).expect("channel"));
         let status = client
             .status(StatusRequest {})
             .await

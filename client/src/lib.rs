@@ -18,5 +18,5 @@ pub mod error;
 pub mod retry;
 pub mod tls;
 
-pub use cluster::{ClientSettings, ClusterClient};
+pub use cluster::{CallError, ClientSettings, ClusterClient};
 pub use error::{Error, ErrorKind, JsonRpcError};
