@@ -33,8 +33,8 @@ use tonic::{Request, Status};
 use crate::auth::Credentials;
 use crate::channel::{self, Profile};
 use crate::error::{Error, ErrorKind};
-use crate::tls::ClientTls;
 use crate::retry::{is_repeatable_request, is_transport_failure, never_reached, Repeat};
+use crate::tls::ClientTls;
 
 /// How long one attempt of a cluster operation may take.
 const CONTROL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
