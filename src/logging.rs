@@ -8,18 +8,22 @@
 //! `RUST_LOG`, when set, decides alone.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Metadata};
 use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
 use crate::cli::LogFormat;
 
 /// The filter of nodes when `RUST_LOG` is unset: openraft's info lines are state dumps.
 const NODE_FILTER: &str = "info,openraft=warn";
+
+/// Swaps the level filter of a running node (see [`set_level`]).
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
 /// Installs the global subscriber. Nodes log at info by default; client commands only warn.
 pub fn init(format: LogFormat, server_mode: bool) -> Result<(), String> {
@@ -28,6 +32,8 @@ pub fn init(format: LogFormat, server_mode: bool) -> Result<(), String> {
         Err(_) if server_mode => (EnvFilter::new(NODE_FILTER), Some(ExpectedRaftNoise)),
         Err(_) => (EnvFilter::new("warn"), None),
     };
+    let (filter, handle) = reload::Layer::new(filter);
+    let _ = LEVEL.set(handle);
     let filter = filter.and(quiet);
     // Colours only on a terminal: a log file or a collector gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -42,6 +48,22 @@ pub fn init(format: LogFormat, server_mode: bool) -> Result<(), String> {
         .with(layer)
         .try_init()
         .map_err(|e| e.to_string())
+}
+
+/// Sets the level filter of a node (the `log_level` of its config file: `debug`, or
+/// directives such as `info,mcp_cluster=debug`); `None` goes back to the default. While
+/// `RUST_LOG` is set, it decides alone and this changes nothing (returns false).
+pub fn set_level(level: Option<&str>) -> Result<bool, String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Ok(false);
+    }
+    let filter = EnvFilter::try_new(level.unwrap_or(NODE_FILTER))
+        .map_err(|e| format!("invalid log_level {level:?}: {e}"))?;
+    match LEVEL.get() {
+        Some(handle) => handle.reload(filter).map_err(|e| e.to_string())?,
+        None => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Drops openraft events that say a peer does not answer, that a vote reply came late, or

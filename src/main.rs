@@ -12,6 +12,7 @@ mod guards;
 mod logging;
 mod node;
 mod output;
+mod reload;
 mod settings;
 mod tokens;
 mod views;

@@ -52,6 +52,8 @@ pub struct FileSettings {
     metrics_tls: Option<bool>,
     mcp_tls: Option<bool>,
     insecure: Option<bool>,
+    /// Log level filter (`info`, `debug`, or directives); `RUST_LOG` wins. Reloadable.
+    log_level: Option<String>,
     /// The `[dataplane]` table.
     #[serde(default)]
     dataplane: DataPlaneArgs,
@@ -118,6 +120,14 @@ pub fn derived_metrics_addr(grpc: SocketAddr) -> Result<SocketAddr, SettingsErro
             ))
         })?;
     Ok(SocketAddr::new(grpc.ip(), port))
+}
+
+/// The `log_level` of the config file `args` names, if any.
+pub fn file_log_level(args: &NodeArgs) -> Result<Option<String>, SettingsError> {
+    match &args.config {
+        Some(path) => Ok(load_file(path)?.log_level),
+        None => Ok(None),
+    }
 }
 
 /// The node configuration for `args`.

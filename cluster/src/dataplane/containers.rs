@@ -24,7 +24,7 @@ pub async fn reap_orphans(plane: Arc<DataPlane>) {
             return;
         }
         if first || has_docker_servers(&plane) {
-            match docker::reap(&plane.config.containers).await {
+            match docker::reap(&plane.config().containers).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "removed orphaned containers"),
                 // No engine is no failure of the node: docker instances report it themselves.

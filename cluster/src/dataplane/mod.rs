@@ -20,6 +20,7 @@ pub mod on_demand;
 pub mod placement;
 pub mod pool;
 pub mod reconciler;
+pub mod reload;
 pub mod router;
 pub mod upstream;
 
@@ -41,7 +42,8 @@ use pool::InstancePool;
 /// The data plane of one node.
 pub struct DataPlane {
     node_id: NodeId,
-    config: DataPlaneConfig,
+    /// Swapped whole by [`DataPlane::reload`]; read through [`DataPlane::config`].
+    config: reload::LiveConfig,
     registry: RegistryReader,
     pool: InstancePool,
     peers: Arc<dyn PeerForwarder>,
@@ -100,7 +102,7 @@ impl DataPlane {
         let (stop, _) = watch::channel(false);
         let plane = Arc::new(Self {
             node_id,
-            config,
+            config: reload::LiveConfig::new(config),
             registry,
             pool: InstancePool::default(),
             peers,
@@ -144,10 +146,8 @@ impl DataPlane {
 
     /// Fewest and most sessions this node keeps per remote HTTP server.
     fn http_sessions(&self) -> (usize, usize) {
-        (
-            self.config.initial_size,
-            self.config.max_connections_per_server,
-        )
+        let config = self.config();
+        (config.initial_size, config.max_connections_per_server)
     }
 
     /// The local instances and their state.

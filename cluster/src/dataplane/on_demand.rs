@@ -104,7 +104,7 @@ impl DataPlane {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(server)
-            .is_some_and(|since| since.elapsed() < self.config.connect_timeout)
+            .is_some_and(|since| since.elapsed() < self.config().connect_timeout)
     }
 
     /// Called when a call of `server` was served: a cold start this node began ends here.

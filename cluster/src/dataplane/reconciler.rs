@@ -20,6 +20,8 @@ pub async fn run(plane: Arc<DataPlane>) {
         reconcile(&plane);
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
+            // Reloaded settings may change how many sessions a remote server gets.
+            () = plane.config.reloaded() => {}
             _ = stop.changed() => return,
         }
     }
@@ -52,7 +54,7 @@ fn reconcile(plane: &DataPlane) {
             if let Some(instance) = plane.pool.remove(id) {
                 // Out of rotation already; let requests in flight finish (up to the request
                 // timeout) before the session goes.
-                let drain = plane.config.request_timeout;
+                let drain = plane.config().request_timeout;
                 tracing::info!(instance = %id, "draining and stopping instance");
                 tokio::spawn(async move {
                     let deadline = tokio::time::Instant::now() + drain;
@@ -71,7 +73,7 @@ fn reconcile(plane: &DataPlane) {
             plane.pool.insert(Instance::start(
                 id,
                 spec,
-                &plane.config,
+                &plane.config(),
                 Arc::clone(&plane.metrics),
                 Arc::clone(plane.pool.changes()),
             ));

@@ -58,12 +58,10 @@ pub struct ExecuteOptions {
     pub forwarded: bool,
     /// Carried across forwarding hops and logged on each node that handles the request.
     pub request_id: String,
-    /// Rate limits of the caller (its principal's and its role's), checked with the
-    /// server's on the node the caller reached.
-    pub principal_limits: Vec<(
-        crate::guards::rate_limit::LimitKey,
-        mcp_raft::registry::spec::RateLimit,
-    )>,
+    /// Where the server's progress notifications for this request go, when it runs on
+    /// this node (see `upstream::Session::request_with_progress`); a forwarded request
+    /// reports none.
+    pub progress: Option<super::upstream::stdio::ProgressSink>,
 }
 
 impl ExecuteOptions {
@@ -126,13 +124,7 @@ impl DataPlane {
         let is_list = jsonrpc::method(&request) == Some("tools/list");
         let admission = self
             .guards
-            .admit(
-                &self.registry,
-                server,
-                &request,
-                options.forwarded,
-                &options.principal_limits,
-            )
+            .admit(&self.registry, server, &request, options.forwarded)
             .map_err(ExecuteError::Refused)?;
         let mut result = self.route(server, request, options).await;
         drop(admission);
@@ -154,7 +146,7 @@ impl DataPlane {
         options: ExecuteOptions,
     ) -> Result<Executed, ExecuteError> {
         jsonrpc::validate_request(&request).map_err(ExecuteError::InvalidRequest)?;
-        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
+        let deadline = tokio::time::Instant::now() + self.config().connect_timeout;
         loop {
             let error = match self.route_once(server, &request, &options).await {
                 Ok(executed) => {
@@ -257,10 +249,16 @@ impl DataPlane {
         let timeout = options
             .timeout
             .or(spec_timeout.map(Duration::from_millis))
-            .unwrap_or(self.config.request_timeout);
+            .unwrap_or(self.config().request_timeout);
 
         let local = self
-            .execute_local(server, request, timeout, options.retry_unsafe)
+            .execute_local(
+                server,
+                request,
+                timeout,
+                options.retry_unsafe,
+                options.progress.as_ref(),
+            )
             .await;
         let local_error = match local {
             Ok(executed) => return Ok(executed),
@@ -316,10 +314,12 @@ impl DataPlane {
         request: &Value,
         timeout: Duration,
         retry_unsafe: bool,
+        progress: Option<&super::upstream::stdio::ProgressSink>,
     ) -> Result<Executed, ExecuteError> {
         let repeatable = retry_unsafe || jsonrpc::method(request).is_some_and(is_repeatable_method);
-        let retry = &self.config.retry;
-        let limit = self.config.max_in_flight_per_instance;
+        let config = self.config();
+        let retry = &config.retry;
+        let limit = config.max_in_flight_per_instance;
         let mut tried: Vec<String> = Vec::new();
         let mut last: Option<ExecuteError> = None;
         for attempt in 1..=retry.max_attempts.max(1) {
@@ -338,7 +338,13 @@ impl DataPlane {
             };
             tried.push(chosen.instance.id.clone());
             let started = std::time::Instant::now();
-            let outcome = tokio::time::timeout(timeout, chosen.session.request(request)).await;
+            let outcome = tokio::time::timeout(
+                timeout,
+                chosen
+                    .session
+                    .request_with_progress(request, progress.cloned()),
+            )
+            .await;
             self.metrics
                 .observe_duration(server, started.elapsed().as_secs_f64());
             match outcome {

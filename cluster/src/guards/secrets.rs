@@ -250,8 +250,7 @@ pub fn resolve(
                 None => {}
             }
         }
-        #[allow(unreachable_patterns)]
-        _ => {}
+        Transport::Docker(docker) => docker.env = fill_map(&docker.env)?,
     }
     Ok(out)
 }

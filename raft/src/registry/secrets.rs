@@ -115,8 +115,14 @@ pub fn secret_values(spec: &ServerSpec) -> Vec<(String, &str)> {
                 None => {}
             }
         }
-        #[allow(unreachable_patterns)]
-        _ => {}
+        Transport::Docker(docker) => {
+            out.extend(
+                docker
+                    .env
+                    .iter()
+                    .map(|(k, v)| (format!("env.{k}"), v.as_str())),
+            );
+        }
     }
     out
 }
