@@ -4,7 +4,9 @@
 //! Run: `cargo bench --bench dataplane` (results go to stdout as a markdown table; copy
 //! them into docs/benchmarks.md). Both paths use the repo's `mcp-test-server` over stdio;
 //! "direct" talks to it with mcp-rust's own session client and no node in between,
-//! "through node" is a gRPC `ExecuteTool` to a single-node cluster on loopback.
+//! "through node" is a gRPC `ExecuteTool` to a single-node cluster on loopback, "gateway"
+//! a 2026-07-28 `tools/call` POSTed to that node's MCP gateway (`/mcp`), each worker on its
+//! own keep-alive HTTP/1.1 connection.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -68,6 +70,63 @@ where
     stats(latencies, started.elapsed())
 }
 
+/// One keep-alive HTTP/1.1 connection to the gateway, speaking just enough HTTP for the
+/// benchmark (the answers carry Content-Length).
+struct GatewayConnection {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    addr: String,
+}
+
+impl GatewayConnection {
+    async fn open(addr: &str) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the gateway");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream: tokio::io::BufReader::new(stream),
+            addr: addr.to_owned(),
+        }
+    }
+
+    /// A stateless `tools/call` of `bench__echo`; returns the answer's body.
+    async fn call(&mut self, id: usize) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "bench__echo", "arguments": {"text": "hello"},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}})
+        .to_string();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+             Mcp-Method: tools/call\r\nMcp-Name: bench__echo\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let stream = self.stream.get_mut();
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(body.as_bytes()).await.expect("write");
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.expect("read");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().expect("length");
+                }
+            }
+        }
+        let mut answer = vec![0u8; length];
+        self.stream.read_exact(&mut answer).await.expect("body");
+        String::from_utf8(answer).expect("utf-8")
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -100,10 +159,18 @@ async fn main() {
     // Through a node: a single-node cluster with the same server deployed.
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = format!("127.0.0.1:{}", free_port());
+    let mcp_addr = format!("127.0.0.1:{}", free_port());
     let node = ClusterNode::start(NodeConfig {
         id: Some(1),
         listen_addr: Some(addr.parse().expect("addr")),
         initial_cluster: BTreeMap::from([(1, addr.clone())]),
+        gateway: Some(mcp_cluster::gateway::GatewayConfig {
+            addr: mcp_addr.parse().expect("gateway addr"),
+            token: None,
+            allowed_origins: Vec::new(),
+            session_lifetime: mcp_cluster::gateway::session::DEFAULT_SESSION_LIFETIME,
+            oauth: None,
+        }),
         ..NodeConfig::new(dir.path())
     })
     .await
@@ -143,6 +210,18 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The gateway answers once the catalog lists the tool.
+    loop {
+        let listed = tokio::time::timeout(Duration::from_secs(5), async {
+            GatewayConnection::open(&mcp_addr).await.call(0).await
+        })
+        .await;
+        if listed.is_ok_and(|answer| answer.contains("\"result\"")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     println!("| path | concurrency | calls/s | p50 (µs) | p99 (µs) |");
     println!("|---|---|---|---|---|");
     for (concurrency, total) in [(1usize, 5_000usize), (32, 40_000)] {
@@ -170,18 +249,44 @@ async fn main() {
             }
         })
         .await;
-        for (path, s) in [("direct", &direct), ("through node", &through)] {
+        let mut connections = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            connections.push(tokio::sync::Mutex::new(
+                GatewayConnection::open(&mcp_addr).await,
+            ));
+        }
+        let connections = Arc::new(connections);
+        let per_worker = total / concurrency;
+        let gateway = measure(concurrency, total, move |i| {
+            let connections = Arc::clone(&connections);
+            async move {
+                // Calls of worker w are numbered w * per_worker + k; warm-up ones, 0..
+                let mut connection = connections[(i / per_worker) % connections.len()]
+                    .lock()
+                    .await;
+                let answer = connection.call(i).await;
+                assert!(answer.contains("\"hello\""), "gateway answered {answer}");
+            }
+        })
+        .await;
+        for (path, s) in [
+            ("direct", &direct),
+            ("through node (gRPC)", &through),
+            ("gateway (MCP over HTTP)", &gateway),
+        ] {
             println!(
                 "| {path} | {concurrency} | {:.0} | {:.0} | {:.0} |",
                 s.calls_per_sec, s.p50_us, s.p99_us
             );
         }
-        println!(
-            "| overhead | {concurrency} | {:.0}% of direct | +{:.0} | +{:.0} |",
-            100.0 * through.calls_per_sec / direct.calls_per_sec,
-            through.p50_us - direct.p50_us,
-            through.p99_us - direct.p99_us
-        );
+        for (path, s) in [("gRPC", &through), ("gateway", &gateway)] {
+            println!(
+                "| {path} overhead | {concurrency} | {:.0}% of direct | +{:.0} | +{:.0} |",
+                100.0 * s.calls_per_sec / direct.calls_per_sec,
+                s.p50_us - direct.p50_us,
+                s.p99_us - direct.p99_us
+            );
+        }
     }
     session.shutdown().await;
     let _ = node.shutdown().await;

@@ -1441,3 +1441,120 @@ fn a_view_hides_renames_and_is_served_at_its_own_endpoint() {
         || (post_at(&mcp_addr, "/mcp/v/safe", &list).status == 404).then_some(()),
     );
 }
+
+/// The JSON messages of an SSE body, in order.
+fn sse_messages(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+/// `request` with `params._meta.progressToken` set to `token`.
+fn with_progress_token(mut request: Stateless, token: Value) -> Stateless {
+    let mut body: Value = serde_json::from_str(&request.body).expect("JSON body");
+    body["params"]["_meta"]["progressToken"] = token;
+    request.body = body.to_string();
+    request
+}
+
+/// The progress notifications of `messages` (their `progress` values, checking the
+/// token), and the position of the final result.
+fn progress_then_result(messages: &[Value], token: &Value) -> (Vec<u64>, usize) {
+    let mut steps = Vec::new();
+    for message in messages {
+        if message["method"] == "notifications/progress" {
+            assert_eq!(&message["params"]["progressToken"], token, "{message}");
+            steps.push(message["params"]["progress"].as_u64().unwrap_or(0));
+        }
+    }
+    let result = messages
+        .iter()
+        .position(|m| m.get("result").is_some())
+        .unwrap_or_else(|| panic!("no result in {messages:?}"));
+    (steps, result)
+}
+
+/// Acceptance 6 of issue 13: a slow tool's progress arrives, under the client's token,
+/// before its result, in both eras; `notifications/cancelled` stops a call and gives its
+/// slot back.
+#[test]
+fn progress_comes_before_the_result_and_a_cancelled_call_frees_its_slot() {
+    let (cluster, mcp_addr) = gateway_with_demo();
+    wait_for_tools(&mcp_addr, &[], &["demo__progress", "demo__sleep"]);
+
+    // Stateless era: the answer is an SSE stream.
+    let call = stateless(
+        "tools/call",
+        json!({"name": "demo__progress", "arguments": {"steps": 3, "ms": 20}}),
+    );
+    let token = json!("client-token-1");
+    let reply = post(&mcp_addr, &[], &with_progress_token(call, token.clone()));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.headers["content-type"].starts_with("text/event-stream"),
+        "{:?}",
+        reply.headers
+    );
+    let messages = sse_messages(&reply.body);
+    let (steps, result) = progress_then_result(&messages, &token);
+    assert_eq!(steps, [1, 2, 3], "{messages:?}");
+    assert_eq!(
+        result,
+        messages.len() - 1,
+        "the result comes last: {messages:?}"
+    );
+    assert_eq!(messages[result]["id"], 7);
+    assert_eq!(
+        messages[result]["result"]["content"][0]["text"],
+        "done after 3 steps"
+    );
+
+    // Handshake era, an integer token.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let session = http(&mcp_addr, "POST", &[], &init.to_string()).headers["mcp-session-id"].clone();
+    let with_session = [("Mcp-Session-Id", session.as_str())];
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "demo__progress", "arguments": {"steps": 2, "ms": 20}, "_meta": {"progressToken": 5}}});
+    let reply = http(&mcp_addr, "POST", &with_session, &call.to_string());
+    let messages = sse_messages(&reply.body);
+    let (steps, result) = progress_then_result(&messages, &json!(5));
+    assert_eq!((steps, result), (vec![1, 2], 2), "{messages:?}");
+
+    // Cancellation: a long call, then notifications/cancelled naming it.
+    let in_flight = || -> u64 {
+        cluster
+            .instances(1)
+            .iter()
+            .filter(|i| i["server"] == "demo")
+            .filter_map(|i| i["in_flight"].as_u64())
+            .sum()
+    };
+    let long = json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {
+        "name": "demo__sleep", "arguments": {"ms": 25000}}});
+    let (addr, id) = (mcp_addr.clone(), session.clone());
+    let caller = std::thread::spawn(move || {
+        http(
+            &addr,
+            "POST",
+            &[("Mcp-Session-Id", id.as_str())],
+            &long.to_string(),
+        )
+        .json()
+    });
+    wait_for(
+        "the long call to take its slot",
+        Duration::from_secs(20),
+        || (in_flight() == 1).then_some(()),
+    );
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": 42, "reason": "changed my mind"}});
+    let accepted = http(&mcp_addr, "POST", &with_session, &cancel.to_string());
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let answer = caller.join().expect("the caller thread");
+    assert_eq!(answer["error"]["code"], -32800, "{answer}");
+    wait_for("the slot to be given back", Duration::from_secs(10), || {
+        (in_flight() == 0).then_some(())
+    });
+}

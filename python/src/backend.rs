@@ -588,6 +588,7 @@ fn local_options(timeout: Option<Duration>, retry_unsafe: bool) -> ExecuteOption
         timeout,
         forwarded: false,
         request_id: ExecuteOptions::new_request_id(),
+        ..ExecuteOptions::default()
     }
 }
 

@@ -209,9 +209,9 @@ impl Content {
         if !self.registered(server) || !scope.server_visible(server) {
             return Err(not_found());
         }
-        let mut result = self
-            .run(server, "resources/read", json!({"uri": uri}), None)
-            .await?;
+        let mut upstream = json!({"uri": uri});
+        pass_round_trip_fields(params, &mut upstream);
+        let mut result = self.run(server, "resources/read", upstream, None).await?;
         names::wrap_content_uris(server, &mut result);
         Ok(result)
     }
@@ -236,6 +236,7 @@ impl Content {
         if let Some(arguments) = params.get("arguments") {
             upstream["arguments"] = arguments.clone();
         }
+        pass_round_trip_fields(params, &mut upstream);
         let mut result = self.run(&server, "prompts/get", upstream, None).await?;
         names::wrap_content_uris(&server, &mut result);
         Ok(result)
@@ -354,6 +355,16 @@ impl Content {
                     .cloned()
                     .unwrap_or_else(|| json!({"code": -32603, "message": "empty response"})),
             )),
+        }
+    }
+}
+
+/// Copies the 2026-07-28 multi-round-trip fields (the client's answers to a server's
+/// input-required result, and the server's own state) from `params` to `upstream`.
+fn pass_round_trip_fields(params: &Value, upstream: &mut Value) {
+    for key in ["inputResponses", "requestState"] {
+        if let Some(value) = params.get(key) {
+            upstream[key] = value.clone();
         }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod authn;
 pub mod caching;
+pub mod calls;
 pub mod capabilities;
 pub mod catalog;
 pub mod conformance;
@@ -123,6 +124,7 @@ struct Gateway {
     capabilities: Arc<Capabilities>,
     content: Content,
     notifier: Arc<notify::Notifier>,
+    calls: calls::Calls,
     plane: Arc<DataPlane>,
 }
 
@@ -215,6 +217,7 @@ pub async fn serve(
         catalog: Catalog::new(Arc::clone(&parts.plane), parts.registry.clone()),
         capabilities: Arc::clone(&capabilities),
         notifier: notify::Notifier::start(parts.registry.clone()),
+        calls: calls::Calls::default(),
         content: Content::new(Arc::clone(&parts.plane), parts.registry, capabilities),
         plane: parts.plane,
     });
@@ -460,6 +463,13 @@ async fn serve_post(
     if let Some(refusal) = refusal {
         return refusal;
     }
+    // Whose calls this request may name: its principal's, in its session.
+    let owner = format!("{}/{}", principal.name, session_id(&headers).unwrap_or("-"));
+    if method == "notifications/cancelled" {
+        if let Some(request_id) = params.get("requestId") {
+            gateway.calls.cancel(&calls::key(&owner, request_id));
+        }
+    }
     // Notifications (initialized, cancelled, ...) need no answer.
     let Some(id) = id else {
         return StatusCode::ACCEPTED.into_response();
@@ -508,7 +518,31 @@ async fn serve_post(
                         .refusal(&authn::AuthFailure::InsufficientScope(why), id);
                 }
             }
-            let reply = call_tool(&gateway, route.clone(), id, &params, &era).await;
+            let job = (
+                Arc::clone(&gateway),
+                route.clone(),
+                params.clone(),
+                era.clone(),
+            );
+            if let Some(token) = calls::progress_token(&params) {
+                if let Some(route) = &route {
+                    gateway.audit_call(&principal, route, "streamed", started);
+                }
+                let (gateway, route, params, era) = job;
+                return calls::streamed(token, move |sink| async move {
+                    let progress = Some((calls::mint_token(), sink));
+                    call_tool(&gateway, route, id, &params, &era, progress).await
+                });
+            }
+            let call = {
+                let (gateway, route, params, era) = job;
+                let id = id.clone();
+                async move { call_tool(&gateway, route, id, &params, &era, None).await }
+            };
+            let reply = gateway
+                .calls
+                .run(calls::key(&owner, &id), id.clone(), call)
+                .await;
             if let Some(route) = &route {
                 let outcome = if reply.get("error").is_some() {
                     "error"
@@ -606,6 +640,7 @@ async fn call_tool(
     id: Value,
     params: &Value,
     era: &Era,
+    progress: Option<(String, crate::dataplane::upstream::stdio::ProgressSink)>,
 ) -> Value {
     let Some(name) = params.get("name").and_then(Value::as_str) else {
         return protocol::error(
@@ -629,9 +664,21 @@ async fn call_tool(
     if let Some(arguments) = params.get("arguments") {
         upstream_params["arguments"] = arguments.clone();
     }
+    // The 2026-07-28 multi-round-trip fields go on: they answer the server's own
+    // input-required result.
+    for key in ["inputResponses", "requestState"] {
+        if let Some(value) = params.get(key) {
+            upstream_params[key] = value.clone();
+        }
+    }
+    let (minted, sink) = progress.unzip();
+    if let Some(token) = minted {
+        upstream_params["_meta"] = json!({"progressToken": token});
+    }
     let request = json!({"jsonrpc": "2.0", "id": id.clone(), "method": "tools/call", "params": upstream_params});
     let options = ExecuteOptions {
         request_id: format!("mcp-{}", ExecuteOptions::new_request_id()),
+        progress: sink,
         ..ExecuteOptions::default()
     };
     match gateway.plane.execute(&route.server, request, options).await {

@@ -114,6 +114,7 @@ fn options<T>(request: &Request<T>, retry_unsafe: bool, timeout_ms: Option<u64>)
         forwarded,
         request_id,
         principal_limits: Vec::new(),
+        progress: None,
     }
 }
 

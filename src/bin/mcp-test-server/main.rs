@@ -4,7 +4,8 @@
 //!
 //! Tools: echo, add, sleep, fail (JSON-RPC error), tool_error (isError result), crash
 //! (exit without answering), garbage (non-JSON output), huge (a result of N bytes),
-//! whoami (instance name and pid), counter (calls seen by this process). With `--content`,
+//! whoami (instance name and pid), counter (calls seen by this process), progress (steps
+//! with `notifications/progress` when the call has a progressToken, stdio only). With `--content`,
 //! also resources, a resource template, a prompt and completions (see `content`).
 
 mod content;
@@ -81,6 +82,7 @@ async fn main() -> std::io::Result<()> {
 
 async fn serve_stdio(server: Arc<Server>) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<String>(1024);
+    server.set_notifier(tx.clone());
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
         while let Some(mut line) = rx.recv().await {

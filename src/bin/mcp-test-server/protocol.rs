@@ -35,6 +35,8 @@ pub struct Server {
     handshake_only: bool,
     /// Serve resources, prompts and completions too (`--content`).
     content: bool,
+    /// Where notifications to the client go (stdio only; set by the transport).
+    notify: Mutex<Option<tokio::sync::mpsc::Sender<String>>>,
     calls: AtomicU64,
     sessions: Mutex<HashSet<String>>,
     next_session: AtomicU64,
@@ -47,10 +49,16 @@ impl Server {
             fail_health,
             handshake_only,
             content,
+            notify: Mutex::new(None),
             calls: AtomicU64::new(0),
             sessions: Mutex::default(),
             next_session: AtomicU64::new(1),
         }
+    }
+
+    /// Lets tools send notifications (progress) through `sender`.
+    pub fn set_notifier(&self, sender: tokio::sync::mpsc::Sender<String>) {
+        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
     }
 
     pub async fn handle_line(&self, line: &str) -> Outcome {
@@ -229,6 +237,26 @@ impl Server {
                 "x".repeat(usize::try_from(bytes).unwrap_or(0))
             }
             "whoami" => format!("{} pid={}", self.name, std::process::id()),
+            "progress" => {
+                let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(3);
+                let pause = args.get("ms").and_then(Value::as_u64).unwrap_or(50);
+                let token = params.pointer("/_meta/progressToken").cloned();
+                let sender = self
+                    .notify
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                for step in 1..=steps {
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    if let (Some(token), Some(sender)) = (&token, &sender) {
+                        let note = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                            "params": {"progressToken": token, "progress": step, "total": steps,
+                                       "message": format!("step {step} of {steps}")}});
+                        let _ = sender.send(note.to_string()).await;
+                    }
+                }
+                format!("done after {steps} steps")
+            }
             // Lets tests prove what reached the process: a spec's env, and nothing of the
             // node's beyond what it should inherit.
             "env" => match args.get("name").and_then(Value::as_str) {
@@ -309,6 +337,11 @@ fn tools() -> Value {
             "counter",
             "Counts the tool calls this process has seen",
             json!({})
+        ),
+        tool(
+            "progress",
+            "Takes `steps` steps of `ms` milliseconds, reporting progress on each",
+            json!({"steps": {"type": "integer"}, "ms": {"type": "integer"}})
         ),
     ])
 }
