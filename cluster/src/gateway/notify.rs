@@ -3,8 +3,9 @@
 //!
 //! What the lists are made of is the set of servers, their specs, where their
 //! instances run, and the views. Each applied registry revision is compared with the
-//! last one by that content only (a session ending also moves the revision, and changes no list); a
-//! difference is a deploy, undeploy, scale or placement move made on any node, and is
+//! last one by that content only (a session ending also moves the revision, and changes
+//! no list); a difference is a deploy, undeploy, scale, placement move or view change
+//! made on any node, and is
 //! announced as `notifications/{tools,resources,prompts}/list_changed` to every open
 //! stream of this node ([`streams`](super::streams) writes them: the `GET /mcp` stream of
 //! the handshake era, `subscriptions/listen` of 2026-07-28). A client that hears one
