@@ -137,8 +137,13 @@ impl ErrorKind {
     }
 
     /// A status of this category: its code, `message`, and the `x-mcpd-error` word.
+    ///
+    /// The message travels in a response header, and errors quote what the caller sent (a
+    /// server name, a field value): a message above [`MAX_STATUS_MESSAGE`] bytes is cut, so
+    /// a huge input still gets its clear refusal instead of a response too large for the
+    /// caller's HTTP/2 header limit.
     pub fn status(self, message: impl Into<String>) -> Status {
-        let mut status = Status::new(self.code(), message);
+        let mut status = Status::new(self.code(), bounded_message(message.into()));
         status
             .metadata_mut()
             .insert(ERROR_KIND, MetadataValue::from_static(self.as_str()));
@@ -177,9 +182,31 @@ pub fn retry_after_of(status: &Status) -> Option<std::time::Duration> {
         .map(std::time::Duration::from_millis)
 }
 
+/// Longest status message sent, in bytes (a response's headers must stay well below the
+/// 16 KiB HTTP/2 header list that clients accept by default).
+pub const MAX_STATUS_MESSAGE: usize = 2048;
+
+/// `message`, cut at a character boundary to at most [`MAX_STATUS_MESSAGE`] bytes plus a
+/// note of its full length.
+fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_STATUS_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &message[..end], message.len())
+}
+
 /// Adds the `x-mcpd-field` metadata naming the spec field at fault (a field name that is not
-/// valid metadata is left out; the message still names it).
+/// valid metadata, or is longer than a field name can be, is left out; the message still
+/// names it).
 pub fn with_field(mut status: Status, field: &str) -> Status {
+    const MAX_FIELD: usize = 256;
+    if field.len() > MAX_FIELD {
+        return status;
+    }
     if let Ok(value) = MetadataValue::try_from(field) {
         status.metadata_mut().insert(ERROR_FIELD, value);
     }
@@ -245,6 +272,32 @@ wire_enum! {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn huge_messages_and_fields_are_cut_to_fit_a_header() {
+        use super::*;
+        let name = "ü".repeat(50_000);
+        let status = with_field(
+            ErrorKind::NotFound.status(format!("server {name:?} not found")),
+            &name,
+        );
+        assert!(
+            status.message().len() <= MAX_STATUS_MESSAGE + 40,
+            "{}",
+            status.message().len()
+        );
+        assert!(
+            status.message().ends_with("(100019 bytes in all)"),
+            "{}",
+            &status.message()[2000..]
+        );
+        assert_eq!(ErrorKind::of(&status), Some(ErrorKind::NotFound));
+        assert_eq!(field_of(&status), None);
+        // Short ones are untouched.
+        let status = with_field(ErrorKind::InvalidSpec.status("bad"), "args");
+        assert_eq!(status.message(), "bad");
+        assert_eq!(field_of(&status).as_deref(), Some("args"));
+    }
+
     use super::*;
 
     #[test]
