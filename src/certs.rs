@@ -159,7 +159,12 @@ pub fn init(
     };
     let mut written_nodes = Vec::new();
     for name in nodes {
-        let mut sans = vec![name.clone(), "localhost".into(), "127.0.0.1".into(), "::1".into()];
+        let mut sans = vec![
+            name.clone(),
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "::1".into(),
+        ];
         sans.extend(extra_sans.iter().cloned());
         let mut params = leaf_params(name, &sans, days)?;
         params.extended_key_usages = vec![

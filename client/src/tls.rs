@@ -138,9 +138,9 @@ pub fn read_key(path: &Path, field: &str) -> Result<PrivateKeyDer<'static>, Erro
 pub fn root_store(certs: &[CertificateDer<'static>], field: &str) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
     for cert in certs {
-        roots.add(cert.clone()).map_err(|e| {
-            config_error(field, format!("not a usable CA certificate: {e}"))
-        })?;
+        roots
+            .add(cert.clone())
+            .map_err(|e| config_error(field, format!("not a usable CA certificate: {e}")))?;
     }
     Ok(roots)
 }

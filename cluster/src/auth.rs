@@ -368,6 +368,16 @@ where
             .get(mcp_proto::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        // A node certificate of the cluster CA, verified in the TLS handshake, is a peer's
+        // identity: it satisfies Raft RPCs without a token (`tls::peer_layer` demands it).
+        if access == Some(Access::Peer)
+            && request
+                .extensions()
+                .get::<crate::tls::PeerCert>()
+                .is_some_and(|peer| peer.node)
+        {
+            return Box::pin(self.inner.call(request));
+        }
         match self.auth.authorize(&path, request.headers()) {
             Ok(principal) => {
                 let pending = match (&principal, access, audited) {
@@ -702,6 +712,30 @@ mod tests {
         fn call(&mut self, _: Request<()>) -> Self::Future {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             futures::future::ready(Ok(Response::new(Body::empty())))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_certificate_satisfies_raft_rpcs_without_a_token() {
+        for (node, answered) in [(true, true), (false, false)] {
+            let handler = Handler::default();
+            let mut service = AuthLayer::new(Authenticator::new(Some("s3cret".into()), None))
+                .layer(handler.clone());
+            let mut request = Request::builder()
+                .uri("http://node/mcp.raft.v1.RaftService/Vote")
+                .body(())
+                .expect("request");
+            request.extensions_mut().insert(crate::tls::PeerCert {
+                client_cert: true,
+                node,
+            });
+            let response = service.call(request).await.expect("infallible");
+            let refused = response.headers().contains_key("grpc-status");
+            assert_eq!(refused, !answered, "node certificate: {node}");
+            assert_eq!(
+                handler.0.load(std::sync::atomic::Ordering::SeqCst) > 0,
+                answered
+            );
         }
     }
 

@@ -1,5 +1,6 @@
 """Type stubs of the native module ``mcp_rust._native`` (Rust, PyO3)."""
 
+import os
 from typing import Any, Awaitable, Dict, List, Optional, Sequence, Tuple, Union
 
 __version__: str
@@ -120,6 +121,9 @@ class DistributedConfig:
     data_dir: Optional[str]
     has_admin_token: bool
     has_token: bool
+    tls_ca_file: Optional[str]
+    tls_cert_file: Optional[str]
+    tls_key_file: Optional[str]
     def __init__(
         self,
         cluster_nodes: Sequence[str],
@@ -132,6 +136,9 @@ class DistributedConfig:
         data_dir: Optional[str] = None,
         admin_token: Optional[str] = None,
         token: Optional[str] = None,
+        tls_ca_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_cert_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_key_file: Union[str, "os.PathLike[str]", None] = None,
     ) -> None: ...
 
 class ServerInfo:

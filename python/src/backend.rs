@@ -233,6 +233,10 @@ impl Backend {
                 None => {
                     let client =
                         ClusterClient::new(client_settings(d, d.addresses(), request_timeout))?;
+                    let client = match d.client_tls()? {
+                        Some(tls) => client.with_tls(tls)?,
+                        None => client,
+                    };
                     (client, None)
                 }
                 Some(id) => self.start_member(d, id, request_timeout).await?,

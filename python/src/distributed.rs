@@ -57,6 +57,16 @@ pub struct DistributedConfig {
     /// The credential this client presents: an API token from `mcpd token create`
     /// (never shown in repr); `None` presents `admin_token`.
     pub token: Option<String>,
+    /// CA certificate (PEM) the nodes' certificates are checked against: the client
+    /// speaks TLS when set.
+    #[pyo3(get)]
+    pub tls_ca_file: Option<String>,
+    /// Client certificate (PEM) presented to the nodes, with `tls_key_file`.
+    #[pyo3(get)]
+    pub tls_cert_file: Option<String>,
+    /// Private key (PEM) of `tls_cert_file`.
+    #[pyo3(get)]
+    pub tls_key_file: Option<String>,
 }
 
 #[pymethods]
@@ -73,6 +83,9 @@ impl DistributedConfig {
         data_dir = None,
         admin_token = None,
         token = None,
+        tls_ca_file = None,
+        tls_cert_file = None,
+        tls_key_file = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -85,6 +98,9 @@ impl DistributedConfig {
         data_dir: Option<PathBuf>,
         admin_token: Option<String>,
         token: Option<String>,
+        tls_ca_file: Option<PathBuf>,
+        tls_cert_file: Option<PathBuf>,
+        tls_key_file: Option<PathBuf>,
     ) -> PyResult<Self> {
         if cluster_nodes.is_instance_of::<PyString>() {
             return Err(bad(
@@ -155,6 +171,29 @@ impl DistributedConfig {
                 return Err(bad(C, field, "must not be empty (leave it out for none)"));
             }
         }
+        if tls_ca_file.is_some() && node_id.is_some() {
+            return Err(bad(
+                C,
+                "tls_ca_file",
+                "applies to a client of a TLS cluster (no node_id); a node run in this process serves plaintext",
+            ));
+        }
+        if let Some(ca) = &tls_ca_file {
+            // Read now, so a wrong path or a key that does not fit fails here, naming it.
+            mcp_client::tls::ClientTls::from_files(
+                ca,
+                tls_cert_file.as_deref(),
+                tls_key_file.as_deref(),
+            )
+            .map_err(|e| bad(C, &tls_field(e.field.as_deref()), e.message))?;
+        } else if tls_cert_file.is_some() || tls_key_file.is_some() {
+            return Err(bad(
+                C,
+                "tls_ca_file",
+                "is needed with tls_cert_file/tls_key_file: the CA the nodes' certificates are checked against",
+            ));
+        }
+        let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string());
         let config = Self {
             cluster_nodes,
             node_id,
@@ -165,6 +204,9 @@ impl DistributedConfig {
             data_dir: data_dir.map(|d| d.display().to_string()),
             admin_token,
             token,
+            tls_ca_file: path(tls_ca_file),
+            tls_cert_file: path(tls_cert_file),
+            tls_key_file: path(tls_key_file),
         };
         if let (Some(id), Some(founders)) = (config.node_id, config.founders()?) {
             if !founders.contains_key(&id) {
@@ -205,6 +247,19 @@ impl DistributedConfig {
 }
 
 impl DistributedConfig {
+    /// TLS towards the nodes, when `tls_ca_file` is set.
+    pub fn client_tls(&self) -> Result<Option<mcp_client::tls::ClientTls>, mcp_client::Error> {
+        let Some(ca) = &self.tls_ca_file else {
+            return Ok(None);
+        };
+        mcp_client::tls::ClientTls::from_files(
+            std::path::Path::new(ca),
+            self.tls_cert_file.as_deref().map(std::path::Path::new),
+            self.tls_key_file.as_deref().map(std::path::Path::new),
+        )
+        .map(Some)
+    }
+
     /// The credential this client presents: its API token, else the admin token.
     pub fn client_token(&self) -> Option<String> {
         self.token.clone().or_else(|| self.admin_token.clone())
@@ -247,6 +302,16 @@ impl DistributedConfig {
     pub fn failover_window(&self) -> Duration {
         (self.election_timeout() * 3).max(Duration::from_secs(5))
     }
+}
+
+/// The keyword argument a TLS file error is about.
+fn tls_field(field: Option<&str>) -> String {
+    match field {
+        Some("cert") => "tls_cert_file",
+        Some("key") => "tls_key_file",
+        _ => "tls_ca_file",
+    }
+    .to_owned()
 }
 
 /// `HOST:PORT` or `ID=HOST:PORT`.

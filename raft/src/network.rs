@@ -131,7 +131,8 @@ impl PeerNetwork {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
-        let channel = channel::lazy_with(&self.addr, Profile::Peer, self.tls.as_ref()).map_err(TransportError::Address)?;
+        let channel = channel::lazy_with(&self.addr, Profile::Peer, self.tls.as_ref())
+            .map_err(TransportError::Address)?;
         let client = RaftServiceClient::new(channel)
             .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES);

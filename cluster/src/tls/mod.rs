@@ -199,7 +199,9 @@ impl NodeTls {
                     }
                     // Often a rotation caught half-way (the certificate written, not yet
                     // its key): the next poll tries again, the old material stays in use.
-                    Err(e) => tracing::warn!(error = %e, "TLS files changed but cannot be used yet; keeping the previous ones"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "TLS files changed but cannot be used yet; keeping the previous ones")
+                    }
                 }
             }
         })
