@@ -28,10 +28,12 @@ pub fn local_instances(
     for record in registry.servers() {
         let name = &record.spec.name;
         if runs_everywhere(record) {
-            if record.spec.replicas == 0 {
+            // An on-demand server that a call woke has sessions while it is awake.
+            let replicas = record.desired_instances();
+            if replicas == 0 {
                 continue;
             }
-            let sessions = (record.spec.replicas as usize)
+            let sessions = (replicas as usize)
                 .max(min_sessions)
                 .clamp(1, max_sessions.max(1));
             for i in 0..sessions {
