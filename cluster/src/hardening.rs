@@ -3,7 +3,8 @@
 //!
 //! Authentication is on when the node has an admin token (every write, call and Raft RPC
 //! needs a credential) or demands a client certificate of the cluster CA from every gRPC
-//! caller. A gateway (`/mcp`) beyond loopback needs its own token or the admin token.
+//! caller. A gateway (`/mcp`) beyond loopback needs its own token, the admin token or an
+//! OAuth issuer.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,7 +45,8 @@ pub fn check_exposure(config: &NodeConfig, grpc: Option<SocketAddr>) -> Result<(
         }
     }
     if let Some(gateway) = config.gateway.as_ref().filter(|g| !g.addr.ip().is_loopback()) {
-        if gateway.token.is_none() && !token {
+        // An OAuth issuer authenticates too: every request then needs a valid JWT.
+        if gateway.token.is_none() && gateway.oauth.is_none() && !token {
             open.push(format!("the MCP gateway on {}", gateway.addr));
         }
     }

@@ -134,6 +134,7 @@ pub const FIELDS: &[Field] = &[
     row("request_timeout_ms", Kind::Integer { min: 1, max: MAX_REQUEST_TIMEOUT_MS as i64 }, "cluster default", All, "per-request timeout for this server"),
     row("description", Text, "none", All, "shown in listings"),
     row("id", Text, "none", All, "ignored: older specs carried the id here; `name` is the id"),
+    row("audit_arguments", Boolean, "false", All, "write the arguments of each tool call into the audit log (`--audit-log`); off by default, since arguments may hold anything a caller typed"),
     row("on_demand", Boolean, "false", All, "scale to zero: with `replicas: 0` the server stays registered without instances, the first call starts one (the call waits for it, up to the node's connection timeout) and an instance idle for `idle_timeout_secs` stops"),
     row("idle_timeout_secs", Kind::Integer { min: 1, max: MAX_IDLE_TIMEOUT_SECS as i64 }, "300 (with `on_demand`)", All, "how long an on-demand instance may go without a request before it stops"),
     row("pin", Words(&["strict", "new-tools-allowed", "off"]), "`new-tools-allowed`", All, "tool pinning: the first listing pins each tool's definition; a changed definition is withheld on every node until `mcpd tools approve`. `strict` also withholds tools added later; `off` pins nothing (see security.md, Guards)"),

@@ -46,6 +46,7 @@ mod fixtures {
             "request_timeout_ms": 500, "description": "d",
             "pin": "strict", "rate_limit": {"per_second": 5, "burst": 10},
             "tool_rate_limits": {"t": {"per_second": 1, "burst": 1}}, "max_concurrent_calls": 2,
+            "audit_arguments": true,
         });
         let shapes = [
             json!({"name": "s", "command": "c", "args": ["-x"], "env": {"K": "env-secret"},

@@ -64,6 +64,10 @@ pub struct ServerSpec {
     /// Tool pinning, rate limits and the concurrency quota (see `guards.rs`).
     #[serde(default, skip_serializing_if = "GuardSpec::is_default")]
     pub guards: GuardSpec,
+    /// Write tool call arguments into the audit log (off: they may hold anything a caller
+    /// typed, secrets included).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audit_arguments: bool,
 }
 
 /// How a server is reached. Its `Debug` output redacts secrets (env values, header values,

@@ -125,6 +125,7 @@ impl SpecReader {
         let description = self.string("description")?;
         let guards = super::guards::read(&mut self)?;
         let on_demand = self.boolean("on_demand")?.unwrap_or(false);
+        let audit_arguments = self.boolean("audit_arguments")?.unwrap_or(false);
         let idle_timeout_secs = self.integer("idle_timeout_secs")?;
         if idle_timeout_secs.is_some() && !on_demand {
             return Err(invalid(
@@ -144,6 +145,7 @@ impl SpecReader {
             on_demand,
             idle_timeout_secs,
             guards,
+            audit_arguments,
         })
     }
 

@@ -59,6 +59,9 @@ impl ServerSpec {
         if self.on_demand {
             out.insert("on_demand".into(), true.into());
         }
+        if self.audit_arguments {
+            out.insert("audit_arguments".into(), true.into());
+        }
         if let Some(secs) = self.idle_timeout_secs {
             out.insert("idle_timeout_secs".into(), secs.into());
         }
