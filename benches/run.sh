@@ -92,6 +92,14 @@ rm -rf "$data"
   echo "| idle \`mcpd node\` (single-node cluster, nothing deployed) | $idle | $anon |"
 } >>"$result"
 
+echo "==> storage (1,000,000 registry writes)"
+{
+  echo
+  echo "### Bounded storage: 1,000,000 registry writes, 3 nodes on loopback"
+  echo
+} >>"$result"
+cargo bench --quiet --bench storage -- --mcpd target/release/mcpd 2>/dev/null >>"$result"
+
 python3 - "$result" <<'EOF'
 import re, sys
 page = "docs/benchmarks.md"
