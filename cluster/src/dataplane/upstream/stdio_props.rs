@@ -185,6 +185,7 @@ proptest! {
                 death: Mutex::new(None),
                 label: "props".into(),
                 close_stdin: tokio::sync::Notify::new(),
+                progress: Mutex::default(),
             });
             let mut receivers = Vec::new();
             for id in &waiting {
