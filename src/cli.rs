@@ -194,6 +194,12 @@ pub enum Command {
         #[command(subcommand)]
         action: SecretAction,
     },
+    /// Cluster-wide rate limits of callers: one principal (a token's name), or each
+    /// principal of a role.
+    Limit {
+        #[command(subcommand)]
+        action: LimitAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +211,40 @@ pub enum ToolsAction {
     Diff { server: String },
     /// Approve the pending definitions of TOOLs (all pending ones without a TOOL).
     Approve { server: String, tools: Vec<String> },
+}
+
+/// Whom a caller limit applies to.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct LimitSubjectArgs {
+    /// A principal's name (a token's name, a JWT subject, `admin`).
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// A role: each of its principals gets its own bucket at this rate.
+    #[arg(long, value_parser = ["admin", "operator", "caller", "reader"])]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitAction {
+    /// Limit tool calls of a principal or of each principal of a role, cluster-wide.
+    Set {
+        #[command(flatten)]
+        subject: LimitSubjectArgs,
+        /// Calls per second.
+        #[arg(long)]
+        per_second: u32,
+        /// Calls at once after a quiet period [default: per-second].
+        #[arg(long)]
+        burst: Option<u32>,
+    },
+    /// Remove a limit.
+    Rm {
+        #[command(flatten)]
+        subject: LimitSubjectArgs,
+    },
+    /// List the limits.
+    Ls,
 }
 
 #[derive(Debug, Subcommand)]

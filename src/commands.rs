@@ -264,6 +264,7 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
         Command::View { action } => crate::views::run(&cluster, out, action).await?,
         Command::Tools { action } => crate::guards::tools(&cluster, out, action).await?,
         Command::Secret { action } => crate::guards::secret(&cluster, out, action).await?,
+        Command::Limit { action } => crate::guards::limit(&cluster, out, action).await?,
         Command::Node(_)
         | Command::Dev(_)
         | Command::Certs { .. }

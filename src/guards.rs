@@ -10,10 +10,11 @@ use mcp_proto::cluster::{
     ApproveToolsRequest, DeleteSecretRequest, ListSecretsRequest, ListToolPinsReply,
     ListToolPinsRequest, RotateSecretsRequest, SetSecretRequest,
 };
+use mcp_proto::cluster::{CallerLimit, ListCallerLimitsRequest, SetCallerLimitRequest};
 use mcp_proto::execute::ExecuteRequest;
 use serde_json::{json, Value};
 
-use crate::cli::{OutputFormat, SecretAction, ToolsAction};
+use crate::cli::{LimitAction, LimitSubjectArgs, OutputFormat, SecretAction, ToolsAction};
 use crate::client::{Cluster, Op};
 use crate::output;
 
@@ -327,6 +328,109 @@ pub async fn secret(cluster: &Cluster, out: OutputFormat, action: SecretAction) 
             }
         }
         SecretAction::GenKey => println!("{}", Keyring::generate_key_text()),
+    }
+    Ok(())
+}
+
+fn subject(args: LimitSubjectArgs) -> (String, String) {
+    match (args.principal, args.role) {
+        (Some(name), _) => ("principal".to_owned(), name),
+        (None, Some(role)) => ("role".to_owned(), role),
+        // clap requires one of the two.
+        (None, None) => ("principal".to_owned(), String::new()),
+    }
+}
+
+/// Runs one `mcpd limit` action.
+pub async fn limit(cluster: &Cluster, out: OutputFormat, action: LimitAction) -> CmdResult {
+    let set = |kind: String, name: String, per_second: u32, burst: u32| SetCallerLimitRequest {
+        limit: Some(CallerLimit {
+            kind,
+            name,
+            per_second,
+            burst,
+        }),
+    };
+    let request = match action {
+        LimitAction::Ls => {
+            let reply = cluster
+                .cluster("limit ls", Op::Read, |mut c| async move {
+                    c.list_caller_limits(ListCallerLimitsRequest {}).await
+                })
+                .await?;
+            match out {
+                OutputFormat::Json => {
+                    let limits: Vec<Value> = reply
+                        .limits
+                        .iter()
+                        .map(|l| json!({"kind": l.kind, "name": l.name, "per_second": l.per_second, "burst": l.burst}))
+                        .collect();
+                    print!("{}", output::json(&json!({ "limits": limits })));
+                }
+                _ => {
+                    let rows: Vec<Vec<String>> = reply
+                        .limits
+                        .iter()
+                        .map(|l| {
+                            vec![
+                                l.kind.clone(),
+                                l.name.clone(),
+                                l.per_second.to_string(),
+                                l.burst.to_string(),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        output::table(&["KIND", "NAME", "PER_SECOND", "BURST"], &rows)
+                    );
+                }
+            }
+            return Ok(());
+        }
+        LimitAction::Set {
+            subject: who,
+            per_second,
+            burst,
+        } => {
+            if per_second == 0 {
+                return Err(
+                    "--per-second must be at least 1 (use `mcpd limit rm` to remove)".into(),
+                );
+            }
+            let (kind, name) = subject(who);
+            set(kind, name, per_second, burst.unwrap_or(per_second))
+        }
+        LimitAction::Rm { subject: who } => {
+            let (kind, name) = subject(who);
+            set(kind, name, 0, 0)
+        }
+    };
+    let reply = cluster
+        .cluster("limit set", Op::Write, |mut c| {
+            let r = request.clone();
+            async move { c.set_caller_limit(r).await }
+        })
+        .await?;
+    let limit = request.limit.unwrap_or_default();
+    match out {
+        OutputFormat::Json => print!(
+            "{}",
+            output::json(
+                &json!({"kind": limit.kind, "name": limit.name, "revision": reply.revision})
+            )
+        ),
+        _ => println!(
+            "{} {}: {} (revision {})",
+            limit.kind,
+            limit.name,
+            if limit.per_second == 0 {
+                "no limit".to_owned()
+            } else {
+                format!("{}/s, burst {}", limit.per_second, limit.burst)
+            },
+            reply.revision
+        ),
     }
     Ok(())
 }

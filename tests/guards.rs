@@ -626,3 +626,100 @@ fn a_concurrency_quota_holds_across_the_cluster_and_refuses_at_once() {
         );
     }
 }
+
+#[test]
+fn a_rate_limited_principal_is_refused_on_every_node_and_another_is_not() {
+    const ADMIN: &str = "guards-admin-t0ken";
+    let cluster = TestCluster::start(
+        3,
+        ClusterOptions {
+            admin_token: Some(ADMIN.to_owned()),
+            ..ClusterOptions::default()
+        },
+    );
+    cluster.wait_leader();
+    cluster.deploy_json(
+        1,
+        &json!({"name": "shared", "command": test_server(), "replicas": 3}),
+    );
+    let token = |name: &str| {
+        let created = cluster.json(
+            1,
+            &[
+                "token",
+                "create",
+                name,
+                "--role",
+                "caller",
+                "--allow",
+                "shared__*",
+            ],
+        );
+        created["token"].as_str().expect("a token").to_owned()
+    };
+    let (limited, other) = (token("limited-bot"), token("other-bot"));
+    cluster.json(
+        2,
+        &[
+            "limit",
+            "set",
+            "--principal",
+            "limited-bot",
+            "--per-second",
+            "1",
+            "--burst",
+            "1",
+        ],
+    );
+    let call = |id: u64, token: &str| {
+        let out = cluster.cli_with_token(
+            id,
+            Some(token),
+            &["-o", "json", "call", "shared", "echo", r#"{"text": "hi"}"#],
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    };
+    for id in [1, 2, 3] {
+        // Every node knows the limit, and the server is up there.
+        wait_for(
+            &format!("the limit on node {id}"),
+            Duration::from_secs(30),
+            || {
+                let limits = cluster.try_json(id, &["limit", "ls"])?;
+                (limits["limits"][0]["name"] == "limited-bot").then_some(())
+            },
+        );
+        cluster.call_eventually(id, "shared", "echo", &json!({"text": "up"}));
+    }
+    // The limited principal is refused on every node (each admits at most its share of
+    // one call a second, so a quick run of calls meets the limit)...
+    for id in [1, 2, 3] {
+        let refused = wait_for(
+            &format!("limited-bot refused on node {id}"),
+            Duration::from_secs(30),
+            || call(id, &limited).err(),
+        );
+        assert!(refused.contains("rate_limited"), "node {id}: {refused}");
+        assert!(refused.contains("limited-bot"), "node {id}: {refused}");
+        assert!(refused.contains("retry after"), "node {id}: {refused}");
+    }
+    // ... while another principal is not limited at all.
+    for id in [1, 2, 3] {
+        for _ in 0..10 {
+            if let Err(e) = call(id, &other) {
+                panic!("other-bot refused on node {id}: {e}");
+            }
+        }
+    }
+    // Removing the limit lets it call again.
+    cluster.json(3, &["limit", "rm", "--principal", "limited-bot"]);
+    wait_for(
+        "limited-bot admitted again",
+        Duration::from_secs(30),
+        || (0..3).all(|_| call(1, &limited).is_ok()).then_some(()),
+    );
+}

@@ -89,6 +89,14 @@ pub const POLICY: &[(&str, Access)] = &[
         "/mcp.cluster.v1.ClusterService/RotateSecrets",
         Access::Admin,
     ),
+    (
+        "/mcp.cluster.v1.ClusterService/SetCallerLimit",
+        Access::Admin,
+    ),
+    (
+        "/mcp.cluster.v1.ClusterService/ListCallerLimits",
+        Access::Read,
+    ),
     // Scale to zero (issue 17): a node's data plane wakes an on-demand server for a call
     // it already authorized, or lets an idle one sleep.
     (

@@ -117,7 +117,8 @@ impl ClusterError {
             ClusterError::Rejected(CommandError::SecretInUse { .. })
             | ClusterError::Rejected(CommandError::InvalidSecret { .. })
             | ClusterError::Rejected(CommandError::InvalidToolObservation { .. })
-            | ClusterError::Rejected(CommandError::NothingToApprove { .. }) => {
+            | ClusterError::Rejected(CommandError::NothingToApprove { .. })
+            | ClusterError::Rejected(CommandError::InvalidLimit { .. }) => {
                 ErrorKind::InvalidArgument
             }
             ClusterError::Unavailable(_)

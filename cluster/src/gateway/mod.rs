@@ -149,12 +149,34 @@ impl Gateway {
         outcome: &str,
         started: std::time::Instant,
     ) {
+        self.audit_call_with(principal, route, outcome, started, None);
+    }
+
+    /// [`Self::audit_call`], with the call's `params.arguments` when the server's spec
+    /// turns `audit_arguments` on.
+    fn audit_call_with(
+        &self,
+        principal: &crate::principal::Principal,
+        route: &catalog::Route,
+        outcome: &str,
+        started: std::time::Instant,
+        params: Option<&Value>,
+    ) {
+        let arguments = params
+            .filter(|_| {
+                crate::grpc::execute_service::audit_arguments_of(
+                    self.plane.registry(),
+                    &route.server,
+                )
+            })
+            .and_then(|p| p.get("arguments"));
         let mut record =
             crate::audit::AuditRecord::new(principal, "tools/call", crate::audit::Via::Mcp);
         record.server = Some(&route.server);
         record.tool = Some(&route.tool);
         record.outcome = outcome;
         record.duration = started.elapsed();
+        record.arguments = arguments;
         self.audit.record(&record);
     }
 
@@ -517,6 +539,17 @@ async fn serve_post(
                         .auth
                         .refusal(&authn::AuthFailure::InsufficientScope(why), id);
                 }
+                // The caller's own rate limits (issue 16), before the server's.
+                let admitted = gateway.plane.guards().admit_caller(
+                    gateway.plane.registry(),
+                    &principal,
+                    &route.server,
+                );
+                if let Err(refused) = admitted {
+                    let e = crate::dataplane::ExecuteError::Refused(refused);
+                    gateway.audit_call(&principal, route, e.kind().as_str(), started);
+                    return json_response(StatusCode::OK, &error::execute_error(id, name, &e));
+                }
             }
             let job = (
                 Arc::clone(&gateway),
@@ -549,7 +582,7 @@ async fn serve_post(
                 } else {
                     "ok"
                 };
-                gateway.audit_call(&principal, route, outcome, started);
+                gateway.audit_call_with(&principal, route, outcome, started, Some(&params));
             }
             reply
         }

@@ -295,6 +295,20 @@ impl ClusterService for ClusterApi {
         self.guards.rotate_secrets(r).await
     }
 
+    async fn set_caller_limit(
+        &self,
+        r: Request<mcp_proto::cluster::SetCallerLimitRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.guards.set_caller_limit(r).await
+    }
+
+    async fn list_caller_limits(
+        &self,
+        r: Request<mcp_proto::cluster::ListCallerLimitsRequest>,
+    ) -> Result<Response<mcp_proto::cluster::ListCallerLimitsReply>, Status> {
+        self.guards.list_caller_limits(r).await
+    }
+
     async fn set_server_awake(
         &self,
         r: Request<mcp_proto::cluster::SetServerAwakeRequest>,

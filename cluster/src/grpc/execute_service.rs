@@ -82,6 +82,16 @@ fn filter_tools(principal: &Principal, server: &str, response: &mut Value) {
     }
 }
 
+/// True if `server`'s spec asks for tool arguments in the audit log.
+pub(crate) fn audit_arguments_of(registry: &mcp_raft::RegistryReader, server: &str) -> bool {
+    registry.read(|state| {
+        state
+            .registry
+            .server(server)
+            .is_some_and(|record| record.spec.audit_arguments)
+    })
+}
+
 /// The outcome word of an audit line.
 fn outcome<T>(result: &Result<T, ExecuteError>) -> String {
     match result {
@@ -113,7 +123,6 @@ fn options<T>(request: &Request<T>, retry_unsafe: bool, timeout_ms: Option<u64>)
         timeout: timeout_ms.filter(|t| *t > 0).map(Duration::from_millis),
         forwarded,
         request_id,
-        principal_limits: Vec::new(),
         progress: None,
     }
 }
@@ -139,6 +148,22 @@ fn reply(executed: Executed) -> Response<ExecuteReply> {
 }
 
 impl ExecuteApi {
+    /// The caller's own rate limits (issue 16), for a tool call on the node it reached.
+    fn admit_caller(
+        &self,
+        principal: &Principal,
+        opts: &ExecuteOptions,
+        server: &str,
+        is_call: bool,
+    ) -> Result<(), crate::guards::Refusal> {
+        if !is_call || opts.forwarded {
+            return Ok(());
+        }
+        self.plane
+            .guards()
+            .admit_caller(self.plane.registry(), principal, server)
+    }
+
     /// Writes the audit line of a call, unless a peer forwarded it (its origin does).
     #[allow(clippy::too_many_arguments)]
     fn audit(
@@ -151,15 +176,38 @@ impl ExecuteApi {
         outcome: &str,
         started: Instant,
     ) {
+        self.audit_with(
+            principal, opts, method, server, tool, outcome, started, None,
+        );
+    }
+
+    /// [`Self::audit`] of a call whose `arguments` are recorded when its server's spec
+    /// turns `audit_arguments` on.
+    #[allow(clippy::too_many_arguments)]
+    fn audit_with(
+        &self,
+        principal: &Principal,
+        opts: &ExecuteOptions,
+        method: &str,
+        server: &str,
+        tool: Option<&str>,
+        outcome: &str,
+        started: Instant,
+        arguments: Option<&dyn Fn() -> Option<Value>>,
+    ) {
         if opts.forwarded {
             return;
         }
+        let recorded = arguments
+            .filter(|_| audit_arguments_of(self.plane.registry(), server))
+            .and_then(|arguments| arguments());
         let mut record = AuditRecord::new(principal, method, Via::Grpc);
         record.server = Some(server);
         record.tool = tool;
         record.outcome = outcome;
         record.duration = started.elapsed();
         record.request_id = Some(&opts.request_id);
+        record.arguments = recorded.as_ref();
         self.audit.record(&record);
     }
 }
@@ -220,7 +268,22 @@ impl ExecuteService for ExecuteApi {
             );
             return Err(refused);
         }
+        if let Err(limited) = self.admit_caller(&principal, &opts, &server, tool.is_some()) {
+            let e = ExecuteError::Refused(limited);
+            let outcome = e.kind().as_str();
+            self.audit(
+                &principal,
+                &opts,
+                "tools/call",
+                &server,
+                tool.as_deref(),
+                outcome,
+                started,
+            );
+            return Err(e.into());
+        }
         let audited = opts.clone();
+        let arguments = message.pointer("/params/arguments").cloned();
         let mut result = logged(
             self.plane.execute(&server, message, opts).await,
             &id,
@@ -236,7 +299,7 @@ impl ExecuteService for ExecuteApi {
         } else {
             method.as_str()
         };
-        self.audit(
+        self.audit_with(
             &principal,
             &audited,
             label,
@@ -244,6 +307,7 @@ impl ExecuteService for ExecuteApi {
             tool.as_deref(),
             &outcome(&result),
             started,
+            Some(&|| arguments.clone()),
         );
         Ok(reply(result?))
     }
@@ -277,6 +341,20 @@ impl ExecuteService for ExecuteApi {
             );
             return Err(forbidden(&principal, &format!("{server}__{tool}")));
         }
+        if let Err(limited) = self.admit_caller(&principal, &opts, &server, true) {
+            let e = ExecuteError::Refused(limited);
+            let outcome = e.kind().as_str();
+            self.audit(
+                &principal,
+                &opts,
+                "tools/call",
+                &server,
+                Some(&tool),
+                outcome,
+                started,
+            );
+            return Err(e.into());
+        }
         let id = opts.request_id.clone();
         let audited = opts.clone();
         let result = logged(
@@ -286,7 +364,7 @@ impl ExecuteService for ExecuteApi {
             &id,
             &server,
         );
-        self.audit(
+        self.audit_with(
             &principal,
             &audited,
             "tools/call",
@@ -294,6 +372,7 @@ impl ExecuteService for ExecuteApi {
             Some(&tool),
             &outcome(&result),
             started,
+            Some(&|| serde_json::from_str(&arguments_json).ok()),
         );
         Ok(reply(result?))
     }

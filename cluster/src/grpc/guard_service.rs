@@ -13,9 +13,15 @@ use mcp_proto::cluster::{
     ListToolPinsReply, ListToolPinsRequest, ObserveToolsRequest, RotateSecretsReply,
     RotateSecretsRequest, SecretInfo, SetSecretRequest, ToolPin, WriteReply,
 };
+use mcp_proto::cluster::{
+    CallerLimit, ListCallerLimitsReply, ListCallerLimitsRequest, SetCallerLimitRequest,
+};
+use mcp_raft::registry::limits::LimitSubject;
 use mcp_raft::registry::pins::ToolDefinition;
 use mcp_raft::registry::secrets::{valid_name, MAX_SECRET_NAME_LEN};
 use mcp_raft::registry::spec;
+use mcp_raft::registry::spec::RateLimit;
+use mcp_raft::registry::Role;
 use mcp_raft::{Command, RegistryReader};
 use tonic::{Request, Response, Status};
 
@@ -313,6 +319,83 @@ impl GuardHandlers {
                 |mut c, r| async move { c.rotate_secrets(r).await },
             )
             .await
+    }
+}
+
+impl GuardHandlers {
+    /// `SetCallerLimit`: sets or removes the limit of a principal or a role.
+    pub async fn set_caller_limit(
+        &self,
+        request: Request<SetCallerLimitRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        let limit = request.get_ref().limit.clone().unwrap_or_default();
+        let subject = match limit.kind.as_str() {
+            "principal" => LimitSubject::Principal(limit.name.clone()),
+            "role" => LimitSubject::Role(Role::parse(&limit.name).ok_or_else(|| {
+                ClusterError::InvalidArgument(format!(
+                    "role {:?} is not one of admin, operator, caller, reader",
+                    limit.name
+                ))
+            })?),
+            other => {
+                return Err(ClusterError::InvalidArgument(format!(
+                    "a caller limit is for a principal or a role, not {other:?}"
+                ))
+                .into())
+            }
+        };
+        let rate = (limit.per_second > 0).then_some(RateLimit {
+            per_second: limit.per_second,
+            burst: if limit.burst == 0 {
+                limit.per_second
+            } else {
+                limit.burst
+            },
+        });
+        let name = limit.name.clone();
+        let command = Command::SetCallerLimit {
+            subject: subject.clone(),
+            limit: rate,
+        };
+        self.route
+            .propose_or_forward(
+                request,
+                command,
+                |done| {
+                    tracing::info!(target: crate::audit::TARGET, event = "caller_limit_set", subject = %subject, limit = ?rate, "caller rate limit changed");
+                    write_reply(&name, done)
+                },
+                |mut c, r| async move { c.set_caller_limit(r).await },
+            )
+            .await
+    }
+
+    /// `ListCallerLimits`: every principal and role limit.
+    pub async fn list_caller_limits(
+        &self,
+        _request: Request<ListCallerLimitsRequest>,
+    ) -> Result<Response<ListCallerLimitsReply>, Status> {
+        let limits = self.registry.read(|state| {
+            state
+                .registry
+                .caller_limits()
+                .all()
+                .into_iter()
+                .map(|(subject, l)| {
+                    let (kind, name) = match subject {
+                        LimitSubject::Principal(name) => ("principal", name),
+                        LimitSubject::Role(role) => ("role", role.as_str().to_owned()),
+                    };
+                    CallerLimit {
+                        kind: kind.to_owned(),
+                        name,
+                        per_second: l.per_second,
+                        burst: l.burst,
+                    }
+                })
+                .collect()
+        });
+        Ok(Response::new(ListCallerLimitsReply { limits }))
     }
 }
 

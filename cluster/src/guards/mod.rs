@@ -26,6 +26,7 @@ use rate_limit::{LimitKey, RateLimiter};
 use secrets::Keyring;
 
 use crate::dataplane::jsonrpc;
+use crate::principal::Principal;
 
 /// Retry-after suggested for a call refused by a concurrency quota (calls end at their
 /// own pace; a short pause is the useful hint).
@@ -273,7 +274,6 @@ impl Guards {
         server: &str,
         request: &Value,
         forwarded: bool,
-        principal_limits: &[(LimitKey, RateLimit)],
     ) -> Result<Admission, Refusal> {
         if jsonrpc::method(request) != Some("tools/call") {
             return Ok(Admission::default());
@@ -310,7 +310,7 @@ impl Guards {
         if forwarded {
             return Ok(Admission::default());
         }
-        let mut limits: Vec<(LimitKey, RateLimit)> = principal_limits.to_vec();
+        let mut limits: Vec<(LimitKey, RateLimit)> = Vec::new();
         if let Some(limit) = guards.rate_limit {
             limits.push((LimitKey::Server(server.to_owned()), limit));
         }
@@ -353,6 +353,50 @@ impl Guards {
             }
         };
         Ok(Admission { _quota: quota })
+    }
+
+    /// Admits a `tools/call` of `server` by `principal` against its own limit and its
+    /// role's (each principal of a role has its own bucket), on the node the caller
+    /// reached; a layer before the server's limits, so a refusal names the caller.
+    pub fn admit_caller(
+        &self,
+        registry: &RegistryReader,
+        principal: &Principal,
+        server: &str,
+    ) -> Result<(), Refusal> {
+        let limits: Vec<(LimitKey, RateLimit)> = registry.read(|state| {
+            let caller = state.registry.caller_limits();
+            let own = caller
+                .principal(&principal.name)
+                .map(|l| (LimitKey::Principal(principal.name.clone()), l));
+            let role = caller.role(principal.role).map(|l| {
+                (
+                    LimitKey::Role(principal.role.as_str().to_owned(), principal.name.clone()),
+                    l,
+                )
+            });
+            own.into_iter().chain(role).collect()
+        });
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let share = self.share();
+        let refused = match share.rank {
+            None => Refusal::NotServing {
+                server: server.to_owned(),
+            },
+            Some(_) => match self.rates.admit(&limits, share.fraction(), Instant::now()) {
+                Ok(()) => return Ok(()),
+                Err(limited) => Refusal::RateLimited {
+                    scope: limited.key.describe(),
+                    per_second: limited.limit.per_second,
+                    burst: limited.limit.burst,
+                    retry_after: limited.retry_after,
+                },
+            },
+        };
+        self.count_refusal(server, &refused);
+        Err(refused)
     }
 
     fn count_refusal(&self, server: &str, refusal: &Refusal) {

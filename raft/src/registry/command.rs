@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::gateway_sessions::SecretKey;
+use super::limits::LimitSubject;
 use super::pins::ToolDefinition;
 use super::principals::TokenRecord;
 use super::secrets::SealedSecret;
+use super::spec::RateLimit;
 use super::spec::ServerSpec;
 use super::views::ViewSpec;
 use super::NodeRecord;
@@ -184,6 +186,13 @@ pub enum Command {
         /// View name.
         name: String,
     },
+    /// Set (or with `None` remove) the rate limit of a principal or a role (issue 16).
+    SetCallerLimit {
+        /// Whom it limits.
+        subject: LimitSubject,
+        /// The cluster-wide limit; `None` removes it.
+        limit: Option<RateLimit>,
+    },
 }
 
 impl Command {
@@ -203,7 +212,8 @@ impl Command {
             | Command::EndSession { .. }
             | Command::SetAwake { .. }
             | Command::PutView { .. }
-            | Command::DeleteView { .. } => true,
+            | Command::DeleteView { .. }
+            | Command::SetCallerLimit { .. } => true,
             // Compare-and-set on the key id.
             Command::PutSessionKey { .. } => false,
             Command::DeleteServer { .. } | Command::Place { .. } | Command::DeleteNode { .. } => {
@@ -245,6 +255,7 @@ impl Command {
             Command::SetAwake { .. } => "set_awake",
             Command::PutView { .. } => "put_view",
             Command::DeleteView { .. } => "delete_view",
+            Command::SetCallerLimit { .. } => "set_caller_limit",
         }
     }
 }
@@ -371,6 +382,14 @@ pub enum CommandError {
     InvalidSecret {
         /// Secret name.
         name: String,
+    },
+    /// A caller limit with a bad subject or numbers.
+    #[error("invalid rate limit for {subject}: {reason}")]
+    InvalidLimit {
+        /// Whom it was for.
+        subject: String,
+        /// What is wrong.
+        reason: String,
     },
 }
 

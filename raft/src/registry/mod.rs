@@ -7,6 +7,7 @@
 mod command;
 mod on_demand;
 pub mod gateway_sessions;
+pub mod limits;
 pub mod pins;
 mod placement_mode;
 pub mod principals;
@@ -82,6 +83,9 @@ pub struct Registry {
     /// Sealed cluster secrets; absent from older snapshots.
     #[serde(default)]
     secrets: Secrets,
+    /// Rate limits of principals and roles; absent from older snapshots.
+    #[serde(default)]
+    caller_limits: limits::CallerLimits,
     /// The MCP gateway's views; absent from snapshots taken before views existed.
     #[serde(default)]
     views: Views,
@@ -131,6 +135,11 @@ impl Registry {
     /// The sealed secrets.
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    /// The rate limits of principals and roles.
+    pub fn caller_limits(&self) -> &limits::CallerLimits {
+        &self.caller_limits
     }
 
     /// The MCP gateway's views.
@@ -313,6 +322,10 @@ impl Registry {
             }
             Command::DeleteView { name } => {
                 self.views.delete(name);
+                false
+            }
+            Command::SetCallerLimit { subject, limit } => {
+                self.caller_limits.set(subject, *limit)?;
                 false
             }
             Command::Batch { .. } => return Err(CommandError::NestedBatch),
