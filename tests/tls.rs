@@ -3,6 +3,7 @@
 //! clients are refused; a node whose certificate comes from another CA can neither join
 //! (its votes never reach the cluster) nor send Raft RPCs, and a client certificate of the
 //! right CA is not a node's; a certificate replaced on disk is served without a restart.
+//! `/metrics` and `/mcp` can speak TLS too, and then only TLS.
 
 mod common;
 
@@ -83,6 +84,36 @@ async fn served_cert(addr: &str, ca: &Path) -> Vec<u8> {
     connection.peer_certificates().expect("a certificate")[0].to_vec()
 }
 
+/// `GET path` over TLS (HTTP/1.1) from a client trusting `ca`: the raw response.
+async fn https_get(addr: &str, ca: &Path, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tls = ClientTls::from_files(ca, None, None).expect("client tls");
+    let mut config = (**tls.config()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// `GET path` in plaintext: whatever comes back before the connection closes.
+async fn plain_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let _ = tcp.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tcp.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
 /// Sends a Raft `Vote` to `addr` presenting `tls`; the payload is not a valid vote, so a
 /// request that gets through the layers is refused by the Raft service, not as
 /// unauthenticated.
@@ -124,6 +155,16 @@ fn a_mutual_tls_cluster_refuses_strangers_and_follows_its_certificate_files() {
             .node_args
             .insert(id, node_tls_args(&certs, &format!("n{id}")));
     }
+    // Node 1 also serves its metrics and /mcp over TLS.
+    let mcp_addr = format!("127.0.0.1:{}", free_port());
+    options.node_args.entry(1).or_default().extend([
+        "--metrics-tls".to_owned(),
+        "true".to_owned(),
+        "--mcp-addr".to_owned(),
+        mcp_addr.clone(),
+        "--mcp-tls".to_owned(),
+        "true".to_owned(),
+    ]);
     // The harness's own CLI calls speak TLS through the environment they inherit; this
     // test binary runs this one test only, so nothing else reads the variable.
     std::env::set_var("MCPD_CA_FILE", &ca);
@@ -156,6 +197,21 @@ fn a_mutual_tls_cluster_refuses_strangers_and_follows_its_certificate_files() {
     assert!(status(&addr(2), &ca).is_some());
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // The HTTP listeners of node 1 speak TLS only.
+    let metrics_addr = cluster.node(1).metrics_addr.clone();
+    runtime.block_on(async {
+        let healthz = https_get(&metrics_addr, &ca, "/healthz").await;
+        assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
+        let gateway = https_get(&mcp_addr, &ca, "/mcp").await;
+        assert!(gateway.starts_with("HTTP/1.1 "), "{gateway}");
+        for addr in [&metrics_addr, &mcp_addr] {
+            let plain = plain_get(addr, "/healthz").await;
+            assert!(
+                !plain.starts_with("HTTP/"),
+                "{addr} answered plaintext: {plain}"
+            );
+        }
+    });
     runtime.block_on(async {
         // A node certificate of the cluster CA gets through to Raft itself.
         let node = client_tls(&certs, "node-n3.pem", "node-n3-key.pem");
