@@ -414,3 +414,41 @@ fn an_on_demand_container_starts_on_its_first_call_and_stops_when_idle() {
     eprintln!("cold start, container (docker, stdio mode): {durations:?} s");
     wait_containers(&name, 0);
 }
+
+#[test]
+fn a_node_without_a_docker_engine_reports_it_on_the_instance_and_carries_on() {
+    let cluster = TestCluster::start(
+        1,
+        ClusterOptions {
+            env: [(
+                "DOCKER_HOST".to_owned(),
+                "unix:///nonexistent/docker.sock".to_owned(),
+            )]
+            .into(),
+            ..Default::default()
+        },
+    );
+    cluster.wait_leader();
+    cluster.deploy_json(
+        1,
+        &json!({"name": "no-engine", "image": IMAGE, "replicas": 1}),
+    );
+    let error = wait_for(
+        "the instance to name the engine",
+        Duration::from_secs(60),
+        || {
+            cluster
+                .call(1, "no-engine", "echo", &json!({"text": "x"}))
+                .err()
+                .filter(|e| e.contains("Docker engine"))
+        },
+    );
+    assert!(error.contains("no-engine"), "{error}");
+    // The node still serves everything else.
+    cluster.deploy_json(
+        1,
+        &json!({"name": "plain", "command": env!("CARGO_BIN_EXE_mcp-test-server")}),
+    );
+    let response = cluster.call_eventually(1, "plain", "echo", &json!({"text": "fine"}));
+    assert_eq!(text_of(&response), "fine");
+}
