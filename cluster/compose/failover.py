@@ -11,8 +11,13 @@ against real containers, prints a short report and exits non-zero if any check f
   3. partition: `docker network disconnect` a follower; the majority keeps accepting writes,
      the isolated node refuses writes with a clear error and keeps serving calls for the
      instance it hosts; reconnecting heals it with no divergent state.
-  4. restart: `down` (volumes kept) then `up`: the registry is intact.
-  5. teardown: `down -v --remove-orphans` leaves no container, network or volume behind.
+  4. leader isolation: `docker network disconnect` the leader; writes sent to it from
+     inside its container are never acknowledged (no quorum) and never applied later, the
+     majority elects a new leader and takes writes; reconnecting heals it: no write
+     acknowledged by the old leader's side after isolation exists, nothing acknowledged by
+     the majority is lost.
+  5. restart: `down` (volumes kept) then `up`: the registry is intact.
+  6. teardown: `down -v --remove-orphans` leaves no container, network or volume behind.
 
 Acknowledged writes are tracked through every scenario: "data lost" counts those missing
 from the registry afterwards.
@@ -486,6 +491,64 @@ class Driver:
                 f"({refusal.splitlines()[-1][:120]}) and served "
                 f"{calls} calls; healthy again after {healthy:.1f} s, converged after {healed:.1f} s, registries identical, echo {placed}")
 
+    def isolate_leader(self) -> None:
+        old = self.wait_leader()
+        majority = tuple(n for n in NODES if n != old)
+        net = self.c.network()
+        box = self.c.container(old)
+        run(["docker", "network", "disconnect", net, box], check=True)
+        isolated_at = time.monotonic()
+        # Writes sent to the isolated leader, concurrently (each waits out the node's write
+        # timeout), while the majority elects a new leader and takes its own writes.
+        old_side: dict[str, tuple[bool, str]] = {}
+
+        def write_old(i: int) -> None:
+            try:
+                ok, _, err = self.c.deploy(old, f"iso-old-w{i}", 0, inside=True)
+            except Failure as e:
+                ok, err = False, str(e)
+            old_side[f"iso-old-w{i}"] = (ok, err)
+
+        writers = [threading.Thread(target=write_old, args=(i,), daemon=True) for i in range(3)]
+        try:
+            for t in writers:
+                t.start()
+            new = wait_until("a new leader in the majority", 30,
+                             lambda: self.c.agreed_leader(majority), interval=0.1)
+            elected = time.monotonic() - isolated_at
+            wrote = []
+            for i in range(4):
+                node = majority[i % 2]
+                name = f"iso-maj-w{i}"
+                _, value, _ = wait_until(f"write {name} through node{node}", 15,
+                                         lambda: (r := self.c.deploy(node, name, 0))[0] and r)
+                self.acked[name] = value["revision"]
+                wrote.append(name)
+            for t in writers:
+                t.join(timeout=60)
+        finally:
+            run(["docker", "network", "connect", "--alias", f"node{old}", net, box], check=True)
+        acked_old = sorted(n for n, (ok, _) in old_side.items() if ok)
+        self.check(len(old_side) == 3, f"writes to the isolated leader never returned: {old_side}")
+        self.check(not acked_old,
+                   f"the isolated old leader node{old} acknowledged writes: {acked_old}")
+        refusals = [err for _, err in old_side.values()]
+        self.check(all(CLEAR_REFUSAL.search(e) for e in refusals),
+                   f"the isolated old leader refused unclearly: {refusals}")
+        self.c.wait_healthy((old,))
+        registry = self.wait_converged(NODES)
+        healed = time.monotonic() - isolated_at
+        applied_old = sorted(n for n in old_side if n in registry)
+        self.check(not applied_old,
+                   f"writes sent to the isolated leader exist after healing: {applied_old}")
+        self.check(all(n in registry for n in wrote), "majority writes missing after healing")
+        self.check_no_loss(old)
+        self.ok(f"4 leader isolation: node{old} (leader) disconnected; node{new} elected by the "
+                f"majority after {elected:.1f} s, which took {len(wrote)}/{len(wrote)} writes; "
+                f"the old leader acknowledged 0/{len(old_side)} writes "
+                f"({refusals[0].splitlines()[-1][:100] if refusals else '-'}), none exists after "
+                f"healing; converged {healed:.1f} s after the isolation")
+
     def restart(self) -> None:
         leader = self.wait_leader()
         before = self.c.registry(leader)
@@ -504,14 +567,14 @@ class Driver:
             wait_until(f"echo through node{node} after restart", 60,
                        lambda: self.c.call_echo(node, "again") is None, interval=0.5)
         servers = self.check_no_loss(leader)
-        self.ok(f"4 down/up: {servers} servers intact (revisions unchanged), "
+        self.ok(f"5 down/up: {servers} servers intact (revisions unchanged), "
                 f"echo answers on every node")
 
     def teardown(self) -> None:
         self.c.compose("down", "-v", "--remove-orphans", timeout=120)
         left = {k: self.c.labelled(k) for k in ("container", "network", "volume")}
         self.check(not any(left.values()), f"left behind: {left}")
-        self.ok("5 teardown: no container, network or volume left")
+        self.ok("6 teardown: no container, network or volume left")
 
     def prometheus(self) -> None:
         port = self.c.ports["PROMETHEUS_PORT"]
@@ -547,7 +610,8 @@ def main() -> int:
     log(f"project {args.project}, compose: {' '.join(cluster.compose_cmd)}, image {args.image}")
     failure: str | None = None
     started = time.monotonic()
-    steps = [driver.up, driver.kill_leader, driver.partition, driver.restart]
+    steps = [driver.up, driver.kill_leader, driver.partition, driver.isolate_leader,
+             driver.restart]
     if args.prometheus_image:
         steps.insert(1, driver.prometheus)
     try:
