@@ -92,9 +92,37 @@ fn registry_view(listing: &Value) -> Vec<(String, Value, Value, Value)> {
 
 #[test]
 fn a_saved_snapshot_founds_a_cluster_with_the_identical_registry_and_revision() {
-    let mut old = TestCluster::start(3, ClusterOptions::default());
+    const SECRET: &str = "pl41ntext-never-in-a-backup";
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key_file = keys.path().join("secrets.key");
+    std::fs::write(&key_file, format!("{}\n", "5e1f".repeat(16))).expect("key");
+    let value_file = keys.path().join("value");
+    std::fs::write(&value_file, SECRET).expect("value");
+    let options = ClusterOptions {
+        extra_args: vec![
+            "--secrets-key-file".to_owned(),
+            key_file.display().to_string(),
+        ],
+        ..ClusterOptions::default()
+    };
+    let mut old = TestCluster::start(3, options.clone());
     old.wait_leader();
     load(&old, "svc", 300);
+    let set = old.cli(
+        1,
+        &[
+            "secret",
+            "set",
+            "api-key",
+            "--file",
+            value_file.to_str().expect("utf8"),
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
     let list = endpoints(&old);
     let file = old.dir.path().join("backup.snap");
     let file = file.to_str().expect("utf8 path");
@@ -113,6 +141,12 @@ fn a_saved_snapshot_founds_a_cluster_with_the_identical_registry_and_revision() 
     assert_eq!(listing["revision"].as_u64(), Some(revision), "{listing}");
     let status = ok_json(mcpd(&["-o", "json", "snapshot", "status", file]));
     assert_eq!(status["sha256"], saved["sha256"]);
+    // Secrets travel as the registry's ciphertext.
+    let bytes = std::fs::read(file).expect("read snapshot");
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "the snapshot holds a secret in the clear"
+    );
 
     // The old cluster is gone; the new one is founded on the same ids and addresses
     // (the usual rebuild on the same hosts), each node from the file.
@@ -125,7 +159,7 @@ fn a_saved_snapshot_founds_a_cluster_with_the_identical_registry_and_revision() 
         .map(|(id, addr)| format!("{id}={addr}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut new = TestCluster::start_at(Vec::new(), ClusterOptions::default());
+    let mut new = TestCluster::start_at(Vec::new(), options);
     for (id, addr) in &addrs {
         let dir = new.dir.path().join(format!("node-{id}"));
         let restored = ok_json(mcpd(&[
@@ -166,6 +200,10 @@ fn a_saved_snapshot_founds_a_cluster_with_the_identical_registry_and_revision() 
     ]));
     assert_eq!(again["revision"].as_u64(), Some(revision));
     assert_eq!(again["sha256"], saved["sha256"], "{again} vs {saved}");
+
+    // The secret came along, usable with the cluster's key.
+    let secrets = new.json(1, &["secret", "ls"]);
+    assert_eq!(secrets["secrets"][0]["name"], "api-key", "{secrets}");
 
     // A restore never overwrites a node.
     let dir = new.dir.path().join("node-1");

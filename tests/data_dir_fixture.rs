@@ -107,6 +107,40 @@ fn a_data_dir_written_by_0_1_0_is_read_by_this_release() {
     );
 }
 
+#[test]
+fn a_node_refuses_a_data_dir_of_a_newer_storage_format_by_name() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("node-1");
+    copy_dir(&fixture().join("node-1"), &dir);
+    {
+        let db = mcp_storage::open_db(&dir.join("raft.db"), 1024 * 1024).expect("open");
+        mcp_storage::format::stamp(&db, mcp_storage::STORAGE_FORMAT + 1).expect("stamp");
+    }
+    let port = free_port();
+    let out = Command::new(mcpd_bin())
+        .args(["node", "--data-dir"])
+        .arg(&dir)
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .env_remove("MCPD_ADMIN_TOKEN")
+        .output()
+        .expect("mcpd node");
+    assert!(!out.status.success(), "the node started on a newer format");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let newer = format!("storage format {}", mcp_storage::STORAGE_FORMAT + 1);
+    assert!(
+        err.contains(&newer) && err.contains("run a newer mcpd"),
+        "the refusal does not say why: {err}"
+    );
+    // The offline tools refuse it the same way, and leave it alone.
+    let out = Command::new(mcpd_bin())
+        .args(["recover", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("mcpd recover");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&newer));
+}
+
 /// Writes a fixture of this release into `$MCPD_WRITE_FIXTURE`.
 #[test]
 #[ignore = "writes a fixture; run by hand when cutting a release"]
