@@ -572,7 +572,10 @@ mod tests {
         }
     }
 
-    fn registry_with(tokens: &[(&str, &str, Role, &[&str], Option<u64>)]) -> RegistryReader {
+    /// A token of the test registry: name, token, role, allow rules, expiry.
+    type TestToken<'a> = (&'a str, &'a str, Role, &'a [&'a str], Option<u64>);
+
+    fn registry_with(tokens: &[TestToken<'_>]) -> RegistryReader {
         use mcp_raft::registry::principals::AllowRules;
         use mcp_raft::registry::TokenRecord;
         let mut registry = mcp_raft::Registry::default();
