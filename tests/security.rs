@@ -298,9 +298,12 @@ async fn a_caller_reaches_only_its_tools_on_grpc_and_mcp_until_revoked_everywher
         },
     );
     cluster.wait_leader();
-    // The repo's test server under two names: `time` the caller may use, `notes` not.
+    // The repo's test server under two names: `time` the caller may use, `notes` not;
+    // `time` has its call arguments audited.
     for name in ["time", "notes"] {
-        cluster.deploy_json(1, &json!({"name": name, "command": test_server()}));
+        let audited = name == "time";
+        let spec = json!({"name": name, "command": test_server(), "audit_arguments": audited});
+        cluster.deploy_json(1, &spec);
         cluster.call_eventually(1, name, "echo", &json!({"text": "warm"}));
     }
     let app = create_token(
@@ -468,6 +471,17 @@ async fn a_caller_reaches_only_its_tools_on_grpc_and_mcp_until_revoked_everywher
     assert!(has(&|l| l["method"] == "Deploy"
         && l["node"].is_u64()
         && l["duration_ms"].is_number()));
+    // Arguments only for the server that asks for them.
+    assert!(has(&|l| l["server"] == "time"
+        && l["via"] == "mcp"
+        && l["arguments"]["text"] == "hi"));
+    assert!(has(&|l| l["server"] == "time"
+        && l["via"] == "grpc"
+        && l["arguments"]["text"] == "ok"));
+    assert!(has(&|l| l["server"] == "notes" && l["outcome"] == "ok"));
+    assert!(!has(
+        &|l| l["server"] == "notes" && l.get("arguments").is_some()
+    ));
 
     let mut seen = everything_visible(&cluster);
     seen.push_str(&audit);
