@@ -351,9 +351,16 @@ impl ClusterClient {
                         if self.leader().as_deref() == Some(peer.addr.as_str()) {
                             *self.leader.write().unwrap_or_else(|e| e.into_inner()) = None;
                         }
+                        // A plaintext client of a TLS node sees its connection closed,
+                        // not refused: say what is probably missing.
+                        let hint = if self.tls.is_none() && !status.message().contains("connect") {
+                            " (if the node serves TLS, give its CA: --ca-file, MCPD_CA_FILE or tls_ca_file)"
+                        } else {
+                            ""
+                        };
                         last = Some(Error::new(
                             ErrorKind::ClusterUnavailable,
-                            format!("node {} unreachable: {}", peer.addr, status.message()),
+                            format!("node {} unreachable: {}{hint}", peer.addr, status.message()),
                         ));
                     }
                     Next::Later => {
