@@ -15,6 +15,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -165,6 +166,8 @@ struct Shared {
     stop: AtomicBool,
     ops: AtomicU64,
     command: String,
+    /// Node id -> its current process (for the soak's RSS and fd samples).
+    pids: std::sync::Mutex<BTreeMap<u64, u32>>,
 }
 
 impl Shared {
@@ -381,6 +384,8 @@ struct Nemesis<'a> {
     counts: BTreeMap<Fault, usize>,
     /// Leader isolations after which the majority elected another leader.
     new_leader_while_isolated: usize,
+    /// A node never killed or restarted (the soak watches its memory and fds grow).
+    kept: Option<u64>,
 }
 
 impl Nemesis<'_> {
@@ -417,6 +422,27 @@ impl Nemesis<'_> {
         *self.rng.pick(&others)
     }
 
+    /// A follower that may be killed (not the kept node).
+    fn killable_follower(&mut self, leader: u64) -> u64 {
+        let others: Vec<u64> = self
+            .ids()
+            .into_iter()
+            .filter(|i| *i != leader && Some(*i) != self.kept)
+            .collect();
+        *self.rng.pick(&others)
+    }
+
+    /// Tells the proxy and the samplers which process node `id` is now.
+    fn track(&self, id: u64) {
+        let pid = self.cluster.node(id).pid();
+        self.proxy.set_pid(id, pid);
+        let mut pids = self.shared.pids.lock().unwrap();
+        match pid {
+            Some(pid) => pids.insert(id, pid),
+            None => pids.remove(&id),
+        };
+    }
+
     fn note(&self, text: String) {
         eprintln!(
             "nemesis {:>7.3}s {text}",
@@ -429,13 +455,13 @@ impl Nemesis<'_> {
         let from = self.shared.history.now();
         for &id in ids {
             self.cluster.kill(id);
-            self.proxy.set_pid(id, None);
+            self.track(id);
         }
         self.note(format!("{what}: kill -9 {ids:?}"));
         std::thread::sleep(self.rng.millis(800, 2500));
         for &id in ids {
             self.cluster.restart(id);
-            self.proxy.set_pid(id, self.cluster.node(id).pid());
+            self.track(id);
         }
         let healed = self.shared.history.now();
         self.note(format!("restarted {ids:?}"));
@@ -465,17 +491,25 @@ impl Nemesis<'_> {
 
     fn apply(&mut self, fault: Fault) {
         let leader = self.leader();
+        // The kept node is paused instead of killed.
+        let fault = match fault {
+            Fault::KillLeader if Some(leader) == self.kept => Fault::PauseLeader,
+            other => other,
+        };
         let others: Vec<u64> = self.ids().into_iter().filter(|i| *i != leader).collect();
         let what = format!("{fault:?}");
         match fault {
             Fault::KillLeader => self.kill(&[leader], &what),
             Fault::KillFollower => {
-                let f = self.follower(leader);
+                let f = self.killable_follower(leader);
                 self.kill(&[f], &what)
             }
             Fault::KillTwo => {
                 let mut ids = self.ids();
-                let spared = self.rng.below(ids.len() as u64) as usize;
+                let spared = match self.kept {
+                    Some(kept) => ids.iter().position(|i| *i == kept).unwrap_or(0),
+                    None => self.rng.below(ids.len() as u64) as usize,
+                };
                 ids.remove(spared);
                 self.kill(&ids, &what)
             }
@@ -485,13 +519,18 @@ impl Nemesis<'_> {
                 self.pause(f, &what)
             }
             Fault::Restart => {
-                let id = *self.rng.pick(&self.ids());
+                let candidates: Vec<u64> = self
+                    .ids()
+                    .into_iter()
+                    .filter(|i| Some(*i) != self.kept)
+                    .collect();
+                let id = *self.rng.pick(&candidates);
                 let from = self.shared.history.now();
                 self.note(format!("{what}: SIGTERM {id}, then start again"));
                 self.cluster.terminate(id, Duration::from_secs(15));
-                self.proxy.set_pid(id, None);
+                self.track(id);
                 self.cluster.restart(id);
-                self.proxy.set_pid(id, self.cluster.node(id).pid());
+                self.track(id);
                 let healed = self.shared.history.now();
                 self.shared.history.node_fault(id, from, healed, what);
             }
@@ -568,6 +607,41 @@ impl Nemesis<'_> {
         let l = self.leader();
         self.note(format!("leader is {l}"));
         std::thread::sleep(self.rng.millis(200, 800));
+    }
+}
+
+/// Writes `secs,node,pid,rss_kb,fds` lines to `path` every `MCPD_NEMESIS_SAMPLE_SECS`
+/// (default 10) until the clients stop.
+fn sample(shared: &Shared, path: &str) {
+    let every = std::env::var("MCPD_NEMESIS_SAMPLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10u64);
+    let mut out = std::fs::File::create(path).expect("samples file");
+    let _ = writeln!(out, "secs,node,pid,rss_kb,fds");
+    let mut next = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next {
+            next += Duration::from_secs(every);
+            let pids = shared.pids.lock().unwrap().clone();
+            for (node, pid) in pids {
+                let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmRSS:"))
+                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    });
+                let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|d| d.count())
+                    .ok();
+                if let (Some(rss), Some(fds)) = (rss, fds) {
+                    let secs = shared.history.now() / 1_000_000;
+                    let _ = writeln!(out, "{secs},{node},{pid},{rss},{fds}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -677,6 +751,7 @@ fn registry_stays_linearizable_under_kills_pauses_and_partitions() {
         stop: AtomicBool::new(false),
         ops: AtomicU64::new(0),
         command: test_server.to_owned(),
+        pids: std::sync::Mutex::new(BTreeMap::new()),
     });
     let probes_stop = Arc::new(AtomicBool::new(false));
     let probes: Vec<_> = shared
@@ -696,7 +771,18 @@ fn registry_stays_linearizable_under_kills_pauses_and_partitions() {
         rng: Rng(seed),
         counts: BTreeMap::new(),
         new_leader_while_isolated: 0,
+        kept: std::env::var("MCPD_NEMESIS_KEEP_NODE")
+            .ok()
+            .and_then(|s| s.parse().ok()),
     };
+    for id in nemesis.ids() {
+        nemesis.track(id);
+    }
+    // The soak's samples: every node's RSS and open fds, as CSV.
+    let sampler = std::env::var("MCPD_NEMESIS_SAMPLES").ok().map(|path| {
+        let shared = shared.clone();
+        std::thread::spawn(move || sample(&shared, &path))
+    });
     let started = Instant::now();
     match long_run {
         None => {
@@ -725,6 +811,10 @@ fn registry_stays_linearizable_under_kills_pauses_and_partitions() {
         }
     }
     let fault_phase = started.elapsed();
+    shared.stop.store(true, Ordering::Relaxed);
+    if let Some(sampler) = sampler {
+        sampler.join().expect("sampler");
+    }
 
     // Heal (every fault undoes itself), stop the clients, then read every key once more.
     nemesis.proxy.heal();
@@ -794,7 +884,9 @@ fn registry_stays_linearizable_under_kills_pauses_and_partitions() {
     let check_started = Instant::now();
     let report = shared.history.check(&finals);
     let total: usize = nemesis.counts.values().sum();
-    eprintln!(
+    // Straight to stderr, past the test harness's capture: CI logs show the counts.
+    let _ = writeln!(
+        std::io::stderr(),
         "nemesis summary: seed {seed}; {total} faults of {} kinds in {:.1}s: {:?}; the majority elected a new leader during {} leader isolations; {}; checked {} keys ({} search steps) in {:.2}s",
         nemesis.counts.len(),
         fault_phase.as_secs_f64(),
