@@ -220,3 +220,67 @@ fn write_spec(cluster: &TestCluster, spec: &Value) -> String {
     std::fs::write(&path, spec.to_string()).expect("write spec");
     path.display().to_string()
 }
+
+/// Runs `mcpd ARGS` with `env` set and no endpoint variables inherited.
+fn mcpd_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(mcpd_bin())
+        .args(args)
+        .env_remove("MCPD_ADMIN_TOKEN")
+        .env_remove("MCPD_ENDPOINT")
+        .env_remove("MCPD_ENDPOINTS")
+        .env_remove("MCPD_CLIENT_CONFIG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcpd")
+}
+
+#[test]
+fn endpoint_lists_come_from_the_flag_the_environment_or_the_client_file() {
+    let cluster = TestCluster::start(1, ClusterOptions::default());
+    cluster.wait_leader();
+    let good = cluster.node(1).addr.clone();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let list = format!("{dead},{good}");
+    let node_of = |out: Output| json_of(&out)["node_id"].as_u64();
+
+    // The dead node comes first every time: each command moves on to the live one.
+    let flag = mcpd_env(&["--endpoints", &list, "-o", "json", "status"], &[]);
+    assert_eq!(node_of(flag), Some(1));
+    let env = mcpd_env(&["-o", "json", "status"], &[("MCPD_ENDPOINTS", &list)]);
+    assert_eq!(node_of(env), Some(1));
+    let file = cluster.dir.path().join("client.toml");
+    std::fs::write(&file, format!("endpoints = [\"{dead}\", \"{good}\"]\n")).expect("toml");
+    let file = file.to_str().expect("utf8 path");
+    let from_file = mcpd_env(&["--client-config", file, "-o", "json", "status"], &[]);
+    assert_eq!(node_of(from_file), Some(1));
+    // Writes too.
+    let spec = cluster.dir.path().join("listed.json");
+    std::fs::write(&spec, stdio_spec("listed")).expect("spec");
+    let spec = spec.to_str().expect("utf8 path");
+    json_of(&mcpd_env(
+        &["--endpoints", &list, "-o", "json", "deploy", "-f", spec],
+        &[],
+    ));
+
+    // One dead endpoint alone fails at once, naming it.
+    let alone = mcpd_env(&["--endpoint", &dead, "status"], &[]);
+    assert!(!alone.status.success());
+    let err = String::from_utf8_lossy(&alone.stderr);
+    assert!(
+        err.contains("no node could be reached") && err.contains(&dead),
+        "{err}"
+    );
+    // Both spellings at once is a usage error, whichever came from where.
+    let both = mcpd_env(
+        &["--endpoint", &good, "status"],
+        &[("MCPD_ENDPOINTS", &list)],
+    );
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+    // A file with an unknown key says which.
+    std::fs::write(file, "endpoint = \"x\"\n").expect("toml");
+    let bad = mcpd_env(&["--client-config", file, "status"], &[]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("endpoint"));
+}
