@@ -72,6 +72,22 @@ echo "==> concurrent deploys"
 } >>"$result"
 "$venv/bin/python" benches/deploys.py --mcpd target/release/mcpd --deploys 1000 >>"$result"
 
+echo "==> registry of 10,000 servers"
+{
+  echo
+  echo "### A registry of 10,000 servers"
+  echo
+  echo "In one process, no Raft or disk (\`cargo bench --bench registry_scale\`):"
+  echo
+} >>"$result"
+cargo bench --quiet --bench registry_scale 2>/dev/null | grep '^|' >>"$result"
+{
+  echo
+  echo "Through a 3-node cluster on loopback (\`benches/deploys.py --deploys 10000 --rss\`):"
+  echo
+} >>"$result"
+"$venv/bin/python" benches/deploys.py --mcpd target/release/mcpd --deploys 10000 --rss >>"$result"
+
 echo "==> memory"
 data="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
@@ -81,7 +97,23 @@ node=$!
 sleep 5
 idle=$(rss_kib "$node")
 anon=$(awk '/^RssAnon/ {print $2}' "/proc/$node/status")
+# The node's own cost of each managed stdio instance (its session, pipes, buffers and
+# metrics), apart from the child process: 20 instances of the test server on this node.
+instances=20
+echo "{\"name\": \"mem\", \"command\": \"$PWD/target/release/mcp-test-server\", \"replicas\": $instances}" |
+  target/release/mcpd --endpoint "127.0.0.1:$port" deploy -f - >/dev/null
+for _ in $(seq 1 60); do
+  running=$(target/release/mcpd --endpoint "127.0.0.1:$port" -o json get mem |
+    python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin).get("instances", []) if i.get("state") == "running"))')
+  [ "$running" -ge "$instances" ] && break
+  sleep 1
+done
+sleep 2
+loaded=$(rss_kib "$node")
+child=$(pgrep -P "$node" -f mcp-test-server | head -1)
+child_rss=$(rss_kib "$child")
 kill "$node"; wait "$node" 2>/dev/null || true
+pkill -f "$PWD/target/release/mcp-test-server" 2>/dev/null || true
 rm -rf "$data"
 {
   echo
@@ -90,6 +122,9 @@ rm -rf "$data"
   echo "| process | RSS (KiB) | of which anonymous (KiB) |"
   echo "|---|---:|---:|"
   echo "| idle \`mcpd node\` (single-node cluster, nothing deployed) | $idle | $anon |"
+  echo "| the same node running $instances stdio instances ($running running) | $loaded | |"
+  echo "| node memory per managed stdio instance | $(( (loaded - idle) / instances )) | |"
+  echo "| one \`mcp-test-server\` child process (its own memory, for scale) | $child_rss | |"
 } >>"$result"
 
 echo "==> storage (1,000,000 registry writes)"
