@@ -386,6 +386,92 @@ mod tests {
         );
     }
 
+    /// An ES256 key made for the test: its encoding key and JWK under `kid`.
+    fn key(kid: &str) -> (jsonwebtoken::EncodingKey, jsonwebtoken::jwk::Jwk) {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let encoding = jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der());
+        let mut jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
+        jwk.common.key_id = Some(kid.to_owned());
+        (encoding, jwk)
+    }
+
+    fn token(key: &jsonwebtoken::EncodingKey, kid: &str, aud: &str) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some(kid.to_owned());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({"iss": "https://idp.example", "aud": aud, "sub": "bob",
+                            "exp": now + 300, "scope": "mcp:read"});
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn keys_from_a_url_are_cached_and_refetched_for_an_unknown_kid() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let (k1, jwk1) = key("k1");
+        let (k2, jwk2) = key("k2");
+        let (k3, _) = key("k3");
+        let served = Arc::new(Mutex::new(json!({"keys": [jwk1]})));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let app = {
+            let (served, fetches) = (Arc::clone(&served), Arc::clone(&fetches));
+            axum::Router::new().route(
+                "/jwks",
+                axum::routing::get(move || {
+                    let (served, fetches) = (Arc::clone(&served), Arc::clone(&fetches));
+                    async move {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        let body = served.lock().unwrap().to_string();
+                        body
+                    }
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let v = JwtValidator::new(OAuthConfig {
+            jwks: JwksSource::parse(&format!("http://{addr}/jwks")),
+            ..config()
+        });
+        let aud = "https://mcp.example.com/mcp";
+        for _ in 0..3 {
+            assert_eq!(
+                v.validate(&token(&k1, "k1", aud)).await.unwrap().role,
+                Role::Reader
+            );
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "cached");
+        // The issuer rotates in k2: the first token signed with it refetches the set.
+        served.lock().unwrap()["keys"] = json!([jwk2]);
+        assert_eq!(
+            v.validate(&token(&k2, "k2", aud)).await.unwrap().name,
+            "jwt:bob"
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        // A made-up kid right after is refused without another fetch.
+        assert!(matches!(
+            v.validate(&token(&k3, "k3", aud)).await,
+            Err(OAuthError::InvalidToken(_))
+        ));
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "rate-limited refetch");
+        // Shared secrets are not accepted, whatever the key set holds.
+        let hs = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &json!({"iss": "https://idp.example", "aud": aud, "exp": 4_000_000_000u64}),
+            &jsonwebtoken::EncodingKey::from_secret(b"guessable").unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            v.validate(&hs).await,
+            Err(OAuthError::InvalidToken(_))
+        ));
+    }
+
     #[test]
     fn scopes_become_roles() {
         let v = JwtValidator::new(config());
