@@ -7,7 +7,7 @@ also derives from the matching builtin where one exists, so ``except TimeoutErro
     MCPError
     ├── ConfigError (ValueError)              bad setting or server spec; ``.field`` names it
     ├── ServerNotFoundError (LookupError)     no server of that id
-    ├── UnauthorizedError (PermissionError)   write or tool call without the admin token
+    ├── UnauthorizedError (PermissionError)   no valid token, or its role does not allow it
     ├── ClusterUnavailableError               no node reachable / no leader in time
     ├── CircuitBreakerOpenError               every instance's breaker is open
     ├── MCPTimeoutError (TimeoutError)        no answer within the request timeout
@@ -118,7 +118,7 @@ class ServerNotFoundError(MCPError, LookupError):
 
 
 class UnauthorizedError(MCPError, PermissionError):
-    """The cluster requires its admin token for this operation."""
+    """No valid token (missing, wrong, expired, revoked), or its role does not allow this."""
 
     kind = "unauthorized"
 
