@@ -149,6 +149,7 @@ async fn main() {
         keepalive: true,
         keepalive_interval: Duration::from_secs(30),
         containers: Default::default(),
+        list_changes: None,
     };
     let session = Arc::new(
         Session::connect(&spec, &options)

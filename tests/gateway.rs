@@ -1558,3 +1558,87 @@ fn progress_comes_before_the_result_and_a_cancelled_call_frees_its_slot() {
         (in_flight() == 0).then_some(())
     });
 }
+
+/// Acceptance 3, the upstream's side: a server's own `tools/list_changed`, heard by the
+/// node that runs it (node 1), reaches a `subscriptions/listen` stream on node 3.
+#[test]
+fn a_change_a_server_announces_reaches_clients_of_every_node() {
+    const TOKEN: &str = "gateway-secret-41c2";
+    let (gateways, options) = three_gateways(TOKEN);
+    let cluster = TestCluster::start(3, options);
+    cluster.wait_leader();
+    cluster.deploy_json(
+        1,
+        &json!({"name": "demo", "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+                "placement": {"allowed_nodes": [1]}}),
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    wait_for_tools(&gateways[&2], &auth, &["demo__announce_change"]);
+
+    // A subscriptions/listen stream on node 3, read line by line.
+    let listen = stateless(
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let mut stream = TcpStream::connect(&gateways[&3]).expect("connect to node 3");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: {bearer}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: {}\r\n",
+        gateways[&3],
+        listen.body.len()
+    );
+    for (name, value) in &listen.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(listen.body.as_bytes()).expect("write");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream));
+    let mut next_message = || -> Value {
+        loop {
+            let line = lines
+                .next()
+                .expect("the stream goes on")
+                .expect("read the stream");
+            if let Some(data) = line.strip_prefix("data:") {
+                if let Ok(message) = serde_json::from_str(data.trim()) {
+                    return message;
+                }
+            }
+        }
+    };
+    let ack = next_message();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+
+    // The server announces a change; the call goes through node 2.
+    let called = post(
+        &gateways[&2],
+        &auth,
+        &stateless(
+            "tools/call",
+            json!({"name": "demo__announce_change", "arguments": {}}),
+        ),
+    )
+    .json();
+    assert_eq!(
+        called["result"]["content"][0]["text"], "announced",
+        "{called}"
+    );
+    let heard = next_message();
+    assert_eq!(
+        heard["method"], "notifications/tools/list_changed",
+        "{heard}"
+    );
+    assert_eq!(
+        heard["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7,
+        "{heard}"
+    );
+}

@@ -108,6 +108,11 @@ pub const POLICY: &[(&str, Access)] = &[
     ("/mcp.cluster.v1.ClusterService/PutView", Access::Write),
     ("/mcp.cluster.v1.ClusterService/ListViews", Access::Read),
     ("/mcp.cluster.v1.ClusterService/DeleteView", Access::Write),
+    // A node reports what its instance announced, on its own credential.
+    (
+        "/mcp.cluster.v1.ClusterService/AnnounceListsChanged",
+        Access::Peer,
+    ),
     ("/mcp.cluster.v1.ClusterService/AddLearner", Access::Admin),
     ("/mcp.cluster.v1.ClusterService/PromoteVoter", Access::Admin),
     ("/mcp.cluster.v1.ClusterService/RemoveNode", Access::Admin),

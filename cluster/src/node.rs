@@ -189,6 +189,7 @@ impl ClusterNode {
             .observer()
             .set_writer(Arc::new(cluster_api.guard_handlers()));
         dataplane.set_demand_writer(Arc::new(cluster_api.demand_handlers()));
+        dataplane.set_list_change_writer(Arc::new(cluster_api.view_handlers()));
         crate::guards::spawn_share_watch(Arc::clone(&guards), raft.clone(), registry.clone());
         let http_state = Arc::new(HttpState {
             id: identity.id,

@@ -103,6 +103,9 @@ pub struct DataPlaneConfig {
     pub restart: RestartPolicy,
     /// Labels and reaping scope of this node's containers (docker servers).
     pub containers: super::upstream::docker::ContainerScope,
+    /// Where sessions report their server's own list changes; set by the data plane on
+    /// the copy each instance gets (never read from a file).
+    pub list_changes: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Default for DataPlaneConfig {
@@ -122,6 +125,7 @@ impl Default for DataPlaneConfig {
             retry: RetryConfig::default(),
             restart: RestartPolicy::default(),
             containers: Default::default(),
+            list_changes: None,
         }
     }
 }

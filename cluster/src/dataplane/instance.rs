@@ -247,6 +247,12 @@ async fn supervise(
         keepalive: config.keepalive,
         keepalive_interval: config.keepalive_interval,
         containers: config.containers.clone(),
+        list_changes: config.list_changes.clone().map(|sender| {
+            super::list_changes::ListChangeSink {
+                server: instance.server.clone(),
+                sender,
+            }
+        }),
     };
     let policy = &config.restart;
     let mut stop = instance.stop.subscribe();

@@ -15,6 +15,7 @@ pub mod containers;
 pub mod error;
 pub mod instance;
 pub mod jsonrpc;
+pub mod list_changes;
 pub mod metrics;
 pub mod on_demand;
 pub mod placement;
@@ -51,6 +52,9 @@ pub struct DataPlane {
     stop: watch::Sender<bool>,
     /// Scale to zero: wakes, sleeps and cold starts (see [`on_demand`]).
     on_demand: on_demand::OnDemand,
+    /// Where list changes heard by sessions are proposed from.
+    list_changes: list_changes::ListChanges,
+    list_change_sender: tokio::sync::mpsc::UnboundedSender<String>,
     /// Pins, secrets, limits and quotas (see [`crate::guards`]).
     guards: Arc<Guards>,
 }
@@ -100,6 +104,7 @@ impl DataPlane {
         guards: Arc<Guards>,
     ) -> Arc<Self> {
         let (stop, _) = watch::channel(false);
+        let (list_change_sender, list_changes_heard) = tokio::sync::mpsc::unbounded_channel();
         let plane = Arc::new(Self {
             node_id,
             config: reload::LiveConfig::new(config),
@@ -109,8 +114,14 @@ impl DataPlane {
             metrics,
             stop,
             on_demand: on_demand::OnDemand::default(),
+            list_changes: list_changes::ListChanges::default(),
+            list_change_sender,
             guards,
         });
+        tokio::spawn(list_changes::run(
+            Arc::downgrade(&plane),
+            list_changes_heard,
+        ));
         tokio::spawn(reconciler::run(Arc::clone(&plane)));
         tokio::spawn(containers::reap_orphans(Arc::clone(&plane)));
         tokio::spawn(on_demand::stop_idle(Arc::clone(&plane)));

@@ -70,10 +70,12 @@ fn reconcile(plane: &DataPlane) {
         let current = running.get(&id).filter(|i| *i.spec == *spec);
         if current.is_none() {
             tracing::info!(instance = %id, server = %spec.name, "starting instance");
+            let mut config = (*plane.config()).clone();
+            config.list_changes = Some(plane.list_change_sender.clone());
             plane.pool.insert(Instance::start(
                 id,
                 spec,
-                &plane.config(),
+                &config,
                 Arc::clone(&plane.metrics),
                 Arc::clone(plane.pool.changes()),
             ));

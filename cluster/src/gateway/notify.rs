@@ -9,7 +9,9 @@
 //! announced as `notifications/{tools,resources,prompts}/list_changed` to every open
 //! stream of this node ([`streams`](super::streams) writes them: the `GET /mcp` stream of
 //! the handshake era, `subscriptions/listen` of 2026-07-28). A client that hears one
-//! lists again.
+//! lists again. A server's own announcement of a change counts too: the node whose
+//! instance heard it records it in the registry (`ServerListsChanged`, see
+//! `dataplane::list_changes`), so it reaches every node the same way.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -97,6 +99,11 @@ fn fingerprint(registry: &RegistryReader) -> u64 {
             server.mod_revision.hash(&mut hasher);
             server.create_revision.hash(&mut hasher);
             server.placements.hash(&mut hasher);
+            state
+                .registry
+                .list_epochs()
+                .of(&server.spec.name)
+                .hash(&mut hasher);
         }
         // A view changed is a change of what its endpoint lists.
         for view in state.registry.views().iter() {

@@ -111,8 +111,9 @@ impl ClusterApi {
         super::demand_service::DemandHandlers::new(self.sessions.route().clone())
     }
 
-    /// The view handlers (issue 13).
-    fn view_handlers(&self) -> super::view_service::ViewHandlers {
+    /// The view handlers (issue 13); also where the data plane reports the list changes
+    /// its servers announce.
+    pub fn view_handlers(&self) -> super::view_service::ViewHandlers {
         super::view_service::ViewHandlers::new(
             self.sessions.route().clone(),
             self.sessions.registry().clone(),
@@ -335,5 +336,12 @@ impl ClusterService for ClusterApi {
         r: Request<mcp_proto::cluster::DeleteViewRequest>,
     ) -> Result<Response<WriteReply>, Status> {
         self.view_handlers().delete_view(r).await
+    }
+
+    async fn announce_lists_changed(
+        &self,
+        r: Request<mcp_proto::cluster::AnnounceListsChangedRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        self.view_handlers().announce_lists_changed(r).await
     }
 }

@@ -1,11 +1,15 @@
-//! The views part of `ClusterService`: `PutView`, `ListViews`, `DeleteView` (issue 13).
-//! Writes are checked here, then proposed on the leader (see [`LeaderRoute`]); reads come
-//! from this node's registry.
+//! The MCP gateway's part of `ClusterService` (issue 13): views (`PutView`, `ListViews`,
+//! `DeleteView`) and `AnnounceListsChanged`, which a node sends when a server announced a
+//! change of its lists. Writes are checked here, then proposed on the leader (see
+//! [`LeaderRoute`]); reads come from this node's registry.
 
+use futures::future::BoxFuture;
 use mcp_proto::cluster::{
-    DeleteViewRequest, ListViewsReply, ListViewsRequest, PutViewRequest, WriteReply,
+    AnnounceListsChangedRequest, DeleteViewRequest, ListViewsReply, ListViewsRequest,
+    PutViewRequest, WriteReply,
 };
 use mcp_proto::contract::ErrorKind;
+use mcp_raft::registry::spec;
 use mcp_raft::registry::views::{validate_view_name, ViewSpec};
 use mcp_raft::{Command, RegistryReader};
 use tonic::{Request, Response, Status};
@@ -95,5 +99,38 @@ impl ViewHandlers {
                 |mut c, r| async move { c.delete_view(r).await },
             )
             .await
+    }
+
+    /// `AnnounceListsChanged`: counts a list change a server announced.
+    pub async fn announce_lists_changed(
+        &self,
+        request: Request<AnnounceListsChangedRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        let name = request.get_ref().server.clone();
+        spec::validate_name(&name).map_err(ClusterError::InvalidSpec)?;
+        self.route
+            .propose_or_forward(
+                request,
+                Command::ServerListsChanged { name: name.clone() },
+                |done| write_reply(&name, done),
+                |mut c, r| async move { c.announce_lists_changed(r).await },
+            )
+            .await
+    }
+}
+
+impl crate::dataplane::list_changes::ListChangeWriter for ViewHandlers {
+    fn announce(&self, server: String) -> BoxFuture<'static, Result<(), String>> {
+        let handlers = self.clone();
+        Box::pin(async move {
+            let mut request = Request::new(AnnounceListsChangedRequest { server });
+            // The node's own credential, as for a peer: the leader checks it.
+            handlers.route.peers().authorize(request.metadata_mut());
+            handlers
+                .announce_lists_changed(request)
+                .await
+                .map(|_| ())
+                .map_err(|status| status.message().to_owned())
+        })
     }
 }

@@ -193,6 +193,12 @@ pub enum Command {
         /// The cluster-wide limit; `None` removes it.
         limit: Option<RateLimit>,
     },
+    /// A server announced that its tools, resources or prompts changed (sent by the node
+    /// whose instance heard it, so that every node's gateway refreshes).
+    ServerListsChanged {
+        /// Server name.
+        name: String,
+    },
 }
 
 impl Command {
@@ -213,7 +219,8 @@ impl Command {
             | Command::SetAwake { .. }
             | Command::PutView { .. }
             | Command::DeleteView { .. }
-            | Command::SetCallerLimit { .. } => true,
+            | Command::SetCallerLimit { .. }
+            | Command::ServerListsChanged { .. } => true,
             // Compare-and-set on the key id.
             Command::PutSessionKey { .. } => false,
             Command::DeleteServer { .. } | Command::Place { .. } | Command::DeleteNode { .. } => {
@@ -256,6 +263,7 @@ impl Command {
             Command::PutView { .. } => "put_view",
             Command::DeleteView { .. } => "delete_view",
             Command::SetCallerLimit { .. } => "set_caller_limit",
+            Command::ServerListsChanged { .. } => "server_lists_changed",
         }
     }
 }

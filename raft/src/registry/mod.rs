@@ -14,6 +14,7 @@ pub mod principals;
 pub mod secrets;
 pub mod spec;
 pub mod views;
+pub mod list_changes;
 
 use std::collections::BTreeMap;
 
@@ -89,6 +90,9 @@ pub struct Registry {
     /// The MCP gateway's views; absent from snapshots taken before views existed.
     #[serde(default)]
     views: Views,
+    /// List changes servers announced; absent from snapshots taken before.
+    #[serde(default)]
+    list_epochs: list_changes::ListEpochs,
 }
 
 impl Registry {
@@ -145,6 +149,11 @@ impl Registry {
     /// The MCP gateway's views.
     pub fn views(&self) -> &Views {
         &self.views
+    }
+
+    /// The list changes servers announced.
+    pub fn list_epochs(&self) -> &list_changes::ListEpochs {
+        &self.list_epochs
     }
 
     /// Applies one command. On success the revision grows by one; on error nothing changes.
@@ -322,6 +331,11 @@ impl Registry {
             }
             Command::DeleteView { name } => {
                 self.views.delete(name);
+                false
+            }
+            Command::ServerListsChanged { name } => {
+                self.server_mut(name)?;
+                self.list_epochs.bump(name);
                 false
             }
             Command::SetCallerLimit { subject, limit } => {

@@ -237,6 +237,19 @@ impl Server {
                 "x".repeat(usize::try_from(bytes).unwrap_or(0))
             }
             "whoami" => format!("{} pid={}", self.name, std::process::id()),
+            "announce_change" => {
+                let sender = self
+                    .notify
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(sender) = sender {
+                    let note =
+                        json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+                    let _ = sender.send(note.to_string()).await;
+                }
+                "announced".to_owned()
+            }
             "progress" => {
                 let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(3);
                 let pause = args.get("ms").and_then(Value::as_u64).unwrap_or(50);
@@ -336,6 +349,11 @@ fn tools() -> Value {
         tool(
             "counter",
             "Counts the tool calls this process has seen",
+            json!({})
+        ),
+        tool(
+            "announce_change",
+            "Sends notifications/tools/list_changed (stdio only)",
             json!({})
         ),
         tool(

@@ -66,6 +66,8 @@ pub struct SessionOptions {
     pub keepalive_interval: Duration,
     /// Labels and reaping scope of the containers of docker servers.
     pub containers: docker::ContainerScope,
+    /// Where the server's own list-change announcements are reported (stdio sessions).
+    pub list_changes: Option<super::list_changes::ListChangeSink>,
 }
 
 /// Why a session request failed.

@@ -45,6 +45,8 @@ struct Shared {
     /// Progress token -> where the server's `notifications/progress` for it go (tokens
     /// are minted unique by the caller, see `Session::request_with_progress`).
     progress: Mutex<HashMap<String, ProgressSink>>,
+    /// Where the server's `notifications/*/list_changed` are reported.
+    list_changes: Option<crate::dataplane::list_changes::ListChangeSink>,
 }
 
 /// Where a request's progress notifications go (their `params`, as the server sent them).
@@ -148,6 +150,7 @@ impl StdioWire {
             label: options.label.clone(),
             close_stdin: tokio::sync::Notify::new(),
             progress: Mutex::default(),
+            list_changes: options.list_changes.clone(),
         });
         let (stdin_tx, stdin_rx) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_stdin(stdin, stdin_rx, Arc::clone(&shared)));
@@ -396,6 +399,17 @@ async fn read_stdout<R: tokio::io::AsyncRead + Unpin>(
                 )
             };
             let _ = stdin.send(reply.to_string()).await;
+        } else if matches!(
+            jsonrpc::method(&message),
+            Some(
+                "notifications/tools/list_changed"
+                    | "notifications/resources/list_changed"
+                    | "notifications/prompts/list_changed"
+            )
+        ) {
+            if let Some(sink) = &shared.list_changes {
+                sink.announce();
+            }
         } else if jsonrpc::method(&message) == Some("notifications/progress") {
             let params = message.get("params").cloned().unwrap_or(Value::Null);
             let token = params

@@ -186,6 +186,7 @@ proptest! {
                 label: "props".into(),
                 close_stdin: tokio::sync::Notify::new(),
                 progress: Mutex::default(),
+                list_changes: None,
             });
             let mut receivers = Vec::new();
             for id in &waiting {
