@@ -40,7 +40,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
   echo
   echo "Written by \`benches/run.sh\` on $(date -u +%F) ($(nproc) cores, $(uname -m)); one run, every path on the same machine."
   echo
-  echo "### gRPC \`ExecuteTool\` through one node vs. a direct Rust session"
+  echo "### \`tools/call\` through one node, by gRPC \`ExecuteTool\` and by the MCP gateway, vs. a direct Rust session"
   echo
 } >"$result"
 echo "==> data plane (cargo bench --bench dataplane)"
