@@ -282,18 +282,24 @@ impl Guards {
             .pointer("/params/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // Only what this call needs is copied out of the registry (this runs per call).
         let found = registry.read(|state| {
-            let record = state.registry.server(server)?;
-            let guards = record.spec.guards.clone();
+            let guards = &state.registry.server(server)?.spec.guards;
             let withheld = state
                 .registry
                 .tool_pins()
                 .server(server)
                 .and_then(|pins| pins.withheld(guards.pin, tool, None));
-            Some((guards, withheld))
+            let tool_limit = guards.tool_rate_limits.get(tool).copied();
+            Some((
+                withheld,
+                guards.rate_limit,
+                tool_limit,
+                guards.max_concurrent_calls,
+            ))
         });
         // An unknown server is the router's error to report.
-        let Some((guards, withheld)) = found else {
+        let Some((withheld, server_limit, tool_limit, max_concurrent)) = found else {
             return Ok(Admission::default());
         };
         let refused = |r: Refusal| {
@@ -310,15 +316,15 @@ impl Guards {
         if forwarded {
             return Ok(Admission::default());
         }
-        let mut limits: Vec<(LimitKey, RateLimit)> = Vec::new();
-        if let Some(limit) = guards.rate_limit {
+        if server_limit.is_none() && tool_limit.is_none() && max_concurrent.is_none() {
+            return Ok(Admission::default());
+        }
+        let mut limits: Vec<(LimitKey, RateLimit)> = Vec::with_capacity(2);
+        if let Some(limit) = server_limit {
             limits.push((LimitKey::Server(server.to_owned()), limit));
         }
-        if let Some(limit) = guards.tool_rate_limits.get(tool) {
-            limits.push((LimitKey::Tool(server.to_owned(), tool.to_owned()), *limit));
-        }
-        if limits.is_empty() && guards.max_concurrent_calls.is_none() {
-            return Ok(Admission::default());
+        if let Some(limit) = tool_limit {
+            limits.push((LimitKey::Tool(server.to_owned(), tool.to_owned()), limit));
         }
         let share = self.share();
         if share.rank.is_none() {
@@ -334,7 +340,7 @@ impl Guards {
                 retry_after: limited.retry_after,
             });
         }
-        let quota = match guards.max_concurrent_calls {
+        let quota = match max_concurrent {
             None => None,
             Some(limit) => {
                 let node_share =
