@@ -25,9 +25,6 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 
-use crate::tls::incoming::HttpListener;
-use crate::tls::peer_layer::PeerCertLayer;
-use crate::tls::NodeTls;
 use crate::auth::{AuthLayer, Authenticator};
 use crate::batcher::ProposalBatcher;
 use crate::config::NodeConfig;
@@ -40,6 +37,9 @@ use crate::identity::NodeIdentity;
 use crate::metrics::NodeMetrics;
 use crate::peer_forwarder::GrpcForwarder;
 use crate::proposer::{Proposed, Proposer};
+use crate::tls::incoming::HttpListener;
+use crate::tls::peer_layer::PeerCertLayer;
+use crate::tls::NodeTls;
 
 /// sled page cache per node; the registry is small, the default 1 GiB would be waste.
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -77,14 +77,16 @@ enum Incoming {
 impl ClusterNode {
     /// Starts a node from `config`.
     pub async fn start(config: NodeConfig) -> Result<Self, ClusterError> {
-        let identity = NodeIdentity::load_or_create(&config)?;
-        // Before anything starts: no serving beyond loopback without authentication, and
-        // the TLS files read and checked.
-        crate::hardening::check_exposure(
-            &config,
-            (!config.in_process).then_some(identity.listen_addr),
-        )?;
+        // Before anything is written: no serving beyond loopback without authentication,
+        // and the TLS files read and checked.
+        let grpc = match config.listen_addr {
+            _ if config.in_process => None,
+            Some(addr) => Some(addr),
+            None => crate::identity::stored(&config.data_dir)?.map(|stored| stored.listen_addr),
+        };
+        crate::hardening::check_exposure(&config, grpc)?;
         let tls = config.tls.clone().map(NodeTls::load).transpose()?;
+        let identity = NodeIdentity::load_or_create(&config)?;
         // Peers authorize like any client: executes forwarded to them carry the token. Built
         // first so a token that cannot be sent as a header fails the start before anything.
         let peers = PeerChannels::with_token(config.admin_token.as_deref())?
@@ -220,9 +222,12 @@ impl ClusterNode {
                     .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
             )
             .add_service(
-                ExecuteServiceServer::new(ExecuteApi::new(Arc::clone(&dataplane), Arc::clone(&audit)))
-                    .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
+                ExecuteServiceServer::new(ExecuteApi::new(
+                    Arc::clone(&dataplane),
+                    Arc::clone(&audit),
+                ))
+                .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES),
             );
         let (server, in_process) = match incoming {
             Incoming::Tcp(listener) => match &tls {
