@@ -613,7 +613,8 @@ fn stale_reads(key: &str, ops: &[&Event], report: &mut Report) {
 fn revision_conflicts(key: &str, ops: &[&Event], report: &mut Report) {
     // rev -> (what was seen, by which op): a value, or only the replicas (a scale's ack),
     // or the marker (a compare-and-set deploy's ack).
-    let mut seen: BTreeMap<u64, Vec<(usize, Option<String>, Option<u32>)>> = BTreeMap::new();
+    type Seen = (usize, Option<String>, Option<u32>);
+    let mut seen: BTreeMap<u64, Vec<Seen>> = BTreeMap::new();
     for e in ops {
         match (&e.op, &e.outcome) {
             (_, Some(Outcome::Read(Some((v, rev))))) => {
@@ -1098,8 +1099,11 @@ pub fn val(marker: &str, replicas: u32) -> Value {
     }
 }
 
-/// Final node states from (node, revision, [(key, value, mod_revision)]).
-pub fn finals(nodes: &[(u64, u64, &[(&str, Value, u64)])]) -> BTreeMap<u64, NodeState> {
+/// A hand-made server entry: (name, value, mod_revision).
+pub type Entry<'a> = (&'a str, Value, u64);
+
+/// Final node states from (node, revision, entries).
+pub fn finals(nodes: &[(u64, u64, &[Entry])]) -> BTreeMap<u64, NodeState> {
     nodes
         .iter()
         .map(|(id, rev, servers)| {
