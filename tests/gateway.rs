@@ -1011,6 +1011,29 @@ fn resources_prompts_and_completions_of_every_server_as_one() {
         assert_eq!(missing["error"]["code"], code, "{uri}: {missing}");
     }
 
+    // The target-naming headers of 2026-07-28 (Mcp-Name mirrors params.uri of
+    // resources/read and params.name of prompts/get): passing above, failing here.
+    let mismatched = stateless(
+        "resources/read",
+        json!({"uri": "mcpd://docs-b/test://doc/3"}),
+    )
+    .with("Mcp-Name", "mcpd://docs-a/test://doc/3");
+    assert_refused(
+        &post(&mcp_addr, &[], &mismatched),
+        -32020,
+        "Mcp-Name of a read",
+    );
+    let unnamed = stateless(
+        "prompts/get",
+        json!({"name": "docs-a__greet", "arguments": {"name": "x"}}),
+    )
+    .without("Mcp-Name");
+    assert_refused(
+        &post(&mcp_addr, &[], &unnamed),
+        -32020,
+        "Mcp-Name of a prompt",
+    );
+
     // Prompts by exposed name; an embedded resource comes back with its exposed URI.
     let get = |name: &str, arguments: Value| {
         post(

@@ -75,6 +75,16 @@ impl Filter {
         )
     }
 
+    /// The response that closes a `subscriptions/listen` stream gracefully (2026-07-28,
+    /// Subscriptions, Graceful Closure), when the gateway ends it.
+    fn closure(&self) -> Option<Value> {
+        let id = self.subscription.as_ref()?;
+        Some(
+            json!({"jsonrpc": "2.0", "id": id, "result": {"resultType": "complete",
+                    "_meta": {META_SUBSCRIPTION_ID: id}}}),
+        )
+    }
+
     /// The notification of `change`, if this stream carries it.
     fn notification(&self, change: ListChanged) -> Option<Value> {
         if !self.lists.contains(&change) {
@@ -98,6 +108,8 @@ struct State<F> {
     still_valid: F,
     /// Events due before the next receive (the acknowledgment, a catch-up after lag).
     pending: Vec<Value>,
+    /// The gateway is ending the stream: once `pending` is sent, it ends.
+    closing: bool,
 }
 
 /// The SSE response carrying `changes` through `filter` while `still_valid()` holds.
@@ -115,6 +127,7 @@ where
         filter,
         still_valid,
         pending,
+        closing: false,
     };
     Sse::new(events(state)).into_response()
 }
@@ -128,6 +141,9 @@ where
             if !state.pending.is_empty() {
                 let next = state.pending.remove(0);
                 return Some((Ok(message(&next)), state));
+            }
+            if state.closing {
+                return None;
             }
             let received = tokio::time::timeout(KEEPALIVE, state.changes.recv()).await;
             match received {
@@ -143,7 +159,11 @@ where
                         .filter_map(|l| state.filter.notification(l))
                         .collect();
                 }
-                Ok(Err(RecvError::Closed)) => return None,
+                // The gateway is shutting down: a subscription is closed gracefully.
+                Ok(Err(RecvError::Closed)) => {
+                    state.closing = true;
+                    state.pending = state.filter.closure().into_iter().collect();
+                }
                 Err(_) => {
                     if !(state.still_valid)() {
                         return None;
