@@ -374,7 +374,22 @@ mod tests {
         assert_eq!(top_level_only_for(Http), ["url", "host", "headers", "auth"]);
         assert_eq!(
             refused_by(Stdio),
-            ["url", "port", "host", "headers", "auth", "image", "pull", "user", "volumes", "network", "memory_mb", "cpus", "pids_limit", "read_only"]
+            [
+                "url",
+                "port",
+                "host",
+                "headers",
+                "auth",
+                "image",
+                "pull",
+                "user",
+                "volumes",
+                "network",
+                "memory_mb",
+                "cpus",
+                "pids_limit",
+                "read_only"
+            ]
         );
         assert_eq!(
             refused_by(Docker),

@@ -177,7 +177,10 @@ impl SpecReader {
     }
 
     /// An integer field within the bounds the table gives it, None when absent.
-    pub(super) fn integer<T: TryFrom<i64>>(&mut self, field: &'static str) -> Result<Option<T>, SpecError> {
+    pub(super) fn integer<T: TryFrom<i64>>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<T>, SpecError> {
         let (min, max) = fields::integer_bounds(field)
             .ok_or_else(|| invalid(field, "is not an integer field of the spec table"))?;
         match self.fields.remove(field) {
@@ -232,7 +235,10 @@ impl SpecReader {
         }
     }
 
-    pub(super) fn string_map(&mut self, field: &'static str) -> Result<BTreeMap<String, String>, SpecError> {
+    pub(super) fn string_map(
+        &mut self,
+        field: &'static str,
+    ) -> Result<BTreeMap<String, String>, SpecError> {
         match self.fields.remove(field) {
             None | Some(Value::Null) => Ok(BTreeMap::new()),
             Some(Value::Object(map)) => map
@@ -305,11 +311,7 @@ impl SpecReader {
     }
 
     /// Refuses the fields the table gives to the other transport.
-    pub(super) fn refuse_fields_of(
-        &self,
-        transport: Applies,
-        name: &str,
-    ) -> Result<(), SpecError> {
+    pub(super) fn refuse_fields_of(&self, transport: Applies, name: &str) -> Result<(), SpecError> {
         match fields::refused_by(transport)
             .into_iter()
             .find(|f| self.fields.contains_key(*f))
@@ -645,7 +647,10 @@ mod tests {
                 json!({"name": "a", "transport": "carrier-pigeon"}),
                 "transport",
             ),
-            (json!({"name": "a", "type": "docker", "url": "http://h"}), "url"),
+            (
+                json!({"name": "a", "type": "docker", "url": "http://h"}),
+                "url",
+            ),
             (
                 json!({"name": "a", "command": "x", "idle_timeout_secs": 5}),
                 "idle_timeout_secs",
