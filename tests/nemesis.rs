@@ -898,8 +898,25 @@ fn registry_stays_linearizable_under_kills_pauses_and_partitions() {
         check_started.elapsed().as_secs_f64(),
     );
     if !report.is_ok() {
+        // The whole history, for the diagnosis (the report shows only the surroundings).
+        let dump = std::env::temp_dir().join(format!("nemesis-history-{seed}.txt"));
+        let mut text: Vec<String> = shared
+            .history
+            .events()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        text.extend(
+            shared
+                .history
+                .notes()
+                .iter()
+                .map(|(t, n)| format!("note {:.3}s {n}", *t as f64 / 1e6)),
+        );
+        let _ = std::fs::write(&dump, text.join("\n"));
         panic!(
-            "seed {seed}: the history has anomalies:\n{report}\n{}",
+            "seed {seed}: the history has anomalies (whole history in {}):\n{report}\n{}",
+            dump.display(),
             nemesis.cluster.logs()
         );
     }
