@@ -250,10 +250,16 @@ fn admin_token_guards_writes_on_every_node() {
                 assert!(stderr.contains("unauthorized"), "{stderr}");
             }
         }
+        // Reads need a credential too (issue 12); `status` stays open.
         let listing = cluster.cli_with_token(id, None, &["-o", "json", "ls"]);
         assert!(
-            listing.status.success(),
-            "read without token refused on node {id}"
+            !listing.status.success(),
+            "read without token allowed on node {id}"
+        );
+        let status = cluster.cli_with_token(id, None, &["-o", "json", "status"]);
+        assert!(
+            status.status.success(),
+            "status without token refused on node {id}"
         );
     }
     let server = cluster.json(1, &["get", "guarded"]);
