@@ -92,6 +92,7 @@ pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
             token: None,
             allowed_origins: Vec::new(),
             session_lifetime: mcp_cluster::gateway::session::DEFAULT_SESSION_LIFETIME,
+            oauth: None,
         }),
         ..NodeConfig::new(dir.path())
     };

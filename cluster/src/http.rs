@@ -111,7 +111,9 @@ async fn cluster_metrics(State(endpoints): State<Arc<Endpoints>>) -> Response {
         let peers = state.peers.clone();
         async move {
             let mut client = peers.cluster_client(&addr).ok()?;
-            match tokio::time::timeout(PEER_SCRAPE_TIMEOUT, client.metrics(MetricsRequest {})).await
+            // Reads need a credential when the cluster has one: the node's own.
+            let request = peers.credentials().request(MetricsRequest {});
+            match tokio::time::timeout(PEER_SCRAPE_TIMEOUT, client.metrics(request)).await
             {
                 Ok(Ok(reply)) => Some(reply.into_inner().text),
                 Ok(Err(e)) => {
