@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 
 use crate::dataplane::{DataPlane, ExecuteOptions};
 
-/// Separator between the server and the tool name in an exposed name.
-pub const SEPARATOR: &str = "__";
+pub use super::names::SEPARATOR;
 /// Longest exposed name; longer ones are shortened (the 2025-11-25 spec asks clients to
 /// accept 1–128 characters, and some refuse more).
 pub const MAX_NAME_LEN: usize = 128;
