@@ -395,13 +395,13 @@ fn a_secret_reaches_its_process_and_nowhere_else() {
     }
     for id in [1, 2, 3] {
         let (data_dir, log) = (&cluster.node(id).data_dir, &cluster.node(id).log);
-        let log_text = std::fs::read(&log).unwrap_or_default();
+        let log_text = std::fs::read(log).unwrap_or_default();
         assert!(
             !contains(&log_text, SECRET.as_bytes()),
             "{} shows it",
             log.display()
         );
-        let files = files_under(&data_dir);
+        let files = files_under(data_dir);
         assert!(!files.is_empty());
         for file in files {
             let bytes = std::fs::read(&file).unwrap_or_default();

@@ -122,8 +122,9 @@ pub struct Error {
     pub field: Option<String>,
     /// The server's JSON-RPC error, for `ServerError`.
     pub jsonrpc: Option<JsonRpcError>,
-    /// When to try again, for `RateLimited`.
-    pub retry_after: Option<std::time::Duration>,
+    /// When to try again, in milliseconds, for `RateLimited` (a `u32` keeps the error
+    /// small: it travels in every `Result` of the client).
+    pub retry_after_ms: Option<u32>,
 }
 
 impl fmt::Display for Error {
@@ -140,7 +141,7 @@ impl Error {
             message: message.into(),
             field: None,
             jsonrpc: None,
-            retry_after: None,
+            retry_after_ms: None,
         }
     }
 
@@ -180,7 +181,8 @@ impl Error {
             message: status.message().to_owned(),
             field,
             jsonrpc,
-            retry_after: contract::retry_after_of(status),
+            retry_after_ms: contract::retry_after_of(status)
+                .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
         }
     }
 }

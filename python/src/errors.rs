@@ -81,8 +81,7 @@ impl ClientError {
             code,
             rpc_message,
             rpc_json,
-            self.retry_after
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            self.retry_after_ms,
         ))?;
         Ok(PyErr::from_value(exception))
     }

@@ -151,7 +151,9 @@ impl From<ExecuteError> for mcp_client::Error {
             err.to_string(),
         );
         converted.jsonrpc = jsonrpc;
-        converted.retry_after = err.retry_after();
+        converted.retry_after_ms = err
+            .retry_after()
+            .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
         converted
     }
 }
