@@ -29,6 +29,15 @@ fn endpoints(cluster: &TestCluster) -> String {
         .join(",")
 }
 
+/// The comma-separated `list` rotated left by `by`, so that successive commands start
+/// from different nodes (the one being restarted among them).
+fn rotated(list: &str, by: usize) -> String {
+    let mut nodes: Vec<&str> = list.split(',').collect();
+    let n = nodes.len();
+    nodes.rotate_left(by % n);
+    nodes.join(",")
+}
+
 /// Runs `mcpd --endpoints LIST -o json ARGS`.
 fn cli(endpoints: &str, args: &[&str]) -> Output {
     Command::new(mcpd_bin())
@@ -121,7 +130,7 @@ fn rolling_restart_under_load_fails_no_call_and_no_write() {
     let caller = load(&stop, &calls, move |i| {
         let text = format!("call-{i}");
         let args = json!({ "text": text }).to_string();
-        let out = cli(&call_list, &["call", "echo", "echo", &args]);
+        let out = cli(&rotated(&call_list, i), &["call", "echo", "echo", &args]);
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
@@ -139,7 +148,7 @@ fn rolling_restart_under_load_fails_no_call_and_no_write() {
         let path = spec_dir.join(format!("{name}.json"));
         std::fs::write(&path, stdio_spec(&name)).map_err(|e| e.to_string())?;
         let out = cli(
-            &write_list,
+            &rotated(&write_list, i),
             &["deploy", "-f", path.to_str().expect("utf8 path")],
         );
         if out.status.success() {
@@ -158,8 +167,9 @@ fn rolling_restart_under_load_fails_no_call_and_no_write() {
             || (instances_on(&cluster, id) == 0).then_some(()),
         );
         cluster.terminate(id, Duration::from_secs(30));
-        // Let the load run against the remaining two for a moment.
-        std::thread::sleep(Duration::from_secs(1));
+        // Let the load run against the remaining two for a while: a third of the commands
+        // start from the stopped node.
+        std::thread::sleep(Duration::from_secs(2));
         cluster.restart(id);
         wait_for(
             &format!("node {id} to answer again"),
