@@ -43,7 +43,9 @@ pub enum ClusterError {
     #[error("{0}")]
     Rejected(#[from] CommandError),
     /// A request without a credential, or with one that is wrong, expired or revoked.
-    #[error("unauthorized: this cluster requires a valid token (missing, unknown, expired or revoked)")]
+    #[error(
+        "unauthorized: this cluster requires a valid token (missing, unknown, expired or revoked)"
+    )]
     Unauthorized,
     /// A valid credential whose role or allow rules do not cover the request.
     #[error("forbidden: {0}")]

@@ -113,8 +113,7 @@ async fn cluster_metrics(State(endpoints): State<Arc<Endpoints>>) -> Response {
             let mut client = peers.cluster_client(&addr).ok()?;
             // Reads need a credential when the cluster has one: the node's own.
             let request = peers.credentials().request(MetricsRequest {});
-            match tokio::time::timeout(PEER_SCRAPE_TIMEOUT, client.metrics(request)).await
-            {
+            match tokio::time::timeout(PEER_SCRAPE_TIMEOUT, client.metrics(request)).await {
                 Ok(Ok(reply)) => Some(reply.into_inner().text),
                 Ok(Err(e)) => {
                     tracing::debug!(peer = id, error = %e, "peer metrics unavailable");
