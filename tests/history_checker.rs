@@ -324,3 +324,27 @@ fn one_bad_read_in_a_long_history_is_found() {
     assert!(report.has(AnomalyKind::NotLinearizable), "{report}");
     eprintln!("{report}");
 }
+
+/// The history the nemesis found (seed 1796024278905980343): a plain deploy forwarded by a
+/// follower was committed, its answer lost in a partition, and the follower sent it to
+/// the leader again after an acknowledged undeploy, so the deleted server came back.
+#[test]
+fn a_deleted_server_brought_back_by_a_repeated_deploy_is_reported() {
+    let mut h = Script::new();
+    h.op(3, 1371, Some(4271), deploy("k", "c3-22", 1), written(22))
+        .op(2, 1382, Some(1409), read("k"), saw("c3-22", 1, 18))
+        .op(
+            2,
+            4191,
+            Some(4208),
+            Op::Undeploy { key: "k".into() },
+            written(20),
+        )
+        .op(1, 4304, Some(4329), read("k"), saw("c3-22", 1, 22));
+    let report = check_operations(h.events());
+    assert_eq!(
+        report.kinds(),
+        vec![AnomalyKind::NotLinearizable],
+        "{report}"
+    );
+}

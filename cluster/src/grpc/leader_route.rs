@@ -139,7 +139,6 @@ impl LeaderRoute {
         F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        let repeatable = command.is_repeatable();
         let route = || async {
             Ok(match self.other_leader() {
                 Some(addr) => {
@@ -149,15 +148,22 @@ impl LeaderRoute {
                 None => self.propose(command.clone()).await?.map(&done),
             })
         };
-        self.through_elections(request, repeatable, route, call)
-            .await
+        // A write that may have reached a leader is never sent again (see below).
+        self.through_elections(request, false, route, call).await
     }
 
     /// Finds the `route` of `request` and finishes it (answers here, or forwards it with
     /// `call`), again and again until that succeeds, fails for another reason than a
     /// missing or vanished leader, or the write timeout has passed; between attempts, waits
-    /// for Raft to name a new leader (see the module docs). A `repeatable` request also
-    /// goes again when the leader vanished while it had it.
+    /// for Raft to name a new leader (see the module docs). A `repeatable` request (a read)
+    /// also goes again when the leader vanished while it had it.
+    ///
+    /// A write the leader may have had when it vanished is never sent again, not even a
+    /// "repeatable" one (`Command::is_repeatable`): the first attempt may have been
+    /// committed, and another client's write may have landed after it, so a second apply
+    /// would undo that write (the nemesis suite saw an acknowledged undeploy undone by a
+    /// plain deploy re-applied this way). The caller gets `unavailable`: it may or may not
+    /// have been applied.
     async fn through_elections<T, R, A, AFut, F, Fut>(
         &self,
         request: Request<T>,
