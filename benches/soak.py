@@ -99,7 +99,11 @@ def main() -> int:
     print(summary[-1] if summary else "(no nemesis summary)")
     print(f"history check: {'passed' if done.returncode == 0 else 'FAILED'}")
     if done.returncode != 0:
-        print("\n".join(done.stderr.splitlines()[-60:]))
+        # Why: the panic and what follows it (the anomalies or the missing leader).
+        lines = (done.stdout + "\n" + done.stderr).splitlines()
+        at = next((i for i, l in enumerate(lines) if "panicked at" in l), None)
+        shown = lines[at:at + 40] if at is not None else lines[-60:]
+        print("\n".join(l[:300] for l in shown))
     if samples.exists() and samples.stat().st_size > 0:
         for line in summarize(samples, args.window_minutes * 60):
             print(line)
