@@ -468,6 +468,9 @@ async fn a_caller_reaches_only_its_tools_on_grpc_and_mcp_until_revoked_everywher
     assert!(has(
         &|l| l["principal"] == "admin" && l["method"] == "CreateToken"
     ));
+    assert!(has(&|l| l["method"] == "RevokeToken" && l["token"] == "app"));
+    assert!(has(&|l| l["method"] == "CreateToken" && l["token"] == "app"));
+    assert!(has(&|l| l["method"] == "Deploy" && l["server"] == "notes"));
     assert!(has(&|l| l["method"] == "Deploy"
         && l["node"].is_u64()
         && l["duration_ms"].is_number()));

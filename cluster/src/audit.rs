@@ -50,6 +50,9 @@ pub struct AuditRecord<'a> {
     /// The tool called, for tool calls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<&'a str>,
+    /// The API token created or revoked, for token changes (its name, never the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
     /// `ok`, `denied`, or the error category.
     pub outcome: &'a str,
     /// How long the request took.
@@ -78,12 +81,52 @@ impl<'a> AuditRecord<'a> {
             method,
             server: None,
             tool: None,
+            token: None,
             outcome: "ok",
             duration: Duration::ZERO,
             request_id: None,
             via,
             arguments: None,
         }
+    }
+}
+
+/// What a write acted on, put by its handler into the response's extensions for the
+/// auth layer's audit line (the layer sees no message bodies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditSubject {
+    /// The server written.
+    pub server: Option<String>,
+    /// The API token created or revoked (its name).
+    pub token: Option<String>,
+}
+
+impl AuditSubject {
+    /// A write to server `name`.
+    pub fn server(name: impl Into<String>) -> Self {
+        Self {
+            server: Some(name.into()),
+            token: None,
+        }
+    }
+
+    /// A change to the API token named `name`.
+    pub fn token(name: impl Into<String>) -> Self {
+        Self {
+            server: None,
+            token: Some(name.into()),
+        }
+    }
+
+    /// `result` with this subject in its response's extensions.
+    pub fn attach<T>(
+        self,
+        result: Result<tonic::Response<T>, tonic::Status>,
+    ) -> Result<tonic::Response<T>, tonic::Status> {
+        result.map(|mut response| {
+            response.extensions_mut().insert(self);
+            response
+        })
     }
 }
 

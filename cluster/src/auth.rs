@@ -25,7 +25,7 @@ use tonic::codegen::http::{HeaderMap, Request, Response};
 use tonic::codegen::Service;
 use tower_layer::Layer;
 
-use crate::audit::{Audit, AuditRecord, Via};
+use crate::audit::{Audit, AuditRecord, AuditSubject, Via};
 use crate::error::ClusterError;
 use crate::principal::{hash_token, Principal, Role};
 
@@ -339,7 +339,10 @@ impl Pending {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("error"),
         };
+        let subject = response.extensions().get::<AuditSubject>();
         let mut record = AuditRecord::new(&self.principal, &self.method, Via::Grpc);
+        record.server = subject.and_then(|s| s.server.as_deref());
+        record.token = subject.and_then(|s| s.token.as_deref());
         record.outcome = outcome;
         record.duration = self.started.elapsed();
         record.request_id = self.request_id.as_deref();

@@ -30,6 +30,7 @@ use super::registry_service::RegistryHandlers;
 use super::session_service::SessionHandlers;
 use super::status_service::StatusHandlers;
 use super::token_service::TokenHandlers;
+use crate::audit::AuditSubject;
 use crate::batcher::ProposalBatcher;
 use crate::dataplane::DataPlane;
 use crate::forward::PeerChannels;
@@ -136,15 +137,22 @@ impl ClusterApi {
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
     async fn deploy(&self, r: Request<DeployRequest>) -> Result<Response<WriteReply>, Status> {
-        self.registry.deploy(r).await
+        // The server's name is in the spec: take it from the reply for the audit line.
+        self.registry.deploy(r).await.map(|mut reply| {
+            let subject = AuditSubject::server(reply.get_ref().name.clone());
+            reply.extensions_mut().insert(subject);
+            reply
+        })
     }
 
     async fn undeploy(&self, r: Request<UndeployRequest>) -> Result<Response<WriteReply>, Status> {
-        self.registry.undeploy(r).await
+        let subject = AuditSubject::server(r.get_ref().name.clone());
+        subject.attach(self.registry.undeploy(r).await)
     }
 
     async fn scale(&self, r: Request<ScaleRequest>) -> Result<Response<WriteReply>, Status> {
-        self.registry.scale(r).await
+        let subject = AuditSubject::server(r.get_ref().name.clone());
+        subject.attach(self.registry.scale(r).await)
     }
 
     async fn drain(&self, r: Request<DrainRequest>) -> Result<Response<WriteReply>, Status> {
@@ -223,7 +231,8 @@ impl ClusterService for ClusterApi {
         &self,
         r: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenReply>, Status> {
-        self.tokens.create_token(r).await
+        let subject = AuditSubject::token(r.get_ref().name.clone());
+        subject.attach(self.tokens.create_token(r).await)
     }
 
     async fn list_tokens(
@@ -237,7 +246,8 @@ impl ClusterService for ClusterApi {
         &self,
         r: Request<RevokeTokenRequest>,
     ) -> Result<Response<WriteReply>, Status> {
-        self.tokens.revoke_token(r).await
+        let subject = AuditSubject::token(r.get_ref().name.clone());
+        subject.attach(self.tokens.revoke_token(r).await)
     }
 
     async fn save_snapshot(
