@@ -5,16 +5,16 @@
 //! ends in the same state. Each successful change bumps the registry revision by one.
 
 mod command;
-mod on_demand;
 pub mod gateway_sessions;
 pub mod limits;
+pub mod list_changes;
+mod on_demand;
 pub mod pins;
 mod placement_mode;
 pub mod principals;
 pub mod secrets;
 pub mod spec;
 pub mod views;
-pub mod list_changes;
 
 use std::collections::BTreeMap;
 
