@@ -625,6 +625,23 @@ fn a_concurrency_quota_holds_across_the_cluster_and_refuses_at_once() {
             "a refused call waited for an admitted one to end"
         );
     }
+
+    // Draining node 3 rebalances the shares: it admits no call of the server any more, and
+    // says why; the two others share the quota.
+    let drained = cluster.cli(1, &["drain", "3"]);
+    assert!(
+        drained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drained.stderr)
+    );
+    let refused = wait_for("node 3 to stop admitting", Duration::from_secs(30), || {
+        cluster
+            .call(3, "scarce", "echo", &json!({"text": "x"}))
+            .err()
+            .filter(|e| e.contains("draining"))
+    });
+    assert!(refused.contains("rate_limited"), "{refused}");
+    cluster.call_eventually(1, "scarce", "echo", &json!({"text": "still served"}));
 }
 
 #[test]
