@@ -15,10 +15,11 @@ use std::path::Path;
 
 pub use error::StorageError;
 pub use format::STORAGE_FORMAT;
-/// The database type the stores live in, for callers that open one without naming sled.
-pub use sled::Db;
 pub use log_store::SledLogStore;
 pub use snapshot_store::SnapshotStore;
+
+/// The database type the stores live in, for callers that open one without naming sled.
+pub use sled::Db;
 
 /// Default sled page-cache size. sled's own default (1 GiB) is far more than a registry
 /// needs, and every node of a test cluster would reserve it.
