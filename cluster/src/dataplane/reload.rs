@@ -49,8 +49,14 @@ pub fn changed(old: &DataPlaneConfig, new: &DataPlaneConfig) -> Vec<&'static str
             out.push(name);
         }
     };
-    check("request_timeout_ms", old.request_timeout != new.request_timeout);
-    check("connection_timeout_ms", old.connect_timeout != new.connect_timeout);
+    check(
+        "request_timeout_ms",
+        old.request_timeout != new.request_timeout,
+    );
+    check(
+        "connection_timeout_ms",
+        old.connect_timeout != new.connect_timeout,
+    );
     check(
         "health_check_interval_secs",
         old.health_check_interval != new.health_check_interval,
@@ -69,7 +75,10 @@ pub fn changed(old: &DataPlaneConfig, new: &DataPlaneConfig) -> Vec<&'static str
         "enable_keepalive",
         old.keepalive != new.keepalive || old.keepalive_interval != new.keepalive_interval,
     );
-    check("max_message_bytes", old.max_message_bytes != new.max_message_bytes);
+    check(
+        "max_message_bytes",
+        old.max_message_bytes != new.max_message_bytes,
+    );
     check("max_attempts", old.retry != new.retry);
     check(
         "circuit_breaker_threshold",
