@@ -384,12 +384,38 @@ fn a_secret_reaches_its_process_and_nowhere_else() {
         shown.push_str(&std::fs::read_to_string(&snapshot).unwrap_or_default());
     }
     assert!(!shown.contains(SECRET), "a listing shows the secret");
-    // A node with a wrong key would refuse; the secret ls names the key, not the value.
+    // `secret ls` names the secret and the key that sealed it, not the value.
     let listed = cluster.json(1, &["secret", "ls"]);
     assert_eq!(listed["secrets"][0]["name"], "db-password");
+    let old_key_id = listed["secrets"][0]["key_id"].as_str().unwrap().to_owned();
+
+    // Key rotation: a new first key on every node (the old one kept below it), the nodes
+    // restarted one at a time, then `secret rotate` reseals under the new key; the process
+    // still gets the value.
+    let new_key = "5c1d".repeat(16);
+    std::fs::write(&key_file, format!("{new_key}\n{key}\n")).unwrap();
+    let mut cluster = cluster;
+    for id in [1, 2, 3] {
+        cluster.terminate(id, Duration::from_secs(10));
+        cluster.restart(id);
+        cluster.wait_leader();
+    }
+    let rotated = wait_for("secret rotate", Duration::from_secs(30), || {
+        cluster.try_json(2, &["secret", "rotate"])
+    });
+    assert_eq!(rotated["resealed"], 1, "{rotated}");
+    let new_key_id = rotated["key_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_key_id, old_key_id);
+    for id in [1, 2, 3] {
+        wait_for("the resealed secret", Duration::from_secs(30), || {
+            let listed = cluster.try_json(id, &["secret", "ls"])?;
+            (listed["secrets"][0]["key_id"] == new_key_id.as_str()).then_some(())
+        });
+    }
+    let answer = cluster.call_eventually(1, "vault", "env", &json!({"name": "DB_PASSWORD"}));
+    assert_eq!(text_of(&answer), SECRET);
 
     // Stop the nodes so their logs and sled files are complete on disk.
-    let mut cluster = cluster;
     for id in [1, 2, 3] {
         cluster.terminate(id, Duration::from_secs(10));
     }
