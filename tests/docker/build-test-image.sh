@@ -36,11 +36,20 @@ chmod 1777 "$root/tmp"
 printf 'root:x:0:0:root:/:/nonexistent\nmcp:x:10001:10001:mcp:/nonexistent:/nonexistent\n' >"$root/etc/passwd"
 
 build() {
+  # The image the tag named before, removed once replaced so that rebuilds leave no
+  # dangling images behind (kept while a container still uses it).
+  local old
+  old=$(docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true)
   # FROM scratch needs no registry; the legacy builder is the one every engine has.
   DOCKER_BUILDKIT=0 docker build --quiet -t "$1" -f "$2" "$work" >/dev/null 2>"$work/err" || {
     cat "$work/err" >&2
     exit 1
   }
+  local new
+  new=$(docker image inspect --format '{{.Id}}' "$1")
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then
+    docker image rm "$old" >/dev/null 2>&1 || true
+  fi
 }
 
 cat >"$work/Dockerfile" <<'DOCKERFILE'
