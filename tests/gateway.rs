@@ -167,7 +167,8 @@ fn wait_for_tools(addr: &str, headers: &[(&str, &str)], wanted: &[&str]) -> Vec<
     let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(
             "the gateway to list every tool",
-            Duration::from_secs(45),
+            // Generous: Python servers start slowly on a loaded machine.
+            Duration::from_secs(180),
             || {
                 last = tool_names(&post(addr, headers, &stateless("tools/list", json!({}))).json());
                 wanted
@@ -1438,6 +1439,37 @@ fn a_view_hides_renames_and_is_served_at_its_own_endpoint() {
         echoed["result"]["content"][0]["text"], "via view",
         "{echoed}"
     );
+
+    // A handshake-era session is bound to the endpoint that opened it.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
+    .to_string();
+    let open = |path: &str| {
+        let reply = http_at(&mcp_addr, "POST", path, &[], &init);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.headers["mcp-session-id"].clone()
+    };
+    let listed = |path: &str, session: &str| {
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+        http_at(
+            &mcp_addr,
+            "POST",
+            path,
+            &[("Mcp-Session-Id", session)],
+            &list,
+        )
+        .status
+    };
+    let of_view = open("/mcp/v/safe");
+    let of_default = open("/mcp");
+    assert_eq!(listed("/mcp/v/safe", &of_view), 200);
+    assert_eq!(listed("/mcp", &of_view), 404, "a view's session on /mcp");
+    assert_eq!(
+        listed("/mcp/v/safe", &of_default),
+        404,
+        "a /mcp session on a view"
+    );
+    assert_eq!(listed("/mcp", &of_default), 200);
 
     // An unknown view is 404; ls and get show the view; a bad one is refused with why.
     assert_eq!(post_at(&mcp_addr, "/mcp/v/nosuch", &list).status, 404);

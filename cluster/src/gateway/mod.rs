@@ -181,13 +181,19 @@ impl Gateway {
     }
 
     /// Runs `f` on the registry's session state, with the principal of `headers` and the
-    /// time now.
+    /// time now. A session of a view's endpoint is bound to the view too: its id opens on
+    /// that endpoint only, so a view's session cannot be carried to the default endpoint
+    /// (or another view) to see what the view hides.
     fn with_sessions<R>(
         &self,
         headers: &HeaderMap,
+        view: Option<&str>,
         f: impl FnOnce(&GatewaySessions, Option<String>, u64) -> R,
     ) -> R {
-        let principal = session::principal(self.guard.credential(headers));
+        let mut principal = session::principal(self.guard.credential(headers));
+        if let Some(view) = view {
+            principal = Some(format!("{}@view:{view}", principal.unwrap_or_default()));
+        }
         self.registry.read(|state| {
             f(
                 state.registry.gateway_sessions(),
@@ -197,16 +203,28 @@ impl Gateway {
         })
     }
 
-    /// Seals a new session at `version` for the credential of `headers`.
-    fn seal_session(&self, version: &str, headers: &HeaderMap) -> Result<String, SessionError> {
-        self.with_sessions(headers, |sessions, principal, now| {
+    /// Seals a new session at `version` for the credential of `headers` (on `view`'s
+    /// endpoint, if any).
+    fn seal_session(
+        &self,
+        version: &str,
+        headers: &HeaderMap,
+        view: Option<&str>,
+    ) -> Result<String, SessionError> {
+        self.with_sessions(headers, view, |sessions, principal, now| {
             session::seal(sessions, version, principal, self.session_lifetime, now)
         })
     }
 
-    /// Opens session `id`, presented with the credential of `headers`.
-    fn open_session(&self, id: &str, headers: &HeaderMap) -> Result<OpenSession, SessionError> {
-        self.with_sessions(headers, |sessions, principal, now| {
+    /// Opens session `id`, presented with the credential of `headers` (on `view`'s
+    /// endpoint, if any).
+    fn open_session(
+        &self,
+        id: &str,
+        headers: &HeaderMap,
+        view: Option<&str>,
+    ) -> Result<OpenSession, SessionError> {
+        self.with_sessions(headers, view, |sessions, principal, now| {
             session::open(sessions, id, principal.as_deref(), now)
         })
     }
@@ -307,6 +325,11 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
 /// session. Without a session there is nothing to stream (the 2026-07-28 era has no GET
 /// stream: it uses `subscriptions/listen`), so 405 as the transport asks.
 async fn handle_get(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    serve_get(gateway, None, headers).await
+}
+
+/// `GET` of the default endpoint (`view` is `None`) or of a view's.
+async fn serve_get(gateway: Arc<Gateway>, view: Option<String>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refusal(&gateway, &headers) {
         return refusal;
     }
@@ -331,18 +354,27 @@ async fn handle_get(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> 
             "GET /mcp is a text/event-stream; send Accept: text/event-stream",
         );
     }
-    if let Err(e) = gateway.open_session(id, &headers) {
+    if let Err(e) = gateway.open_session(id, &headers, view.as_deref()) {
         return unknown_session(&e);
     }
     let (id, check_headers, check) = (id.to_owned(), headers.clone(), Arc::clone(&gateway));
     streams::response(
         gateway.notifier.subscribe(),
         streams::Filter::everything(),
-        move || check.open_session(&id, &check_headers).is_ok(),
+        move || {
+            check
+                .open_session(&id, &check_headers, view.as_deref())
+                .is_ok()
+        },
     )
 }
 
 async fn handle_delete(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    serve_delete(gateway, None, headers).await
+}
+
+/// `DELETE` on the default endpoint (`view` is `None`) or on a view's.
+async fn serve_delete(gateway: Arc<Gateway>, view: Option<String>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refusal(&gateway, &headers) {
         return refusal;
     }
@@ -352,7 +384,7 @@ async fn handle_delete(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) 
     let Some(id) = session_id(&headers) else {
         return refused(StatusCode::BAD_REQUEST, "Mcp-Session-Id header is required");
     };
-    let session = match gateway.open_session(id, &headers) {
+    let session = match gateway.open_session(id, &headers, view.as_deref()) {
         Ok(session) => session,
         Err(e) => return unknown_session(&e),
     };
@@ -405,7 +437,7 @@ async fn handle_view_get(
     headers: HeaderMap,
 ) -> Response {
     match views::scope_of(&gateway.registry, Some(&view)) {
-        Some(_) => handle_get(State(gateway), headers).await,
+        Some(_) => serve_get(gateway, Some(view), headers).await,
         None => unknown_view(&view),
     }
 }
@@ -417,7 +449,7 @@ async fn handle_view_delete(
     headers: HeaderMap,
 ) -> Response {
     match views::scope_of(&gateway.registry, Some(&view)) {
-        Some(_) => handle_delete(State(gateway), headers).await,
+        Some(_) => serve_delete(gateway, Some(view), headers).await,
         None => unknown_view(&view),
     }
 }
@@ -480,7 +512,7 @@ async fn serve_post(
     let id = message.get("id").cloned().filter(|id| !id.is_null());
     let refusal = match &era {
         Era::Stateless(_) => stateless_refusal(&headers, &method, &params, id.as_ref()),
-        Era::Handshake => handshake_refusal(&gateway, &headers, &method),
+        Era::Handshake => handshake_refusal(&gateway, &headers, &method, view.as_deref()),
     };
     if let Some(refusal) = refusal {
         return refusal;
@@ -505,7 +537,7 @@ async fn serve_post(
         ("initialize", Era::Handshake) => {
             let asked = params.get("protocolVersion").and_then(Value::as_str);
             let version = protocol::negotiate(asked);
-            match gateway.seal_session(version, &headers) {
+            match gateway.seal_session(version, &headers, view.as_deref()) {
                 Ok(session) => new_session = Some(session),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot open a gateway session");
@@ -642,7 +674,12 @@ fn stateless_refusal(
 /// The refusal of a handshake-era message, if any: an `MCP-Protocol-Version` we do not
 /// speak is 400; every message but `initialize` needs a session that opens (400 without
 /// one, 404 for one that does not open, so the client initializes again).
-fn handshake_refusal(gateway: &Gateway, headers: &HeaderMap, method: &str) -> Option<Response> {
+fn handshake_refusal(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    method: &str,
+    view: Option<&str>,
+) -> Option<Response> {
     let version = headers
         .get(conformance::VERSION_HEADER)
         .and_then(|v| v.to_str().ok());
@@ -662,7 +699,7 @@ fn handshake_refusal(gateway: &Gateway, headers: &HeaderMap, method: &str) -> Op
              2026-07-28 protocol with _meta)",
         ));
     };
-    let e = gateway.open_session(session, headers).err()?;
+    let e = gateway.open_session(session, headers, view).err()?;
     Some(unknown_session(&e))
 }
 
