@@ -195,6 +195,23 @@ fn a_mutual_tls_cluster_refuses_strangers_and_follows_its_certificate_files() {
     let plain = cli(&addr(2), &[], &["status"]);
     assert!(!plain.status.success(), "a plaintext status was answered");
     assert!(status(&addr(2), &ca).is_some());
+    // The CA can come from the client's TOML file too.
+    let client_toml = work.path().join("client.toml");
+    std::fs::write(
+        &client_toml,
+        format!("ca_file = {:?}\n", ca.display().to_string()),
+    )
+    .expect("client config");
+    let from_file = cli(
+        &addr(3),
+        &["--client-config", client_toml.to_str().expect("utf8")],
+        &["status"],
+    );
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     // The HTTP listeners of node 1 speak TLS only.
