@@ -258,7 +258,10 @@ pub fn node_config(args: NodeArgs) -> Result<NodeConfig, SettingsError> {
 }
 
 /// The TLS settings: all three files or none; flag/env first, then the file.
-fn tls_settings(args: &NodeArgs, file: &FileSettings) -> Result<Option<TlsSettings>, SettingsError> {
+fn tls_settings(
+    args: &NodeArgs,
+    file: &FileSettings,
+) -> Result<Option<TlsSettings>, SettingsError> {
     let cert = args.tls_cert.clone().or(file.tls_cert.clone());
     let key = args.tls_key.clone().or(file.tls_key.clone());
     let ca = args.tls_ca.clone().or(file.tls_ca.clone());
@@ -466,6 +469,30 @@ mod tests {
         );
         assert_eq!(config.raft.snapshot_logs, 5);
         assert_eq!(config.listen_addr, Some(DEFAULT_GRPC_ADDR));
+    }
+
+    #[test]
+    fn oauth_needs_keys_and_defaults_its_audience_to_the_gateway() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = |jwks: Option<&str>, roles: Option<Vec<String>>| NodeArgs {
+            data_dir: Some(dir.path().to_owned()),
+            mcp_addr: Some("127.0.0.1:7480".parse().unwrap()),
+            oauth_issuer: Some("https://idp.example".into()),
+            oauth_jwks: jwks.map(str::to_owned),
+            oauth_scope_roles: roles,
+            ..NodeArgs::default()
+        };
+        let refused = node_config(args(None, None)).expect_err("no keys");
+        assert!(refused.to_string().contains("oauth_jwks"), "{refused}");
+        let config = node_config(args(Some("https://idp.example/jwks"), None)).unwrap();
+        let oauth = config.gateway.unwrap().oauth.unwrap();
+        assert_eq!(oauth.audience, "http://127.0.0.1:7480/mcp");
+        assert_eq!(
+            oauth.jwks,
+            mcp_cluster::gateway::oauth::JwksSource::Url("https://idp.example/jwks".into())
+        );
+        let bad = node_config(args(Some("/k.json"), Some(vec!["x=root".into()])));
+        assert!(bad.expect_err("bad role").to_string().contains("x=root"));
     }
 
     #[test]
