@@ -97,8 +97,23 @@ fn needs_restart(running: &NodeConfig, new: &NodeConfig) -> Vec<String> {
     let (old, new) = (strip(running), strip(new));
     new.iter()
         .filter(|(name, value)| old.iter().find(|(n, _)| n == name).map(|(_, v)| v) != Some(value))
-        .map(|(name, _)| name.clone())
+        .map(|(name, _)| file_keys(name))
         .collect()
+}
+
+/// The config-file keys (and flags, with dashes) behind a field of the node's
+/// configuration, for the warning; a field not listed is named as it is.
+fn file_keys(field: &str) -> String {
+    let keys = match field {
+        "listen_addr" => "grpc_addr",
+        "raft" => "leader_election_timeout_ms/heartbeat_interval_ms/snapshot_logs/logs_to_keep",
+        "write_timeout" => "write_timeout_ms",
+        "node_grace" => "node_grace_ms",
+        "tags" => "node_tags",
+        "gateway" => "mcp_addr/mcp_token/mcp_allowed_origins/mcp_session_lifetime_secs",
+        other => other,
+    };
+    keys.to_owned()
 }
 
 /// The top-level fields of a pretty-printed struct: (name, its text).
@@ -133,7 +148,7 @@ mod tests {
         new.node_grace = Duration::from_secs(99);
         new.admin_token = Some("t0ps3cret".into());
         let names = needs_restart(&running, &new);
-        assert_eq!(names, ["admin_token", "node_grace"]);
+        assert_eq!(names, ["admin_token", "node_grace_ms"]);
         assert!(!format!("{names:?}").contains("t0ps3cret"));
     }
 }
