@@ -212,15 +212,22 @@ fn draining_a_node_moves_its_replicas_without_a_failed_call() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let members = cluster.json(drained, &["members"]);
-    let marked: Vec<bool> = members["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .filter(|m| m["id"] == drained)
-        .map(|m| m["draining"].as_bool().unwrap_or(false))
-        .collect();
-    assert_eq!(marked, vec![true], "{members}");
+    // The drain is acknowledged once committed; the drained node shows it once it has
+    // applied the entry too, which may be a moment later.
+    wait_for(
+        "the drained node to list itself as draining",
+        Duration::from_secs(20),
+        || {
+            let members = cluster.json(drained, &["members"]);
+            let marked: Vec<bool> = members["members"]
+                .as_array()?
+                .iter()
+                .filter(|m| m["id"] == drained)
+                .map(|m| m["draining"].as_bool().unwrap_or(false))
+                .collect();
+            (marked == vec![true]).then_some(())
+        },
+    );
 
     // Calls through the drained node itself and through another one, all the while the
     // replica moves: not one may fail.

@@ -19,11 +19,23 @@ pub fn mcpd_bin() -> &'static str {
 }
 
 /// A free loopback port (the OS picks it; we release it right away).
+///
+/// The port is free when this returns, not reserved: the OS may hand it out again once the
+/// probe socket closes, and tests of one binary run in parallel. So a port is never given
+/// twice in this process; otherwise two nodes of concurrent tests could be told the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it returns Some, or panics with `what` after `timeout`.
