@@ -53,9 +53,11 @@ struct FileSettings {
 pub enum Op {
     /// Reads answered by whichever node is reached first.
     Read,
-    /// Writes that are harmless to send twice (deploy, scale, drain, membership).
+    /// Registry and membership writes. Like every write, sent to another node only when it
+    /// provably never reached the first (see [`Repeat::Unsafe`]).
     Write,
-    /// Writes that must not be sent again once they may have reached a node.
+    /// The same as `Write`; names the writes that are not idempotent even alone (undeploy,
+    /// token and secret changes), which a retry would turn into a confusing refusal.
     WriteOnce,
     /// Membership additions: like `Write`, with a long attempt timeout.
     SlowWrite,
@@ -68,8 +70,8 @@ impl Op {
 
     fn repeat(self) -> Repeat {
         match self {
-            Op::WriteOnce => Repeat::Unsafe,
-            _ => Repeat::Safe,
+            Op::Read => Repeat::Safe,
+            Op::Write | Op::WriteOnce | Op::SlowWrite => Repeat::Unsafe,
         }
     }
 

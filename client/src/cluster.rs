@@ -510,7 +510,7 @@ impl ClusterClient {
         self.run(
             "deploy",
             true,
-            Repeat::Safe,
+            Repeat::Unsafe,
             CONTROL_ATTEMPT_TIMEOUT,
             |ch| {
                 let request = self.request(DeployRequest {
@@ -552,18 +552,24 @@ impl ClusterClient {
 
     /// Sets a server's replica count.
     pub async fn scale(&self, name: &str, replicas: u32) -> Result<WriteReply, Error> {
-        self.run("scale", true, Repeat::Safe, CONTROL_ATTEMPT_TIMEOUT, |ch| {
-            let request = self.request(ScaleRequest {
-                name: name.to_owned(),
-                replicas,
-            });
-            async move {
-                cluster_client(ch)
-                    .scale(request)
-                    .await
-                    .map(|r| r.into_inner())
-            }
-        })
+        self.run(
+            "scale",
+            true,
+            Repeat::Unsafe,
+            CONTROL_ATTEMPT_TIMEOUT,
+            |ch| {
+                let request = self.request(ScaleRequest {
+                    name: name.to_owned(),
+                    replicas,
+                });
+                async move {
+                    cluster_client(ch)
+                        .scale(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            },
+        )
         .await
     }
 
@@ -613,7 +619,7 @@ impl ClusterClient {
         self.run(
             "add learner",
             true,
-            Repeat::Safe,
+            Repeat::Unsafe,
             Duration::from_secs(90),
             |ch| {
                 let request = self.request(AddLearnerRequest {
@@ -636,7 +642,7 @@ impl ClusterClient {
         self.run(
             "promote voter",
             true,
-            Repeat::Safe,
+            Repeat::Unsafe,
             CONTROL_ATTEMPT_TIMEOUT,
             |ch| {
                 let request = self.request(PromoteVoterRequest { id });
@@ -656,7 +662,7 @@ impl ClusterClient {
         self.run(
             "remove node",
             true,
-            Repeat::Safe,
+            Repeat::Unsafe,
             CONTROL_ATTEMPT_TIMEOUT,
             |ch| {
                 let request = self.request(RemoveNodeRequest { id });
@@ -810,8 +816,9 @@ fn next_step(status: &Status, repeat: Repeat) -> Next {
     // failure.
     let answered = status.metadata().contains_key(mcp_proto::ERROR_KIND);
     match WireKind::of(status) {
-        // No leader right now, or the write was not committed in time: a new leader is
-        // being elected. A repeatable write may simply be sent again.
+        // No leader right now: a new leader is being elected. A read may simply be sent
+        // again; a write may already have been applied (the node waited through the
+        // election itself before giving up), so it is not.
         Some(WireKind::Unavailable) if repeat == Repeat::Safe => Next::Later,
         Some(_) => Next::Fail,
         None if answered => Next::Fail,

@@ -40,9 +40,14 @@ pub fn is_repeatable_request(request_json: &str) -> bool {
 /// Whether an operation may be sent again after its connection broke mid-flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repeat {
-    /// Repeating has no effect beyond the first (reads, deploy, scale, safe methods).
+    /// Repeating has no effect beyond the first (reads, safe JSON-RPC methods).
     Safe,
-    /// It may have run already (a tools/call, an undeploy).
+    /// It may have run already: every registry write and a `tools/call`. Even a write
+    /// that is idempotent alone (a plain deploy, a scale) is not sent again once it may
+    /// have reached a node: another client's write may have landed after the first apply,
+    /// and a second apply would undo it (the nemesis suite saw an acknowledged undeploy
+    /// undone that way). Such a request goes to another node only when it provably never
+    /// reached the first.
     Unsafe,
 }
 

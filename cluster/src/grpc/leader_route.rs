@@ -158,8 +158,8 @@ impl LeaderRoute {
     /// for Raft to name a new leader (see the module docs). A `repeatable` request (a read)
     /// also goes again when the leader vanished while it had it.
     ///
-    /// A write the leader may have had when it vanished is never sent again, not even a
-    /// "repeatable" one (`Command::is_repeatable`): the first attempt may have been
+    /// A write the leader may have had when it vanished is never sent again, not even one
+    /// that is idempotent alone (a plain deploy, a scale): the first attempt may have been
     /// committed, and another client's write may have landed after it, so a second apply
     /// would undo that write (the nemesis suite saw an acknowledged undeploy undone by a
     /// plain deploy re-applied this way). The caller gets `unavailable`: it may or may not

@@ -202,42 +202,6 @@ pub enum Command {
 }
 
 impl Command {
-    /// True if applying the command twice leaves the registry as applying it once (bar
-    /// the revision count): a write whose leader died after receiving it may then be sent
-    /// to the next leader. A compare-and-set put or a delete is not: its second apply
-    /// would fail and hide that the first one succeeded.
-    pub fn is_repeatable(&self) -> bool {
-        match self {
-            Command::PutServer {
-                expected_revision, ..
-            } => expected_revision.is_none(),
-            Command::Scale { .. }
-            | Command::PutNode { .. }
-            | Command::SetDraining { .. }
-            | Command::SetNodeTags { .. }
-            | Command::EndSession { .. }
-            | Command::SetAwake { .. }
-            | Command::PutView { .. }
-            | Command::DeleteView { .. }
-            | Command::SetCallerLimit { .. }
-            | Command::ServerListsChanged { .. } => true,
-            // Compare-and-set on the key id.
-            Command::PutSessionKey { .. } => false,
-            Command::DeleteServer { .. } | Command::Place { .. } | Command::DeleteNode { .. } => {
-                false
-            }
-            Command::Batch { commands } => commands.iter().all(Command::is_repeatable),
-            // A second apply would fail (name taken, token gone) and hide the first.
-            Command::PutToken { .. } | Command::RevokeToken { .. } => false,
-            // The same observation again records nothing; a put overwrites with itself.
-            Command::ObserveTools { .. } | Command::PutSecret { .. } => true,
-            // A second apply fails (nothing pending, value changed, secret gone).
-            Command::ApproveTools { .. }
-            | Command::ResealSecret { .. }
-            | Command::DeleteSecret { .. } => false,
-        }
-    }
-
     /// Short name of the operation, for logs and metrics.
     pub fn op(&self) -> &'static str {
         match self {

@@ -377,38 +377,6 @@ mod tests {
     }
 
     #[test]
-    fn repeatable_commands_leave_the_same_registry_when_applied_twice() {
-        let scale = Command::Scale {
-            name: "a".into(),
-            replicas: 3,
-        };
-        for command in [put("a", None), scale.clone()] {
-            assert!(command.is_repeatable(), "{command:?}");
-            let (mut once, mut twice) = (Registry::default(), Registry::default());
-            for r in [&mut once, &mut twice] {
-                r.apply(&put("a", None)).unwrap();
-            }
-            once.apply(&command).unwrap();
-            twice.apply(&command).unwrap();
-            twice.apply(&command).unwrap();
-            // The same record, bar the revision count.
-            let record = |r: &Registry| {
-                r.server("a")
-                    .map(|r| (r.spec.clone(), r.placements.clone()))
-            };
-            assert_eq!(record(&once), record(&twice));
-        }
-        let delete = Command::DeleteServer { name: "a".into() };
-        for command in [put("a", Some(1)), delete.clone()] {
-            assert!(!command.is_repeatable(), "{command:?}");
-        }
-        let batch = Command::Batch {
-            commands: vec![scale, delete],
-        };
-        assert!(!batch.is_repeatable());
-    }
-
-    #[test]
     fn successful_changes_bump_the_revision() {
         let mut r = Registry::default();
         assert_eq!(
