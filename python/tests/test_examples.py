@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, wait_for
 
 
 def run(*args: str, timeout: float = 120) -> str:
@@ -33,7 +34,15 @@ def test_testing_example():
     assert "1 passed" in out
 
 
+def _leader_id(mcpd: str, node: str):
+    out = subprocess.run([mcpd, "--endpoint", node, "-o", "json", "status"], capture_output=True, text=True, timeout=10)
+    return json.loads(out.stdout).get("leader_id") if out.returncode == 0 else None
+
+
 def test_distributed_client_example(cluster3):
+    # The example is run against a cluster that is up, as a user would: one that has
+    # elected its leader (it prints the leader first thing).
+    wait_for("a leader", 30, lambda: _leader_id(cluster3.mcpd, cluster3.nodes[0]))
     out = run("examples/distributed_client.py", "--rounds=2", *cluster3.nodes)
     assert "Leader: 127.0.0.1:" in out
     assert out.count("[0] ") == 1 and "[1] " in out
