@@ -4,13 +4,13 @@
 use std::io::Read;
 use std::path::Path;
 
+use mcp_client::retry::{is_repeatable_request, Repeat};
 use mcp_proto::cluster::{
     AddLearnerRequest, DeployRequest, DrainRequest, GetMetricsRequest, GetServerRequest,
     ListServersRequest, MembersReply, MembersRequest, PromoteVoterRequest, RemoveNodeRequest,
     RotateSessionKeyRequest, ScaleRequest, ServerInfo, ServerStats, StatusRequest, UndeployRequest,
     WriteReply,
 };
-use mcp_client::retry::{is_repeatable_request, Repeat};
 use mcp_proto::execute::{ExecuteRequest, ExecuteToolRequest};
 use serde_json::{json, Value};
 

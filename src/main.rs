@@ -2,8 +2,8 @@
 //! subcommand). See `mcpd --help`.
 
 mod apply;
-mod certs;
 mod backup;
+mod certs;
 mod cli;
 mod client;
 mod commands;

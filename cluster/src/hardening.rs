@@ -44,7 +44,11 @@ pub fn check_exposure(config: &NodeConfig, grpc: Option<SocketAddr>) -> Result<(
             open.push(format!("the gRPC API on {addr}"));
         }
     }
-    if let Some(gateway) = config.gateway.as_ref().filter(|g| !g.addr.ip().is_loopback()) {
+    if let Some(gateway) = config
+        .gateway
+        .as_ref()
+        .filter(|g| !g.addr.ip().is_loopback())
+    {
         // An OAuth issuer authenticates too: every request then needs a valid JWT.
         if gateway.token.is_none() && gateway.oauth.is_none() && !token {
             open.push(format!("the MCP gateway on {}", gateway.addr));
@@ -92,7 +96,10 @@ mod tests {
         let any = Some("0.0.0.0:7400".parse().unwrap());
         let refused = check_exposure(&config(None, false), any).expect_err("refused");
         let text = refused.to_string();
-        assert!(text.contains("0.0.0.0:7400") && text.contains("--insecure"), "{text}");
+        assert!(
+            text.contains("0.0.0.0:7400") && text.contains("--insecure"),
+            "{text}"
+        );
         assert!(check_exposure(&config(Some("t"), false), any).is_ok());
         assert!(check_exposure(&config(None, true), any).is_ok());
         let mut certs = config(None, false);

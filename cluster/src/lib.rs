@@ -37,9 +37,9 @@ pub mod error;
 pub mod fleet;
 pub mod forward;
 pub mod gateway;
+pub mod grpc;
 pub mod guards;
 pub mod hardening;
-pub mod grpc;
 pub mod http;
 pub mod identity;
 pub mod latency;
@@ -52,9 +52,9 @@ pub mod principal;
 pub mod proposer;
 pub mod raft_metrics;
 pub mod scheduler;
-pub mod tls;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 
 pub use config::{NodeConfig, RaftTuning};
 pub use error::ClusterError;
