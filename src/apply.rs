@@ -379,7 +379,7 @@ async fn apply_one(cluster: &Cluster, change: &Change) -> Result<(), Error> {
                 expected_revision: Some(expected),
             };
             cluster
-                .cluster("apply", Op::WriteOnce, |mut c| {
+                .cluster("apply", Op::Write, |mut c| {
                     let r = request.clone();
                     async move { c.deploy(r).await }
                 })
@@ -410,7 +410,7 @@ async fn apply_one(cluster: &Cluster, change: &Change) -> Result<(), Error> {
                 ));
             }
             cluster
-                .cluster("undeploy", Op::WriteOnce, |mut c| {
+                .cluster("undeploy", Op::Write, |mut c| {
                     let r = UndeployRequest { name: name.clone() };
                     async move { c.undeploy(r).await }
                 })

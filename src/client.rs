@@ -53,12 +53,9 @@ struct FileSettings {
 pub enum Op {
     /// Reads answered by whichever node is reached first.
     Read,
-    /// Registry and membership writes. Like every write, sent to another node only when it
-    /// provably never reached the first (see [`Repeat::Unsafe`]).
+    /// Registry and membership writes: sent to another node only when the first provably
+    /// never got them (see [`Repeat::Unsafe`]).
     Write,
-    /// The same as `Write`; names the writes that are not idempotent even alone (undeploy,
-    /// token and secret changes), which a retry would turn into a confusing refusal.
-    WriteOnce,
     /// Membership additions: like `Write`, with a long attempt timeout.
     SlowWrite,
 }
@@ -71,7 +68,7 @@ impl Op {
     fn repeat(self) -> Repeat {
         match self {
             Op::Read => Repeat::Safe,
-            Op::Write | Op::WriteOnce | Op::SlowWrite => Repeat::Unsafe,
+            Op::Write | Op::SlowWrite => Repeat::Unsafe,
         }
     }
 

@@ -80,15 +80,8 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
                 spec_json: read_spec(&file)?,
                 expected_revision,
             };
-            // A compare-and-set deploy sent again after it committed would report a
-            // revision mismatch for its own write: it is sent once.
-            let op = if expected_revision.is_some() {
-                Op::WriteOnce
-            } else {
-                Op::Write
-            };
             let reply = cluster
-                .cluster("deploy", op, |mut c| {
+                .cluster("deploy", Op::Write, |mut c| {
                     let r = request.clone();
                     async move { c.deploy(r).await }
                 })
@@ -113,7 +106,7 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
         Command::Undeploy { name } => {
             let request = UndeployRequest { name };
             let reply = cluster
-                .cluster("undeploy", Op::WriteOnce, |mut c| {
+                .cluster("undeploy", Op::Write, |mut c| {
                     let r = request.clone();
                     async move { c.undeploy(r).await }
                 })
@@ -243,7 +236,7 @@ pub async fn run(args: &ClientArgs, command: Command) -> CmdResult {
             action: GatewayAction::RotateKey,
         } => {
             let reply = cluster
-                .cluster("rotate key", Op::WriteOnce, |mut c| async move {
+                .cluster("rotate key", Op::Write, |mut c| async move {
                     c.rotate_session_key(RotateSessionKeyRequest {}).await
                 })
                 .await?;

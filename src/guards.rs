@@ -148,7 +148,7 @@ pub async fn tools(cluster: &Cluster, out: OutputFormat, action: ToolsAction) ->
                 tools,
             };
             let reply = cluster
-                .cluster("tools approve", Op::WriteOnce, |mut c| {
+                .cluster("tools approve", Op::Write, |mut c| {
                     let r = request.clone();
                     async move { c.approve_tools(r).await }
                 })
@@ -293,7 +293,7 @@ pub async fn secret(cluster: &Cluster, out: OutputFormat, action: SecretAction) 
         SecretAction::Rm { name } => {
             let request = DeleteSecretRequest { name: name.clone() };
             let reply = cluster
-                .cluster("secret rm", Op::WriteOnce, |mut c| {
+                .cluster("secret rm", Op::Write, |mut c| {
                     let r = request.clone();
                     async move { c.delete_secret(r).await }
                 })

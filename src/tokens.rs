@@ -88,7 +88,7 @@ pub async fn run(cluster: &Cluster, out: OutputFormat, action: TokenAction) -> C
             };
             // Never repeated: a second create would fail on the name and hide the token.
             let reply = cluster
-                .cluster("create token", Op::WriteOnce, |mut c| {
+                .cluster("create token", Op::Write, |mut c| {
                     let r = request.clone();
                     async move { c.create_token(r).await }
                 })
@@ -168,7 +168,7 @@ pub async fn run(cluster: &Cluster, out: OutputFormat, action: TokenAction) -> C
         TokenAction::Revoke { name } => {
             let request = RevokeTokenRequest { name: name.clone() };
             let reply = cluster
-                .cluster("revoke token", Op::WriteOnce, |mut c| {
+                .cluster("revoke token", Op::Write, |mut c| {
                     let r = request.clone();
                     async move { c.revoke_token(r).await }
                 })
