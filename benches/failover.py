@@ -9,8 +9,10 @@ Each trial:
 3. restarts the killed node on its data dir and waits until it is back in the cluster.
 
 It reports p50/max over the trials and counts failed calls and failed writes during the
-whole run (a write that is refused while no leader exists counts as failed: the target
-is that writes wait for the new leader instead). The node flags are mcpd's defaults
+whole run. A failed write is either in flight at the kill instant (sent before it: it may
+have reached the dying leader, so neither node nor client sends it again, and it ends
+`unavailable`, maybe applied) or issued during the election (sent after the kill: it must
+wait for the new leader instead, so the target for these is 0). The node flags are mcpd's defaults
 unless given with --node-arg. Usage and recorded results: docs/benchmarks.md.
 
     python3 benches/failover.py --mcpd target/release/mcpd --trials 20
@@ -115,6 +117,11 @@ class Load:
     def __init__(self, cluster: Cluster, nodes: List[int], trial: int) -> None:
         self.cluster, self.nodes, self.trial = cluster, nodes, trial
         self.calls = self.failed_calls = self.writes = self.failed_writes = 0
+        # Failed writes sent before the kill (in flight at that instant: they may have
+        # reached the leader, so the client does not resend them) and after it (issued
+        # during the election: these must wait for the new leader instead of failing).
+        self.failed_in_flight = self.failed_during_election = 0
+        self.killed_at: Optional[float] = None
         self.errors: List[str] = []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._calls), threading.Thread(target=self._writes)]
@@ -146,6 +153,7 @@ class Load:
             node = self.nodes[i % len(self.nodes)]
             i += 1
             spec = json.dumps({"name": f"w{self.trial}-{i}", "command": "true", "replicas": 0})
+            sent_at = time.monotonic()
             done = subprocess.run(
                 [self.cluster.mcpd, "--endpoint", self.cluster.addrs[node], "-o", "json",
                  "deploy", "-f", "-"],
@@ -154,7 +162,13 @@ class Load:
             self.writes += 1
             if done.returncode != 0:
                 self.failed_writes += 1
-                self.errors.append(f"deploy via node {node}: {done.stderr.strip()}")
+                if self.killed_at is not None and sent_at >= self.killed_at:
+                    self.failed_during_election += 1
+                    when = "issued during the election"
+                else:
+                    self.failed_in_flight += 1
+                    when = "in flight at the kill"
+                self.errors.append(f"deploy via node {node} ({when}): {done.stderr.strip()}")
 
 
 def first_write_after(cluster: Cluster, nodes: List[int], since: float) -> float:
@@ -198,7 +212,8 @@ def main() -> None:
                  lambda node=node: cluster.cli(node, "call", "echo", "echo", '{"text": "w"}').returncode == 0)
 
         writes: List[float] = []
-        totals = {"calls": 0, "failed_calls": 0, "writes": 0, "failed_writes": 0}
+        totals = {"calls": 0, "failed_calls": 0, "writes": 0, "failed_writes": 0,
+                  "failed_in_flight": 0, "failed_during_election": 0}
         errors: List[str] = []
         for trial in range(args.trials):
             leader = wait("a leader", 30, lambda: cluster.leader([1, 2, 3]))
@@ -206,6 +221,7 @@ def main() -> None:
             with Load(cluster, survivors, trial) as load:
                 time.sleep(0.3)
                 killed_at = time.monotonic()
+                load.killed_at = killed_at
                 cluster.kill(leader)
                 write = first_write_after(cluster, survivors, killed_at)
                 time.sleep(0.3)
@@ -227,7 +243,9 @@ def main() -> None:
         print(f"| first write accepted after the leader's kill -9 | {ms(writes, statistics.median)} | {ms(writes, max)} |")
         print()
         print(f"tool calls through survivors: {totals['calls']}, failed: {totals['failed_calls']}")
-        print(f"writes through survivors: {totals['writes']}, failed: {totals['failed_writes']}")
+        print(f"writes through survivors: {totals['writes']}, failed: {totals['failed_writes']} "
+              f"({totals['failed_in_flight']} in flight at the kill, so maybe applied and not resent; "
+              f"{totals['failed_during_election']} issued during the election)")
         for line in errors[:10]:
             print("  ", line)
     finally:
