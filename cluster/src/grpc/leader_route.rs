@@ -67,6 +67,22 @@ fn leader_addr(forward: ForwardToLeader<NodeId, BasicNode>) -> Result<String, Cl
     forward.leader_node.map(|n| n.addr).ok_or_else(no_leader)
 }
 
+/// The answer to a write whose leader vanished while it had it: says that it may or may
+/// not have been applied, so the caller can tell it from a write that provably was not
+/// (those wait for the next leader instead), and check before writing again.
+fn maybe_applied(e: ClusterError) -> ClusterError {
+    match e {
+        ClusterError::LeaderUnreachable {
+            addr,
+            detail,
+            sent: true,
+        } => ClusterError::Unavailable(format!(
+            "the leader at {addr} became unreachable while it had this write ({detail}); it may or may not have been applied, and was not sent again"
+        )),
+        other => other,
+    }
+}
+
 /// A Raft failure this node cannot recover from.
 pub fn fatal(node: NodeId, e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Fatal {
@@ -197,6 +213,7 @@ impl LeaderRoute {
                     tracing::debug!(error = %e, "no reachable leader; waiting for the election");
                     self.wait_for_other_leader(tried, deadline).await;
                 }
+                Err(e) if !repeatable => return Err(Status::from(maybe_applied(e))),
                 other => return other.map_err(Status::from),
             }
         }
@@ -385,5 +402,37 @@ impl LeaderRoute {
             ));
         }
         forward::forward(&self.peers, self.id, &addr, request, call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_lost_with_its_leader_says_it_may_have_been_applied() {
+        let lost = maybe_applied(ClusterError::LeaderUnreachable {
+            addr: "n1:7400".to_owned(),
+            detail: "connection reset".to_owned(),
+            sent: true,
+        });
+        let status = Status::from(lost);
+        assert_eq!(
+            mcp_proto::contract::ErrorKind::of(&status),
+            Some(mcp_proto::contract::ErrorKind::Unavailable)
+        );
+        assert!(
+            status
+                .message()
+                .contains("may or may not have been applied"),
+            "{status:?}"
+        );
+        // One that never left this node says nothing of the kind: it was not applied.
+        let refused = Status::from(maybe_applied(ClusterError::LeaderUnreachable {
+            addr: "n1:7400".to_owned(),
+            detail: "connection refused".to_owned(),
+            sent: false,
+        }));
+        assert!(!refused.message().contains("may or may not"), "{refused:?}");
     }
 }
