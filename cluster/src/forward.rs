@@ -66,6 +66,14 @@ impl PeerChannels {
         self.credentials.apply(metadata);
     }
 
+    /// Reaches `addr` through `channel` from now on instead of dialing it. An in-process
+    /// node's own address names no socket (resolving it would send a DNS query for a
+    /// made-up name on every fleet report), so its in-memory channel is pinned under it.
+    pub fn pin(&self, addr: &str, channel: Channel) {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.insert(addr.to_owned(), channel);
+    }
+
     /// The channel to `addr`, created on first use.
     pub fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());

@@ -115,6 +115,9 @@ impl ClusterNode {
 
         let incoming = if config.in_process {
             let (connections, accepted) = mpsc::channel(IN_PROCESS_BACKLOG);
+            // The node reaches itself (fleet reports) through memory, like its clients.
+            let own = mcp_client::channel::in_process(connections.clone());
+            peers.pin(&identity.advertise_addr, own);
             Incoming::InProcess(connections, accepted)
         } else {
             let listener = tokio::net::TcpListener::bind(identity.listen_addr)
