@@ -11,79 +11,27 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::http::{http_request, Reply};
 use common::{free_port, python, tool_names, wait_for, ChildGuard, ClusterOptions, TestCluster};
 use serde_json::{json, Value};
 
 const META: &str = "io.modelcontextprotocol/protocolVersion";
 const CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
-/// One raw HTTP/1.1 exchange; the connection closes after it.
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-}
-
 /// Sends `method /mcp` to `addr` with `headers` (a Host header is added unless given).
 fn http(addr: &str, method: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    http_at(addr, method, "/mcp", headers, body)
+    http_request(addr, method, "/mcp", headers, body)
 }
 
 /// The value of the sample of `name` whose labels include `label` in node `metrics_addr`'s
 /// exposition (0 when absent).
 fn metric(metrics_addr: &str, name: &str, label: &str) -> f64 {
-    http_at(metrics_addr, "GET", "/metrics", &[], "")
+    http_request(metrics_addr, "GET", "/metrics", &[], "")
         .body
         .lines()
         .filter(|l| l.starts_with(name) && l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn http_at(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect to the gateway");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    ));
-    stream.write_all(head.as_bytes()).expect("write head");
-    stream.write_all(body.as_bytes()).expect("write body");
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
 }
 
 /// The response head of `GET /mcp` with `headers` (a stream: the body is not waited for).
@@ -1362,7 +1310,7 @@ fn post_at(addr: &str, path: &str, request: &Stateless) -> Reply {
         .iter()
         .map(|(k, v)| (*k, v.as_str()))
         .collect();
-    http_at(addr, "POST", path, &headers, &request.body)
+    http_request(addr, "POST", path, &headers, &request.body)
 }
 
 /// Acceptance 5 of issue 13: a view (stored through Raft, applied with the CLI) hides a
@@ -1445,13 +1393,13 @@ fn a_view_hides_renames_and_is_served_at_its_own_endpoint() {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
     .to_string();
     let open = |path: &str| {
-        let reply = http_at(&mcp_addr, "POST", path, &[], &init);
+        let reply = http_request(&mcp_addr, "POST", path, &[], &init);
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.headers["mcp-session-id"].clone()
     };
     let listed = |path: &str, session: &str| {
         let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
-        http_at(
+        http_request(
             &mcp_addr,
             "POST",
             path,

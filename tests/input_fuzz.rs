@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
+use common::rng::Rng;
 use common::{free_port, ClusterOptions, TestCluster};
 use futures::StreamExt;
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
@@ -41,31 +42,8 @@ fn cases() -> usize {
         .unwrap_or(10_000)
 }
 
-/// SplitMix64.
-#[derive(Clone)]
-struct Rng(u64);
-
+/// The fuzz-specific generators (the generic ones are in `common::rng`).
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize].clone()
-    }
-    fn bytes(&mut self, max: u64) -> Vec<u8> {
-        let n = self.below(max + 1);
-        (0..n).map(|_| self.next() as u8).collect()
-    }
     /// A string: empty, short ASCII, unicode, control characters, or long.
     fn text(&mut self) -> String {
         match self.below(8) {

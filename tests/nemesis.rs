@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::history::{DataCall, History, NodeState, Op, Outcome, Value};
 use common::netproxy::{Cuts, NetProxy};
+use common::rng::Rng;
 use common::{free_port, ChildGuard, ClusterOptions, TestCluster};
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
 use mcp_proto::cluster::{
@@ -44,31 +45,6 @@ const CLIENTS: usize = 4;
 /// that each key's history stays short enough to check exhaustively.
 const OPS_PER_GENERATION: u64 = 150;
 const KEYS_PER_GENERATION: u64 = 3;
-
-/// SplitMix64: a small seeded generator (the run must be reproducible from its seed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from + 1))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Fault {
@@ -187,8 +163,8 @@ async fn client(shared: Arc<Shared>, id: usize, seed: u64) {
     let mut counter = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         shared.ops.fetch_add(1, Ordering::Relaxed);
-        let key = rng.pick(&shared.keys()).clone();
-        let (node, channel) = rng.pick(&shared.nodes).clone();
+        let key = rng.pick(&shared.keys());
+        let (node, channel) = rng.pick(&shared.nodes);
         let mut c = ClusterServiceClient::new(channel);
         counter += 1;
         let marker = format!("c{id}-{counter}");
@@ -419,7 +395,7 @@ impl Nemesis<'_> {
 
     fn follower(&mut self, leader: u64) -> u64 {
         let others: Vec<u64> = self.ids().into_iter().filter(|i| *i != leader).collect();
-        *self.rng.pick(&others)
+        self.rng.pick(&others)
     }
 
     /// A follower that may be killed (not the kept node).
@@ -429,7 +405,7 @@ impl Nemesis<'_> {
             .into_iter()
             .filter(|i| *i != leader && Some(*i) != self.kept)
             .collect();
-        *self.rng.pick(&others)
+        self.rng.pick(&others)
     }
 
     /// Tells the proxy and the samplers which process node `id` is now.
@@ -524,7 +500,7 @@ impl Nemesis<'_> {
                     .into_iter()
                     .filter(|i| Some(*i) != self.kept)
                     .collect();
-                let id = *self.rng.pick(&candidates);
+                let id = self.rng.pick(&candidates);
                 let from = self.shared.history.now();
                 self.note(format!("{what}: SIGTERM {id}, then start again"));
                 self.cluster.terminate(id, Duration::from_secs(15));
@@ -793,7 +769,7 @@ fn registry_stays_linearizable_under_kills_pauses_and_partitions() {
                 .copied()
                 .collect();
             while plan.len() < CI_FAULTS {
-                plan.push(*nemesis.rng.pick(&ALL_FAULTS));
+                plan.push(nemesis.rng.pick(&ALL_FAULTS));
             }
             for i in (1..plan.len()).rev() {
                 let j = nemesis.rng.below(i as u64 + 1) as usize;
@@ -805,7 +781,7 @@ fn registry_stays_linearizable_under_kills_pauses_and_partitions() {
         }
         Some(secs) => {
             while started.elapsed() < Duration::from_secs(secs) {
-                let fault = *nemesis.rng.pick(&ALL_FAULTS);
+                let fault = nemesis.rng.pick(&ALL_FAULTS);
                 nemesis.apply(fault);
             }
         }

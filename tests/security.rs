@@ -6,11 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::http::{http_request, Reply};
 use common::{free_port, text_of, tool_names, wait_for, ClusterOptions, TestCluster};
 use mcp_cluster::auth::{policy, Access};
 use serde_json::{json, Value};
@@ -106,55 +105,6 @@ fn create_token(cluster: &TestCluster, id: u64, args: &[&str]) -> String {
     created["token"].as_str().expect("token").to_owned()
 }
 
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request; the answer.
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nHost: {addr}\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    ));
-    stream.write_all(head.as_bytes()).expect("write");
-    stream.write_all(body.as_bytes()).expect("write");
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
 /// A stateless-era (2026-07-28) request of `method` to the gateway at `addr`.
 fn mcp(addr: &str, token: Option<&str>, method: &str, params: Value) -> Reply {
     let mut params = params;
@@ -170,7 +120,8 @@ fn mcp(addr: &str, token: Option<&str>, method: &str, params: Value) -> Reply {
         headers.push(("Authorization", format!("Bearer {token}")));
     }
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    http(addr, "POST", "/mcp", &headers, &body.to_string())
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    http_request(addr, "POST", "/mcp", &headers, &body.to_string())
 }
 
 /// Asserts that none of `secrets` appears in `text` (named `what`).
@@ -189,7 +140,7 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
 fn everything_visible(cluster: &TestCluster) -> String {
     let mut all = cluster.logs();
     for node in &cluster.nodes {
-        all.push_str(&http(&node.metrics_addr, "GET", "/metrics", &[], "").body);
+        all.push_str(&http_request(&node.metrics_addr, "GET", "/metrics", &[], "").body);
         for args in [
             vec!["-o", "json", "ls"],
             vec!["-o", "json", "token", "ls"],
@@ -683,7 +634,7 @@ fn jwt_access_tokens_at_mcp() {
         "/.well-known/oauth-protected-resource/mcp",
         "/.well-known/oauth-protected-resource",
     ] {
-        let doc = http(&gateway, "GET", path, &[], "");
+        let doc = http_request(&gateway, "GET", path, &[], "");
         assert_eq!(doc.status, 200, "{path}");
         let doc = doc.json();
         assert_eq!(doc["resource"], audience.as_str());

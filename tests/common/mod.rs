@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 pub mod history;
+pub mod http;
 pub mod netproxy;
 pub mod python;
+pub mod rng;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
