@@ -235,7 +235,7 @@ async fn main() {
                     "tools/call",
                     json!({"name": "echo", "arguments": {"text": "hello"}}),
                 );
-                s.request(&call).await.expect("direct call");
+                s.request_raw(&call).await.expect("direct call");
             }
         })
         .await;

@@ -13,6 +13,7 @@ use mcp_raft::NodeId;
 use serde_json::Value;
 use tonic::metadata::MetadataValue;
 
+use crate::dataplane::jsonrpc::{Incoming, RawResponse};
 use crate::dataplane::upstream::UpstreamError;
 use crate::dataplane::{ExecuteError, ExecuteOptions, Executed, PeerForwarder};
 use crate::forward::PeerChannels;
@@ -106,10 +107,16 @@ fn connection(server: &str, source: UpstreamError) -> ExecuteError {
 /// The peer's answer as an execution. An answer that is not JSON came after the peer ran
 /// the request, so it counts as having reached the server: never repeated elsewhere.
 fn decode(addr: &str, server: &str, reply: ExecuteReply) -> Result<Executed, ExecuteError> {
-    let response = serde_json::from_str(&reply.response_json).map_err(|e| {
-        let message = format!("peer {addr} sent an undecodable reply: {e}");
-        connection(server, UpstreamError::Protocol(message))
-    })?;
+    // Read for its id and error-ness only: the text goes on to the caller as it came.
+    let response = match Incoming::parse(reply.response_json) {
+        Ok(Incoming::Response(response)) => response,
+        // A notification's answer (`null`), or anything a peer passed on as JSON.
+        Ok(Incoming::Other(value)) => RawResponse::from_value(&value),
+        Err(e) => {
+            let message = format!("peer {addr} sent an undecodable reply: {e}");
+            return Err(connection(server, UpstreamError::Protocol(message)));
+        }
+    };
     Ok(Executed {
         response,
         node_id: reply.node_id,

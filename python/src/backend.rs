@@ -600,7 +600,7 @@ fn local_options(timeout: Option<Duration>, retry_unsafe: bool) -> ExecuteOption
 fn local_reply(executed: Result<Executed, ExecuteError>) -> Result<ExecuteReply, ClientError> {
     let executed = executed.map_err(mcp_client::Error::from)?;
     Ok(ExecuteReply {
-        response_json: executed.response.to_string(),
+        response_json: executed.response.into_string(),
         node_id: executed.node_id,
         instance_id: executed.instance_id,
     })

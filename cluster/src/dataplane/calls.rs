@@ -46,7 +46,7 @@ impl DataPlane {
             json!({"name": tool, "arguments": arguments}),
         );
         let executed = self.execute(server, message, options).await?;
-        if let Some(error) = jsonrpc::error_of(&executed.response) {
+        if let Some(error) = executed.response.error() {
             return Err(ExecuteError::ServerError {
                 code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
                 message: error
@@ -54,7 +54,7 @@ impl DataPlane {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned(),
-                error: error.clone(),
+                error,
             });
         }
         Ok(executed)

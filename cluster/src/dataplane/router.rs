@@ -21,6 +21,7 @@ use rand::seq::SliceRandom;
 use serde_json::Value;
 
 use super::error::ExecuteError;
+use super::jsonrpc::RawResponse;
 use super::pool::NoChoice;
 use super::{jsonrpc, placement, DataPlane};
 
@@ -74,8 +75,9 @@ impl ExecuteOptions {
 /// A successful execution.
 #[derive(Debug, Clone)]
 pub struct Executed {
-    /// The server's JSON-RPC response (result or error) with the caller's id.
-    pub response: Value,
+    /// The server's JSON-RPC response (result or error) with the caller's id, as the
+    /// server wrote it.
+    pub response: RawResponse,
     /// Node that answered.
     pub node_id: NodeId,
     /// Instance that answered.
@@ -98,7 +100,7 @@ impl DataPlane {
             // The server answered, but with a JSON-RPC error: not a success for whoever
             // asked (the breaker still sees a working server, see `execute_local`).
             Ok(executed) if executed.node_id == self.node_id => {
-                if jsonrpc::error_of(&executed.response).is_some() {
+                if executed.response.is_error() {
                     Some(ErrorKind::ServerError.as_str())
                 } else {
                     Some("success")
@@ -130,8 +132,10 @@ impl DataPlane {
         drop(admission);
         if let (true, Ok(executed)) = (is_list, &mut result) {
             let local = executed.node_id == self.node_id;
-            self.guards
-                .screen_list(&self.registry, server, &mut executed.response, local);
+            executed.response.edit(|response| {
+                self.guards
+                    .screen_list(&self.registry, server, response, local)
+            });
         }
         result
     }
@@ -230,20 +234,9 @@ impl DataPlane {
     ) -> Result<Executed, ExecuteError> {
         let lookup = self.registry.read(|state| {
             let record = state.registry.server(server)?;
-            let hosts: Vec<(NodeId, String)> = placement::hosts(&state.registry, server)
-                .into_iter()
-                .filter(|id| *id != self.node_id)
-                .filter_map(|id| {
-                    state
-                        .registry
-                        .nodes()
-                        .find(|n| n.id == id)
-                        .map(|n| (id, n.addr.clone()))
-                })
-                .collect();
-            Some((record.spec.request_timeout_ms, hosts))
+            Some(record.spec.request_timeout_ms)
         });
-        let Some((spec_timeout, mut peers)) = lookup else {
+        let Some(spec_timeout) = lookup else {
             return Err(ExecuteError::UnknownServer(server.to_owned()));
         };
         let timeout = options
@@ -266,7 +259,12 @@ impl DataPlane {
         };
         // Only "nothing here could take it" is worth a hop; any other error is the answer.
         let try_peers = matches!(local_error, ExecuteError::NoHealthyInstance { .. });
-        if !try_peers || options.forwarded || peers.is_empty() {
+        if !try_peers || options.forwarded {
+            return Err(local_error);
+        }
+        // Looked up only now: a call served here never builds the list of hosts.
+        let mut peers = self.peer_hosts(server);
+        if peers.is_empty() {
             return Err(local_error);
         }
         peers.shuffle(&mut rand::thread_rng());
@@ -308,6 +306,23 @@ impl DataPlane {
         Err(last)
     }
 
+    /// The other nodes that host `server`, with their addresses.
+    fn peer_hosts(&self, server: &str) -> Vec<(NodeId, String)> {
+        self.registry.read(|state| {
+            placement::hosts(&state.registry, server)
+                .into_iter()
+                .filter(|id| *id != self.node_id)
+                .filter_map(|id| {
+                    state
+                        .registry
+                        .nodes()
+                        .find(|n| n.id == id)
+                        .map(|n| (id, n.addr.clone()))
+                })
+                .collect()
+        })
+    }
+
     async fn execute_local(
         &self,
         server: &str,
@@ -336,7 +351,6 @@ impl DataPlane {
                     return Err(last.unwrap_or_else(|| self.no_choice(server, why, limit)));
                 }
             };
-            tried.push(chosen.instance.id.clone());
             let started = std::time::Instant::now();
             let outcome = tokio::time::timeout(
                 timeout,
@@ -348,7 +362,7 @@ impl DataPlane {
             self.metrics
                 .observe_duration(server, started.elapsed().as_secs_f64());
             match outcome {
-                Ok(Ok(response)) => {
+                Ok(Ok(Some(response))) => {
                     // A JSON-RPC error is a working server saying no: not a breaker failure.
                     chosen.instance.breaker.record(true);
                     return Ok(Executed {
@@ -357,7 +371,18 @@ impl DataPlane {
                         instance_id: chosen.instance.id.clone(),
                     });
                 }
+                // A notification: sent, and nothing comes back.
+                Ok(Ok(None)) => {
+                    chosen.instance.breaker.record(true);
+                    return Ok(Executed {
+                        response: RawResponse::from_value(&Value::Null),
+                        node_id: self.node_id,
+                        instance_id: chosen.instance.id.clone(),
+                    });
+                }
                 Ok(Err(source)) => {
+                    // Remembered only on failure: a call served at once allocates nothing here.
+                    tried.push(chosen.instance.id.clone());
                     chosen.instance.breaker.record(false);
                     let reached = source.reached_server();
                     if source.session_broken() {
@@ -376,6 +401,7 @@ impl DataPlane {
                     last = Some(error);
                 }
                 Err(_) => {
+                    tried.push(chosen.instance.id.clone());
                     chosen.instance.breaker.record(false);
                     let error = ExecuteError::Timeout {
                         server: server.to_owned(),
@@ -509,7 +535,7 @@ mod tests {
 
     fn answered_by(node_id: NodeId) -> Result<Executed, ExecuteError> {
         Ok(Executed {
-            response: json!({"jsonrpc": "2.0", "id": 1, "result": {}}),
+            response: RawResponse::from_value(&json!({"jsonrpc": "2.0", "id": 1, "result": {}})),
             node_id,
             instance_id: format!("s-0@{node_id}"),
         })

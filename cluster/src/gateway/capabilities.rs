@@ -190,7 +190,11 @@ impl Capabilities {
         };
         match self.plane.execute(server, request, options).await {
             Ok(executed) => {
-                let capabilities = executed.response.pointer("/result/capabilities").cloned();
+                let capabilities = executed
+                    .response
+                    .to_value()
+                    .pointer("/result/capabilities")
+                    .cloned();
                 if capabilities.is_none() {
                     tracing::debug!(server, response = %executed.response, "no capabilities announced");
                 }

@@ -172,7 +172,7 @@ impl Catalog {
                 ..ExecuteOptions::default()
             };
             let response = match self.plane.execute(server, request, options).await {
-                Ok(executed) => executed.response,
+                Ok(executed) => executed.response.to_value(),
                 Err(e) => {
                     tracing::debug!(server, error = %e, "left out of the gateway's tool list");
                     return None;

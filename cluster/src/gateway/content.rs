@@ -348,10 +348,11 @@ impl Content {
                 target: server.to_owned(),
                 error,
             })?;
-        match executed.response.get("result") {
+        let response = executed.response.to_value();
+        match response.get("result") {
             Some(result) => Ok(result.clone()),
             None => Err(MethodError::Upstream(
-                crate::dataplane::jsonrpc::error_of(&executed.response)
+                crate::dataplane::jsonrpc::error_of(&response)
                     .cloned()
                     .unwrap_or_else(|| json!({"code": -32603, "message": "empty response"})),
             )),

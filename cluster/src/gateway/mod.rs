@@ -752,14 +752,12 @@ async fn call_tool(
         ..ExecuteOptions::default()
     };
     match gateway.plane.execute(&route.server, request, options).await {
-        Ok(executed) => match executed.response.get("result") {
-            Some(result) => protocol::result(id, result.clone(), era),
+        Ok(executed) => match executed.response.to_value().get_mut("result") {
+            Some(result) => protocol::result(id, result.take(), era),
             None => {
-                let error = crate::dataplane::jsonrpc::error_of(&executed.response)
-                    .cloned()
-                    .unwrap_or_else(
-                        || json!({"code": protocol::INTERNAL_ERROR, "message": "empty response"}),
-                    );
+                let error = executed.response.error().unwrap_or_else(
+                    || json!({"code": protocol::INTERNAL_ERROR, "message": "empty response"}),
+                );
                 json!({"jsonrpc": "2.0", "id": id, "error": error})
             }
         },

@@ -141,7 +141,8 @@ fn logged(
 
 fn reply(executed: Executed) -> Response<ExecuteReply> {
     Response::new(ExecuteReply {
-        response_json: executed.response.to_string(),
+        // The server's text as it wrote it: never parsed into a tree nor re-serialised.
+        response_json: executed.response.into_string(),
         node_id: executed.node_id,
         instance_id: executed.instance_id,
     })
@@ -291,7 +292,9 @@ impl ExecuteService for ExecuteApi {
         );
         if let (Ok(executed), true) = (&mut result, method == "tools/list") {
             if principal.role == Role::Caller {
-                filter_tools(&principal, &server, &mut executed.response);
+                executed
+                    .response
+                    .edit(|response| filter_tools(&principal, &server, response));
             }
         }
         let label = if method.is_empty() {

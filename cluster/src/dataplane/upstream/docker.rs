@@ -1,7 +1,8 @@
 //! The docker transport: an MCP server in a container, run through the Docker Engine API.
 //!
 //! Stdio mode (no `port`): the container's stdin/stdout, attached like `docker run -i`,
-//! carry one JSON message per line; stderr goes to the log. HTTP mode: the server listens
+//! carry one JSON message per line, through the same line session core as a child
+//! process ([`super::lines`]); stderr goes to the log. HTTP mode: the server listens
 //! on `port` inside the container, which the engine publishes on a random loopback port of
 //! the node, and the session is an [`HttpWire`] to it.
 //!
@@ -24,16 +25,16 @@ use bollard::query_parameters::{
     RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
-use bytes::BytesMut;
-use futures::StreamExt;
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
 use mcp_raft::registry::spec::{DockerSpec, PullPolicy, ServerSpec, Transport};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::http::HttpWire;
+use super::lines::{LineState, Lines};
 use super::{Era, SessionOptions, UpstreamError, Wire};
-use crate::dataplane::jsonrpc;
+use crate::dataplane::jsonrpc::RawResponse;
 
 /// Label keys every container of a node carries.
 pub const LABEL_MANAGED: &str = "io.mcp-rust.managed";
@@ -50,8 +51,6 @@ pub const LABEL_INSTANCE: &str = "io.mcp-rust.instance";
 
 /// File in the data dir holding the node's container scope.
 const SCOPE_FILE: &str = "container-scope";
-/// Requests queued for stdin before senders wait.
-const WRITE_QUEUE: usize = 1024;
 /// How long a container gets to exit after stdin closes, and again after SIGTERM.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// Longest stderr line forwarded to the log.
@@ -333,51 +332,27 @@ fn create_body(spec: &DockerSpec, labels: HashMap<String, String>) -> ContainerC
     }
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, UpstreamError>>>>>;
-
-/// What the session handle and its tasks share.
+/// What the session handle and its tasks share: the session's life (the line core's
+/// state, also used in HTTP mode for its death), and the container's exit.
 struct Shared {
-    pending: Pending,
-    alive: AtomicBool,
-    death: Mutex<Option<UpstreamError>>,
-    label: String,
-    close_stdin: tokio::sync::Notify,
+    life: Arc<LineState>,
     exited: tokio::sync::Notify,
     has_exited: AtomicBool,
 }
 
 impl Shared {
     fn die(&self, error: UpstreamError) {
-        self.alive.store(false, Ordering::SeqCst);
-        let mut death = self.death.lock().unwrap_or_else(|e| e.into_inner());
-        if death.is_none() {
-            tracing::warn!(instance = %self.label, error = %error, "container session ended");
-            *death = Some(error.clone());
-        }
-        drop(death);
-        let waiting: Vec<_> = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .collect();
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(error.clone()));
-        }
+        self.life.die(error);
     }
 
     fn death(&self) -> UpstreamError {
-        self.death
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| UpstreamError::Closed("session ended".into()))
+        self.life.death()
     }
 }
 
 enum Mode {
     /// Lines over the attached stdin/stdout.
-    Stdio { stdin: mpsc::Sender<String> },
+    Stdio(Lines),
     /// Streamable HTTP on the published port.
     Http(Box<HttpWire>),
 }
@@ -457,11 +432,7 @@ impl DockerWire {
             .await
             .map_err(|e| UpstreamError::Connect(format!("cannot create the container: {e}")))?;
         let shared = Arc::new(Shared {
-            pending: Arc::default(),
-            alive: AtomicBool::new(true),
-            death: Mutex::new(None),
-            label: options.label.clone(),
-            close_stdin: tokio::sync::Notify::new(),
+            life: LineState::new(&options.label, "container", options.list_changes.clone()),
             exited: tokio::sync::Notify::new(),
             has_exited: AtomicBool::new(false),
         });
@@ -490,12 +461,7 @@ impl DockerWire {
             Arc::clone(&shared),
         ));
         let mode = if let Some(port) = docker_spec.port {
-            tokio::spawn(read_output(
-                attached.output,
-                Arc::clone(&shared),
-                None,
-                options.max_message_bytes,
-            ));
+            tokio::spawn(log_output(attached.output, options.label.clone()));
             let host_port = published_port(docker, name, port).await?;
             let url = format!("http://127.0.0.1:{host_port}/mcp");
             wait_listening(&url, &shared, options.connect_timeout).await?;
@@ -509,15 +475,16 @@ impl DockerWire {
             };
             Mode::Http(Box::new(HttpWire::new(&http_spec, options)?))
         } else {
-            let (stdin_tx, stdin_rx) = mpsc::channel(WRITE_QUEUE);
-            tokio::spawn(write_stdin(attached.input, stdin_rx, Arc::clone(&shared)));
-            tokio::spawn(read_output(
+            let stdout = tokio_util::io::StreamReader::new(stdout_of(
                 attached.output,
-                Arc::clone(&shared),
-                Some(stdin_tx.clone()),
-                options.max_message_bytes,
+                options.label.clone(),
             ));
-            Mode::Stdio { stdin: stdin_tx }
+            Mode::Stdio(Lines::start(
+                Arc::clone(&shared.life),
+                stdout,
+                attached.input,
+                options.max_message_bytes,
+            ))
         };
         Ok(Self {
             docker: docker.clone(),
@@ -531,6 +498,14 @@ impl DockerWire {
     /// The container's name.
     pub fn container(&self) -> &str {
         &self.name
+    }
+
+    /// The line session of a stdio-mode container, for progress watching.
+    pub(crate) fn lines(&self) -> Option<&Lines> {
+        match &self.mode {
+            Mode::Stdio(lines) => Some(lines),
+            Mode::Http(_) => None,
+        }
     }
 }
 
@@ -600,203 +575,106 @@ async fn watch_exit(docker: Docker, name: String, shared: Arc<Shared>) {
     shared.exited.notify_waiters();
 }
 
-async fn write_stdin(
-    mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-    mut rx: mpsc::Receiver<String>,
-    shared: Arc<Shared>,
-) {
-    loop {
-        let mut line = tokio::select! {
-            line = rx.recv() => match line {
-                Some(line) => line,
-                None => break,
-            },
-            () = shared.close_stdin.notified() => break,
-        };
-        line.push('\n');
-        if let Err(e) = input.write_all(line.as_bytes()).await {
-            shared.die(UpstreamError::Closed(format!(
-                "writing to stdin failed: {e}"
-            )));
-            break;
-        }
-        if rx.is_empty() {
-            if let Err(e) = input.flush().await {
-                shared.die(UpstreamError::Closed(format!("flushing stdin failed: {e}")));
-                break;
-            }
-        }
-    }
-    // Half-closes the attach connection: with `StdinOnce` the server sees end of input.
-    let _ = input.shutdown().await;
-}
-
-/// Splits the attached output into lines: stdout lines are messages (in stdio mode),
-/// stderr lines go to the log.
-async fn read_output(
-    mut output: std::pin::Pin<
-        Box<dyn futures::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
-    >,
-    shared: Arc<Shared>,
-    stdin: Option<mpsc::Sender<String>>,
-    limit: usize,
-) {
-    let mut stdout = BytesMut::new();
-    let mut stderr = BytesMut::new();
-    while let Some(frame) = output.next().await {
-        let (buffer, is_stdout) = match frame {
+/// The attached output of a stdio-mode container as the bytes of its stdout; its stderr
+/// lines go to the log on the way. A failed attach stream ends the stdout with its error.
+fn stdout_of(
+    output: std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    label: String,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin {
+    let mut stderr = StderrLines::new(label);
+    output.filter_map(move |frame| {
+        let stdout = match frame {
             Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                stdout.extend_from_slice(&message);
-                (&mut stdout, true)
+                Some(Ok(message))
             }
             Ok(LogOutput::StdErr { message }) => {
-                stderr.extend_from_slice(&message);
-                (&mut stderr, false)
+                stderr.push(&message);
+                None
             }
-            Ok(LogOutput::StdIn { .. }) => continue,
-            Err(e) => {
-                if stdin.is_some() {
-                    shared.die(UpstreamError::Closed(format!("reading stdout failed: {e}")));
-                }
-                return;
-            }
+            Ok(LogOutput::StdIn { .. }) => None,
+            Err(e) => Some(Err(std::io::Error::other(e))),
         };
-        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-            let line = buffer.split_to(end + 1);
-            let text = String::from_utf8_lossy(&line[..end]).into_owned();
-            if !is_stdout || stdin.is_none() {
-                let text: String = text.chars().take(STDERR_LINE_LIMIT).collect();
-                tracing::info!(target: "mcp_cluster::upstream::stderr", instance = %shared.label, "{text}");
-            } else if let Some(stdin) = &stdin {
-                if !handle_line(&text, &shared, stdin).await {
-                    return;
-                }
-            }
+        futures::future::ready(stdout)
+    })
+}
+
+/// The attached output of an HTTP-mode container (its MCP traffic is on the port): every
+/// line of either stream goes to the log.
+async fn log_output(
+    mut output: std::pin::Pin<
+        Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    label: String,
+) {
+    let mut lines = StderrLines::new(label);
+    while let Some(Ok(frame)) = output.next().await {
+        match frame {
+            LogOutput::StdOut { message }
+            | LogOutput::Console { message }
+            | LogOutput::StdErr { message } => lines.push(&message),
+            LogOutput::StdIn { .. } => {}
         }
-        if is_stdout && stdin.is_some() && stdout.len() > limit {
-            shared.die(UpstreamError::TooLarge { limit });
-            return;
-        }
-        if stderr.len() > STDERR_LINE_LIMIT {
-            stderr.clear();
-        }
-    }
-    if stdin.is_some() {
-        shared.die(UpstreamError::Closed("the container closed stdout".into()));
     }
 }
 
-/// One line of stdout; false once the session is unusable.
-async fn handle_line(line: &str, shared: &Shared, stdin: &mpsc::Sender<String>) -> bool {
-    if line.trim().is_empty() {
-        return true;
-    }
-    let message: Value = match serde_json::from_str(line) {
-        Ok(message) => message,
-        Err(_) => {
-            let shown: String = line.chars().take(120).collect();
-            shared.die(UpstreamError::Protocol(format!(
-                "server wrote non-JSON to stdout: {shown:?}"
-            )));
-            return false;
-        }
-    };
-    if jsonrpc::is_response(&message) {
-        let id = message.get("id").and_then(Value::as_u64);
-        let waiter = id.and_then(|id| {
-            shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id)
-        });
-        if let Some(tx) = waiter {
-            let _ = tx.send(Ok(message));
-        }
-    } else if jsonrpc::is_request(&message) {
-        // Server-to-client requests are not relayed: answer so the server does not wait.
-        let id = message.get("id").cloned().unwrap_or(Value::Null);
-        let reply = if jsonrpc::method(&message) == Some("ping") {
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}})
-        } else {
-            jsonrpc::error_response(id, jsonrpc::METHOD_NOT_FOUND, "not supported by mcp-rust")
-        };
-        let _ = stdin.send(reply.to_string()).await;
-    }
-    true
+/// Splits a container's log output into lines for tracing.
+struct StderrLines {
+    buffer: BytesMut,
+    label: String,
 }
 
-struct PendingGuard<'a> {
-    pending: &'a Pending,
-    id: u64,
-}
+impl StderrLines {
+    fn new(label: String) -> Self {
+        Self {
+            buffer: BytesMut::new(),
+            label,
+        }
+    }
 
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+    fn push(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+            let line = self.buffer.split_to(end + 1);
+            let text: String = String::from_utf8_lossy(&line[..end])
+                .chars()
+                .take(STDERR_LINE_LIMIT)
+                .collect();
+            tracing::info!(target: "mcp_cluster::upstream::stderr", instance = %self.label, "{text}");
+        }
+        // A line longer than the limit is not worth holding on to.
+        if self.buffer.len() > STDERR_LINE_LIMIT {
+            self.buffer.clear();
+        }
     }
 }
 
 impl Wire for DockerWire {
-    async fn roundtrip(&self, request: Value, era: Option<&Era>) -> Result<Value, UpstreamError> {
-        let stdin = match &self.mode {
-            Mode::Http(http) => {
-                if !self.is_alive() {
-                    return Err(UpstreamError::Connect(self.shared.death().to_string()));
-                }
-                return http.roundtrip(request, era).await;
-            }
-            Mode::Stdio { stdin } => stdin,
-        };
-        let Some(id) = request.get("id").and_then(Value::as_u64) else {
-            return Err(UpstreamError::Protocol(
-                "internal request id must be numeric".into(),
-            ));
-        };
+    async fn roundtrip(
+        &self,
+        request: Value,
+        era: Option<&Era>,
+    ) -> Result<RawResponse, UpstreamError> {
         if !self.is_alive() {
             return Err(UpstreamError::Connect(self.shared.death().to_string()));
         }
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
-        let _guard = PendingGuard {
-            pending: &self.shared.pending,
-            id,
-        };
-        let line = serde_json::to_string(&request)
-            .map_err(|e| UpstreamError::Protocol(format!("cannot encode request: {e}")))?;
-        if stdin.send(line).await.is_err() {
-            // Never written: the server did not see it.
-            return Err(UpstreamError::Connect(self.shared.death().to_string()));
+        match &self.mode {
+            Mode::Http(http) => http.roundtrip(request, era).await,
+            Mode::Stdio(lines) => lines.roundtrip(&request).await,
         }
-        rx.await.unwrap_or_else(|_| Err(self.shared.death()))
     }
 
     async fn notify(&self, message: Value, era: Option<&Era>) -> Result<(), UpstreamError> {
         match &self.mode {
             Mode::Http(http) => http.notify(message, era).await,
-            Mode::Stdio { stdin } => {
-                if !self.is_alive() {
-                    return Err(self.shared.death());
-                }
-                let line = serde_json::to_string(&message)
-                    .map_err(|e| UpstreamError::Protocol(format!("cannot encode: {e}")))?;
-                stdin.send(line).await.map_err(|_| self.shared.death())
-            }
+            Mode::Stdio(lines) => lines.notify(&message).await,
         }
     }
 
     fn is_alive(&self) -> bool {
-        self.shared.alive.load(Ordering::SeqCst)
+        self.shared.life.is_alive()
             && match &self.mode {
                 Mode::Http(http) => http.is_alive(),
-                Mode::Stdio { .. } => true,
+                Mode::Stdio(_) => true,
             }
     }
 
@@ -814,9 +692,8 @@ impl Wire for DockerWire {
         exited.as_mut().enable();
         self.shared
             .die(UpstreamError::Closed("instance stopped".into()));
-        self.shared.close_stdin.notify_one();
-        if !self.shared.has_exited.load(Ordering::SeqCst) && matches!(self.mode, Mode::Stdio { .. })
-        {
+        self.shared.life.close_input();
+        if !self.shared.has_exited.load(Ordering::SeqCst) && matches!(self.mode, Mode::Stdio(_)) {
             let _ = tokio::time::timeout(EXIT_GRACE, exited).await;
         }
         if !self.shared.has_exited.load(Ordering::SeqCst) {
@@ -837,7 +714,7 @@ impl Wire for DockerWire {
         }
         match remove(&self.docker, &self.name).await {
             Ok(()) => {
-                tracing::info!(instance = %self.shared.label, container = %self.name, "removed container")
+                tracing::info!(instance = %self.shared.life.label(), container = %self.name, "removed container")
             }
             // Disowned below: the next reap sees an orphan and removes it.
             Err(e) => {

@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
 use super::{Era, SessionOptions, UpstreamError, Wire};
-use crate::dataplane::jsonrpc;
+use crate::dataplane::jsonrpc::{self, Incoming, RawResponse};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -194,7 +194,7 @@ impl HttpWire {
 }
 
 /// The JSON-RPC response for `id` in an SSE body (`data:` lines of `message` events).
-fn response_from_sse(body: &str, id: &Value) -> Result<Value, UpstreamError> {
+fn response_from_sse(body: &str, id: &Value) -> Result<RawResponse, UpstreamError> {
     let mut data = String::new();
     let mut events = Vec::new();
     for line in body.lines() {
@@ -211,10 +211,12 @@ fn response_from_sse(body: &str, id: &Value) -> Result<Value, UpstreamError> {
         events.push(data);
     }
     for event in events {
-        let message: Value = serde_json::from_str(&event)
+        let message = Incoming::parse(event)
             .map_err(|_| UpstreamError::Protocol("SSE event data is not JSON".into()))?;
-        if jsonrpc::is_response(&message) && message.get("id") == Some(id) {
-            return Ok(message);
+        if let Incoming::Response(response) = message {
+            if response.id() == *id {
+                return Ok(response);
+            }
         }
     }
     Err(UpstreamError::Protocol(
@@ -223,7 +225,11 @@ fn response_from_sse(body: &str, id: &Value) -> Result<Value, UpstreamError> {
 }
 
 impl Wire for HttpWire {
-    async fn roundtrip(&self, request: Value, era: Option<&Era>) -> Result<Value, UpstreamError> {
+    async fn roundtrip(
+        &self,
+        request: Value,
+        era: Option<&Era>,
+    ) -> Result<RawResponse, UpstreamError> {
         let id = request.get("id").cloned().unwrap_or(Value::Null);
         let response = self.send(&request, era).await?;
         let is_sse = response
@@ -232,22 +238,23 @@ impl Wire for HttpWire {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let body = self.read_body(response).await?;
-        let text = std::str::from_utf8(&body)
+        let text = String::from_utf8(body)
             .map_err(|_| UpstreamError::Protocol("response body is not UTF-8".into()))?;
-        let message = if is_sse {
-            response_from_sse(text, &id)?
-        } else {
-            serde_json::from_str(text).map_err(|_| {
-                let shown: String = text.chars().take(120).collect();
-                UpstreamError::Protocol(format!("response body is not JSON: {shown:?}"))
-            })?
-        };
-        if !jsonrpc::is_response(&message) {
-            return Err(UpstreamError::Protocol(
-                "response is not a JSON-RPC response".into(),
-            ));
+        if is_sse {
+            return response_from_sse(&text, &id);
         }
-        Ok(message)
+        match Incoming::parse(text) {
+            Ok(Incoming::Response(response)) => Ok(response),
+            Ok(Incoming::Other(_)) => Err(UpstreamError::Protocol(
+                "response is not a JSON-RPC response".into(),
+            )),
+            Err(not_json) => {
+                let shown: String = not_json.text.chars().take(120).collect();
+                Err(UpstreamError::Protocol(format!(
+                    "response body is not JSON: {shown:?}"
+                )))
+            }
+        }
     }
 
     async fn notify(&self, message: Value, era: Option<&Era>) -> Result<(), UpstreamError> {
@@ -287,7 +294,7 @@ mod tests {
     #[test]
     fn finds_the_response_in_an_sse_body() {
         let body = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n";
-        let message = response_from_sse(body, &json!(7)).unwrap();
+        let message = response_from_sse(body, &json!(7)).unwrap().to_value();
         assert_eq!(message["id"], 7);
         assert!(response_from_sse("data: {\"id\": 1, \"result\": 1}\n\n", &json!(2)).is_err());
     }

@@ -4,10 +4,12 @@
 //! ([`stdio`]) or a Streamable HTTP endpoint ([`http`]). It negotiates the protocol era
 //! on connect (the stateless 2026-07-28 era first, then the handshake era), and multiplexes
 //! any number of concurrent requests: each request gets a session-unique JSON-RPC id on the
-//! wire and the caller's own id back on the response.
+//! wire and the caller's own id back on the response. A response stays the text the
+//! server sent ([`RawResponse`]): only its id is replaced.
 
 pub mod docker;
 pub mod http;
+pub(crate) mod lines;
 pub mod sandbox;
 pub mod stdio;
 
@@ -17,7 +19,7 @@ use std::time::Duration;
 use mcp_raft::registry::spec::{ServerSpec, Transport as SpecTransport};
 use serde_json::{json, Map, Value};
 
-use super::jsonrpc;
+use super::jsonrpc::{self, RawResponse};
 
 /// The stateless protocol revision.
 pub const STATELESS_VERSION: &str = "2026-07-28";
@@ -122,7 +124,7 @@ pub(crate) trait Wire: Send + Sync {
         &self,
         request: Value,
         era: Option<&Era>,
-    ) -> impl std::future::Future<Output = Result<Value, UpstreamError>> + Send;
+    ) -> impl std::future::Future<Output = Result<RawResponse, UpstreamError>> + Send;
     /// Sends a notification.
     fn notify(
         &self,
@@ -210,6 +212,7 @@ impl Session {
         let discover = with_meta(discover, &Era::Stateless);
         match on_wire!(self, w => w.roundtrip(discover, Some(&Era::Stateless)).await) {
             Ok(response) => {
+                let response = response.to_value();
                 let speaks_stateless = response
                     .pointer("/result/supportedVersions")
                     .and_then(Value::as_array)
@@ -232,7 +235,7 @@ impl Session {
                 "clientInfo": client_info(),
             }),
         );
-        let response = on_wire!(self, w => w.roundtrip(initialize, None).await)?;
+        let response = on_wire!(self, w => w.roundtrip(initialize, None).await)?.to_value();
         if let Some(error) = jsonrpc::error_of(&response) {
             return Err(UpstreamError::Protocol(format!(
                 "initialize failed: {error}"
@@ -260,18 +263,30 @@ impl Session {
     /// Sends a request and returns the server's response object (result or error) with the
     /// caller's id. A notification (no id) is sent and answered with `Value::Null`.
     ///
+    /// For callers that look inside the answer; a relay uses [`Session::request_raw`].
+    pub async fn request(&self, request: &Value) -> Result<Value, UpstreamError> {
+        Ok(self
+            .request_raw(request)
+            .await?
+            .map_or(Value::Null, |response| response.to_value()))
+    }
+
+    /// Sends a request and returns the server's response as it sent it, with the caller's
+    /// id put in place of the session's. A notification (no id) is sent and answered with
+    /// `None`.
+    ///
     /// `server/discover` on a handshake-era session is answered here, from what the
     /// server's `initialize` result said: so every server, of either era, tells its
     /// capabilities the same way (the gateway reads them through the data plane, from any
     /// node).
-    pub async fn request(&self, request: &Value) -> Result<Value, UpstreamError> {
+    pub async fn request_raw(&self, request: &Value) -> Result<Option<RawResponse>, UpstreamError> {
         if let (Era::Handshake(version), Some("server/discover")) =
             (&self.era, jsonrpc::method(request))
         {
             let id = request.get("id").cloned().unwrap_or(Value::Null);
-            return Ok(
-                json!({"jsonrpc": "2.0", "id": id, "result": discover_of_handshake(version, &self.announced)}),
-            );
+            return Ok(Some(RawResponse::from_value(
+                &json!({"jsonrpc": "2.0", "id": id, "result": discover_of_handshake(version, &self.announced)}),
+            )));
         }
         let mut message = request.clone();
         if self.era == Era::Stateless {
@@ -279,41 +294,49 @@ impl Session {
         }
         if !jsonrpc::is_request(&message) {
             on_wire!(self, w => w.notify(message, Some(&self.era)).await)?;
-            return Ok(Value::Null);
+            return Ok(None);
         }
-        let caller_id = message.get("id").cloned().unwrap_or(Value::Null);
+        let mut caller_id = Value::Null;
         if let Some(object) = message.as_object_mut() {
-            object.insert("id".into(), Value::from(self.next_id()));
+            if let Some(id) = object.get_mut("id") {
+                caller_id = std::mem::replace(id, Value::from(self.next_id()));
+            }
             object
                 .entry("jsonrpc")
                 .or_insert_with(|| Value::from("2.0"));
         }
         let mut response = on_wire!(self, w => w.roundtrip(message, Some(&self.era)).await)?;
-        if let Some(object) = response.as_object_mut() {
-            object.insert("id".into(), caller_id);
-        }
-        Ok(response)
+        response.set_id(&caller_id);
+        Ok(Some(response))
     }
 
-    /// Like [`Session::request`], sending the server's `notifications/progress` for the
+    /// Like [`Session::request_raw`], sending the server's `notifications/progress` for the
     /// request's `params._meta.progressToken` to `sink` while it runs. The token must be
-    /// unique to the request (the gateway mints one per call). Only stdio sessions stream
-    /// progress: an HTTP server's progress travels in the response body, which the
-    /// session reads whole.
+    /// unique to the request (the gateway mints one per call). Only line sessions (stdio,
+    /// and containers in stdio mode) stream progress: an HTTP server's progress travels in
+    /// the response body, which the session reads whole.
     pub async fn request_with_progress(
         &self,
         request: &Value,
         sink: Option<stdio::ProgressSink>,
-    ) -> Result<Value, UpstreamError> {
-        let token = request
-            .pointer("/params/_meta/progressToken")
-            .and_then(Value::as_str);
-        let (AnyWire::Stdio(wire), Some(token), Some(sink)) = (&self.wire, token, sink) else {
-            return self.request(request).await;
+    ) -> Result<Option<RawResponse>, UpstreamError> {
+        let lines = match &self.wire {
+            AnyWire::Stdio(wire) => Some(wire.lines()),
+            AnyWire::Docker(wire) => wire.lines(),
+            AnyWire::Http(_) => None,
         };
-        wire.watch_progress(token, sink);
-        let answer = self.request(request).await;
-        wire.unwatch_progress(token);
+        let (Some(lines), Some(sink)) = (lines, sink) else {
+            return self.request_raw(request).await;
+        };
+        let Some(token) = request
+            .pointer("/params/_meta/progressToken")
+            .and_then(Value::as_str)
+        else {
+            return self.request_raw(request).await;
+        };
+        lines.watch_progress(token, sink);
+        let answer = self.request_raw(request).await;
+        lines.unwatch_progress(token);
         answer
     }
 

@@ -1,91 +1,38 @@
 //! The stdio transport: an MCP server as a child process, one JSON message per line.
 //!
 //! The process is spawned from argv (never through a shell) in its own process group, so
-//! shutdown reaches anything it started. Tasks per process: a writer draining a bounded
-//! queue into stdin, a reader matching response lines to waiting requests by id, a stderr
-//! reader feeding tracing, and a supervisor that owns the child, reaps it, and runs the
-//! shutdown sequence: close stdin, then SIGTERM, then SIGKILL to the group.
+//! shutdown reaches anything it started. The session itself (the writer into stdin, the
+//! reader matching stdout lines to waiting requests) is the line core of [`super::lines`],
+//! shared with containers; here are the process's own tasks: a stderr reader feeding
+//! tracing, and a supervisor that owns the child, reaps it, and runs the shutdown
+//! sequence: close stdin, then SIGTERM, then SIGKILL to the group.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use mcp_raft::registry::spec::{is_node_private, ServerSpec, Transport, INHERITED_ENV};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
 
+use super::lines::{LineState, Lines};
 use super::{Era, SessionOptions, UpstreamError, Wire};
-use crate::dataplane::jsonrpc;
+use crate::dataplane::jsonrpc::RawResponse;
 
-/// Requests queued for stdin before senders wait (backpressure, not an unbounded queue).
-const WRITE_QUEUE: usize = 1024;
+pub use super::lines::ProgressSink;
+
 /// How long a process gets to exit after stdin closes, and again after SIGTERM.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// Longest stderr line forwarded to the log.
 const STDERR_LINE_LIMIT: usize = 4096;
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, UpstreamError>>>>>;
-
-/// Shared between the session handle and its tasks.
-struct Shared {
-    pending: Pending,
-    alive: AtomicBool,
-    /// Why the session died, once it has.
-    death: Mutex<Option<UpstreamError>>,
-    label: String,
-    /// Tells the writer to drop stdin: the first, polite step of stopping a server.
-    close_stdin: tokio::sync::Notify,
-    /// Progress token -> where the server's `notifications/progress` for it go (tokens
-    /// are minted unique by the caller, see `Session::request_with_progress`).
-    progress: Mutex<HashMap<String, ProgressSink>>,
-    /// Where the server's `notifications/*/list_changed` are reported.
-    list_changes: Option<crate::dataplane::list_changes::ListChangeSink>,
-}
-
-/// Where a request's progress notifications go (their `params`, as the server sent them).
-pub type ProgressSink = mpsc::UnboundedSender<Value>;
-
-impl Shared {
-    /// Marks the session dead and fails every waiting request with `error`.
-    fn die(&self, error: UpstreamError) {
-        self.alive.store(false, Ordering::SeqCst);
-        let mut death = self.death.lock().unwrap_or_else(|e| e.into_inner());
-        if death.is_none() {
-            tracing::warn!(instance = %self.label, error = %error, "stdio session ended");
-            *death = Some(error.clone());
-        }
-        drop(death);
-        let waiting: Vec<_> = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .collect();
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(error.clone()));
-        }
-    }
-
-    fn death(&self) -> UpstreamError {
-        self.death
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| UpstreamError::Closed("session ended".into()))
-    }
-}
-
 /// A child process speaking MCP on stdin/stdout.
 pub struct StdioWire {
-    shared: Arc<Shared>,
-    stdin: mpsc::Sender<String>,
+    lines: Lines,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     stopped: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     pid: Option<u32>,
@@ -143,32 +90,13 @@ impl StdioWire {
         else {
             return Err(UpstreamError::Connect("child has no stdio pipes".into()));
         };
-        let shared = Arc::new(Shared {
-            pending: Arc::default(),
-            alive: AtomicBool::new(true),
-            death: Mutex::new(None),
-            label: options.label.clone(),
-            close_stdin: tokio::sync::Notify::new(),
-            progress: Mutex::default(),
-            list_changes: options.list_changes.clone(),
-        });
-        let (stdin_tx, stdin_rx) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(write_stdin(stdin, stdin_rx, Arc::clone(&shared)));
-        tokio::spawn(read_stdout(
-            FramedRead::new(
-                stdout,
-                LinesCodec::new_with_max_length(options.max_message_bytes),
-            ),
-            Arc::clone(&shared),
-            stdin_tx.clone(),
-            options.max_message_bytes,
-        ));
+        let state = LineState::new(&options.label, "stdio", options.list_changes.clone());
+        let lines = Lines::start(Arc::clone(&state), stdout, stdin, options.max_message_bytes);
         tokio::spawn(read_stderr(stderr, options.label.clone()));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let supervisor = tokio::spawn(supervise(child, stop_rx, Arc::clone(&shared)));
+        let supervisor = tokio::spawn(supervise(child, stop_rx, state));
         Ok(Self {
-            shared,
-            stdin: stdin_tx,
+            lines,
             stop: Mutex::new(Some(stop_tx)),
             stopped: tokio::sync::Mutex::new(Some(supervisor)),
             pid,
@@ -180,13 +108,9 @@ impl StdioWire {
         self.pid
     }
 
-    async fn send_line(&self, message: &Value) -> Result<(), UpstreamError> {
-        if !self.is_alive() {
-            return Err(self.shared.death());
-        }
-        let line = serde_json::to_string(message)
-            .map_err(|e| UpstreamError::Protocol(format!("cannot encode request: {e}")))?;
-        self.stdin.send(line).await.map_err(|_| self.shared.death())
+    /// The line session, for progress watching.
+    pub(crate) fn lines(&self) -> &Lines {
+        &self.lines
     }
 }
 
@@ -211,43 +135,20 @@ fn child_env(
 }
 
 impl Wire for StdioWire {
-    async fn roundtrip(&self, request: Value, _era: Option<&Era>) -> Result<Value, UpstreamError> {
-        let Some(id) = request.get("id").and_then(Value::as_u64) else {
-            return Err(UpstreamError::Protocol(
-                "internal request id must be numeric".into(),
-            ));
-        };
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
-        // If the caller gives up (timeout), the entry must not stay behind.
-        let mut guard = PendingGuard {
-            pending: &self.shared.pending,
-            id,
-            stdin: &self.stdin,
-            answered: false,
-        };
-        if let Err(e) = self.send_line(&request).await {
-            return Err(match e {
-                // Not written to stdin at all: the server never saw it.
-                UpstreamError::Closed(reason) => UpstreamError::Connect(reason),
-                other => other,
-            });
-        }
-        let answer = rx.await.unwrap_or_else(|_| Err(self.shared.death()));
-        guard.answered = true;
-        answer
+    async fn roundtrip(
+        &self,
+        request: Value,
+        _era: Option<&Era>,
+    ) -> Result<RawResponse, UpstreamError> {
+        self.lines.roundtrip(&request).await
     }
 
     async fn notify(&self, message: Value, _era: Option<&Era>) -> Result<(), UpstreamError> {
-        self.send_line(&message).await
+        self.lines.notify(&message).await
     }
 
     fn is_alive(&self) -> bool {
-        self.shared.alive.load(Ordering::SeqCst)
+        self.lines.state().is_alive()
     }
 
     async fn shutdown(&self) {
@@ -260,179 +161,6 @@ impl Wire for StdioWire {
     }
 }
 
-struct PendingGuard<'a> {
-    pending: &'a Pending,
-    id: u64,
-    stdin: &'a mpsc::Sender<String>,
-    /// False while the caller waits: dropped then, the caller gave up (timeout, the
-    /// client cancelled or went away).
-    answered: bool,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
-        if !self.answered {
-            // Tell the server, so it can stop the work (MCP cancellation); best effort: a
-            // full queue or a dead session has nobody to tell.
-            let cancelled = jsonrpc::notification(
-                "notifications/cancelled",
-                serde_json::json!({"requestId": self.id, "reason": "the caller gave up"}),
-            );
-            let _ = self.stdin.try_send(cancelled.to_string());
-        }
-    }
-}
-
-impl StdioWire {
-    /// Sends the server's progress notifications for `token` to `sink` until
-    /// [`StdioWire::unwatch_progress`].
-    pub fn watch_progress(&self, token: &str, sink: ProgressSink) {
-        self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token.to_owned(), sink);
-    }
-
-    /// Stops sending progress for `token`.
-    pub fn unwatch_progress(&self, token: &str) {
-        self.shared
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(token);
-    }
-}
-
-async fn write_stdin(mut stdin: ChildStdin, mut rx: mpsc::Receiver<String>, shared: Arc<Shared>) {
-    loop {
-        let mut line = tokio::select! {
-            line = rx.recv() => match line {
-                Some(line) => line,
-                None => return,
-            },
-            () = shared.close_stdin.notified() => return,
-        };
-        line.push('\n');
-        if let Err(e) = stdin.write_all(line.as_bytes()).await {
-            shared.die(UpstreamError::Closed(format!(
-                "writing to stdin failed: {e}"
-            )));
-            return;
-        }
-        // Flush only when nothing else is queued: batches writes under load.
-        if rx.is_empty() {
-            if let Err(e) = stdin.flush().await {
-                shared.die(UpstreamError::Closed(format!("flushing stdin failed: {e}")));
-                return;
-            }
-        }
-    }
-}
-
-/// Reads the server's stdout: one JSON-RPC message per line. Generic over the reader so the
-/// framing and response matching can be driven by generated byte streams in tests.
-async fn read_stdout<R: tokio::io::AsyncRead + Unpin>(
-    mut lines: FramedRead<R, LinesCodec>,
-    shared: Arc<Shared>,
-    stdin: mpsc::Sender<String>,
-    limit: usize,
-) {
-    while let Some(line) = lines.next().await {
-        let line = match line {
-            Ok(line) => line,
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
-                shared.die(UpstreamError::TooLarge { limit });
-                return;
-            }
-            Err(LinesCodecError::Io(e)) => {
-                shared.die(UpstreamError::Closed(format!("reading stdout failed: {e}")));
-                return;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let message: Value = match serde_json::from_str(&line) {
-            Ok(message) => message,
-            Err(_) => {
-                let shown: String = line.chars().take(120).collect();
-                shared.die(UpstreamError::Protocol(format!(
-                    "server wrote non-JSON to stdout: {shown:?}"
-                )));
-                return;
-            }
-        };
-        if jsonrpc::is_response(&message) {
-            let id = message.get("id").and_then(Value::as_u64);
-            let waiter = id.and_then(|id| {
-                shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id)
-            });
-            match waiter {
-                Some(tx) => {
-                    let _ = tx.send(Ok(message));
-                }
-                None => {
-                    tracing::debug!(instance = %shared.label, ?id, "response nobody waits for (timed out?)")
-                }
-            }
-        } else if jsonrpc::is_request(&message) {
-            // Server-to-client requests (sampling, roots, ...) are not relayed: answer so the
-            // server does not wait forever. A ping gets its empty result.
-            let id = message.get("id").cloned().unwrap_or(Value::Null);
-            let reply = if jsonrpc::method(&message) == Some("ping") {
-                serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}})
-            } else {
-                jsonrpc::error_response(
-                    id,
-                    jsonrpc::METHOD_NOT_FOUND,
-                    "not supported by mcp-rust: requests to the client (sampling, elicitation, \
-                     roots) are not relayed",
-                )
-            };
-            let _ = stdin.send(reply.to_string()).await;
-        } else if matches!(
-            jsonrpc::method(&message),
-            Some(
-                "notifications/tools/list_changed"
-                    | "notifications/resources/list_changed"
-                    | "notifications/prompts/list_changed"
-            )
-        ) {
-            if let Some(sink) = &shared.list_changes {
-                sink.announce();
-            }
-        } else if jsonrpc::method(&message) == Some("notifications/progress") {
-            let params = message.get("params").cloned().unwrap_or(Value::Null);
-            let token = params
-                .get("progressToken")
-                .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned));
-            let sink = token.and_then(|t| {
-                shared
-                    .progress
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&t)
-                    .cloned()
-            });
-            if let Some(sink) = sink {
-                let _ = sink.send(params);
-            }
-        } else {
-            tracing::debug!(instance = %shared.label, method = ?jsonrpc::method(&message), "notification from server");
-        }
-    }
-    shared.die(UpstreamError::Closed("server closed stdout".into()));
-}
-
 async fn read_stderr(stderr: tokio::process::ChildStderr, label: String) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -442,7 +170,7 @@ async fn read_stderr(stderr: tokio::process::ChildStderr, label: String) {
 }
 
 /// Owns the child: reaps it when it exits on its own, or runs the shutdown sequence.
-async fn supervise(mut child: Child, stop: oneshot::Receiver<()>, shared: Arc<Shared>) {
+async fn supervise(mut child: Child, stop: oneshot::Receiver<()>, shared: Arc<LineState>) {
     let pid = child.id();
     tokio::select! {
         status = child.wait() => {
@@ -456,8 +184,8 @@ async fn supervise(mut child: Child, stop: oneshot::Receiver<()>, shared: Arc<Sh
         _ = stop => {
             shared.die(UpstreamError::Closed("instance stopped".into()));
             // Returning from the writer drops stdin, which closes it.
-            shared.close_stdin.notify_one();
-            stop_child(&mut child, pid, &shared.label).await;
+            shared.close_input();
+            stop_child(&mut child, pid, shared.label()).await;
         }
     }
 }
@@ -490,10 +218,6 @@ fn kill_group(pid: Option<u32>, signal: libc::c_int) {
         libc::kill(-pid, signal);
     }
 }
-
-#[cfg(test)]
-#[path = "stdio_props.rs"]
-mod props;
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,14 @@
-//! Property test of the stdio framing and response matching: generated stdout streams
-//! (responses interleaved, duplicated, out of order, for unknown ids, server requests,
-//! notifications, blank lines, non-JSON, non-UTF-8 and oversized lines, split at random
-//! points) are fed to [`read_stdout`] with a set of waiting requests. Every waiter must get
+//! Property test of the line framing and response matching of stdio and container
+//! sessions ([`super`], the line core): generated stdout streams (responses interleaved,
+//! duplicated, out of order, for unknown ids, server requests, notifications, blank lines,
+//! non-JSON, non-UTF-8 and oversized lines, split at random points) are fed to
+//! [`read_lines`] with a set of waiting requests. Every waiter must get
 //! exactly the first response carrying its id, or the error that ended the session; every
 //! server request before that point gets its answer; the reader ends with the stream.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::json;
@@ -179,15 +181,7 @@ proptest! {
         }
         let data: Vec<u8> = items.iter().flat_map(Item::bytes).collect();
         rt.block_on(async {
-            let shared = Arc::new(Shared {
-                pending: Arc::new(Mutex::new(HashMap::new())),
-                alive: AtomicBool::new(true),
-                death: Mutex::new(None),
-                label: "props".into(),
-                close_stdin: tokio::sync::Notify::new(),
-                progress: Mutex::default(),
-                list_changes: None,
-            });
+            let shared = LineState::new("props", "stdio", None);
             let mut receivers = Vec::new();
             for id in &waiting {
                 let (tx, rx) = oneshot::channel();
@@ -197,7 +191,7 @@ proptest! {
             let (stdin, mut written) = mpsc::channel(1024);
             let reader = Chunked { data, pos: 0, sizes, turn: 0 };
             let lines = FramedRead::new(reader, LinesCodec::new_with_max_length(LIMIT));
-            tokio::time::timeout(Duration::from_secs(10), read_stdout(lines, shared.clone(), stdin, LIMIT))
+            tokio::time::timeout(Duration::from_secs(10), read_lines(lines, shared.clone(), stdin, LIMIT))
                 .await
                 .expect("the reader hung");
             prop_assert!(!shared.alive.load(Ordering::SeqCst));
@@ -205,7 +199,7 @@ proptest! {
             for (id, rx) in receivers {
                 let got = rx.await.expect("every waiter is answered");
                 match (first.get(&id), got) {
-                    (Some(want), Ok(message)) => prop_assert_eq!(want, &message),
+                    (Some(want), Ok(message)) => prop_assert_eq!(want, &message.to_value()),
                     (None, Err(e)) => prop_assert_eq!(kind(&e), end, "{}", e),
                     (want, got) => prop_assert!(false, "waiter {id}: wanted {want:?}, got {got:?}"),
                 }
