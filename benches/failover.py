@@ -111,6 +111,21 @@ def wait(what: str, timeout: float, probe):
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def deploy_echo(cluster: Cluster, test_server: str) -> None:
+    """Deploys `echo` (the fast test server) with a replica per node and waits until every
+    node answers a call to it."""
+    spec = json.dumps({"name": "echo", "command": os.path.abspath(test_server), "replicas": 3})
+    done = subprocess.run(
+        [cluster.mcpd, "--endpoint", cluster.addrs[1], "deploy", "-f", "-"],
+        input=spec, capture_output=True, text=True, timeout=30,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"deploy failed: {done.stderr}")
+    for node in sorted(cluster.addrs):
+        wait(f"echo on node {node}", 30,
+             lambda node=node: cluster.cli(node, "call", "echo", "echo", '{"text": "w"}').returncode == 0)
+
+
 class Load:
     """Tool calls and deploys through the given nodes until stopped."""
 
@@ -200,16 +215,7 @@ def main() -> None:
     cluster = Cluster(args.mcpd, args.node_arg)
     try:
         wait("a leader", 30, lambda: cluster.leader([1, 2, 3]))
-        spec = json.dumps({"name": "echo", "command": test_server, "replicas": 3})
-        done = subprocess.run(
-            [args.mcpd, "--endpoint", cluster.addrs[1], "deploy", "-f", "-"],
-            input=spec, capture_output=True, text=True, timeout=30,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"deploy failed: {done.stderr}")
-        for node in (1, 2, 3):
-            wait(f"echo on node {node}", 30,
-                 lambda node=node: cluster.cli(node, "call", "echo", "echo", '{"text": "w"}').returncode == 0)
+        deploy_echo(cluster, test_server)
 
         writes: List[float] = []
         totals = {"calls": 0, "failed_calls": 0, "writes": 0, "failed_writes": 0,

@@ -46,7 +46,7 @@ import time
 from typing import Dict, List, Optional, Set, Tuple
 
 sys.path.insert(0, os.path.dirname(__file__))
-from failover import Cluster, wait  # noqa: E402  (same directory)
+from failover import Cluster, deploy_echo, wait  # noqa: E402  (same directory)
 
 # How the client library and the nodes say that a failed write (or tool call) may have
 # taken effect: the request may have reached a node before the failure.
@@ -108,6 +108,16 @@ class Workload:
         self.worker_count = workers
         self.threads = [threading.Thread(target=self._worker, args=(w,)) for w in range(workers)]
 
+    def _take_op(self) -> bool:
+        """Counts one more operation, unless the run is over (stopped, or `max_ops` done)."""
+        if self.stop.is_set():
+            return False
+        with self.out.lock:
+            if self.ops >= self.max_ops:
+                return False
+            self.ops += 1
+            return True
+
     def cli(self, kind: str, *args: str, stdin: Optional[str] = None, write: bool = False) -> str:
         """Runs one operation as one CLI command and records its outcome."""
         started = time.monotonic()
@@ -124,11 +134,7 @@ class Workload:
         rng = random.Random(self.seed * 1000 + worker)
         mine: List[str] = []  # this worker's acknowledged, not yet undeployed servers
         i = 0
-        while not self.stop.is_set():
-            with self.out.lock:
-                if self.ops >= self.max_ops:
-                    return
-                self.ops += 1
+        while self._take_op():
             i += 1
             roll = rng.random()
             if roll < 0.5:
@@ -191,11 +197,7 @@ class PythonWorkload(Workload):
         rng = random.Random(self.seed * 1000 + worker)
         mine: List[str] = []
         i = 0
-        while not self.stop.is_set():
-            with self.out.lock:
-                if self.ops >= self.max_ops:
-                    return
-                self.ops += 1
+        while self._take_op():
             i += 1
             roll = rng.random()
             if roll < 0.5:
@@ -255,16 +257,7 @@ def main() -> None:
     cluster = Cluster(args.mcpd, args.node_arg)
     try:
         wait("a leader", 30, lambda: cluster.leader([1, 2, 3]))
-        spec = json.dumps({"name": "echo", "command": os.path.abspath(test_server), "replicas": 3})
-        done = subprocess.run(
-            [args.mcpd, "--endpoint", cluster.addrs[1], "deploy", "-f", "-"],
-            input=spec, capture_output=True, text=True, timeout=30,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"deploy failed: {done.stderr}")
-        for node in (1, 2, 3):
-            wait(f"echo on node {node}", 30,
-                 lambda node=node: cluster.cli(node, "call", "echo", "echo", '{"text": "w"}').returncode == 0)
+        deploy_echo(cluster, test_server)
 
         rng = random.Random(args.seed)
         faults: List[str] = []
