@@ -65,6 +65,28 @@ async fn a_deploy_through_a_follower_is_read_on_every_node() {
     cluster.shutdown().await;
 }
 
+/// A client that wrote through a node and then reads from that node alone (the CLI with
+/// one endpoint, a call right after a deploy) sees its write: the node answers the
+/// forwarded write only once it has applied it itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_through_a_follower_is_applied_there_when_it_returns() {
+    let cluster = InProcCluster::start(3).await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.follower_of(leader);
+    // One-shot, like the CLI: it stays on the node it was given instead of finding the
+    // leader and writing there.
+    let client = cluster.client_of(follower).one_shot();
+    for i in 0..200 {
+        let name = format!("seen-{i}");
+        client.deploy(&serve_spec(&name, 0)).await.expect("deploy");
+        assert!(
+            applied_on(&cluster, follower).await.contains(&name),
+            "node {follower} forwarded the deploy of {name} and answered it before applying it"
+        );
+    }
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn scaling_up_places_one_running_instance_per_node_and_each_answers() {
     let cluster = InProcCluster::start(3).await;

@@ -30,6 +30,11 @@ pub const AUTHORIZATION: &str = "authorization";
 /// forwarded at most once (no loops while leadership moves).
 pub const FORWARDED_BY: &str = "x-mcpd-forwarded-by";
 
+/// gRPC metadata key on a write's reply carrying the log index the write was committed at.
+/// A node that forwarded the write waits until it has applied that index itself before
+/// passing the reply on, so the caller's next request to the same node sees its write.
+pub const LOG_INDEX: &str = "x-mcpd-log-index";
+
 /// gRPC metadata key carrying a request id across forwarding hops (logged on every node
 /// that handles the request).
 pub const REQUEST_ID: &str = "x-request-id";

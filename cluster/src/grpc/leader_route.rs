@@ -14,6 +14,7 @@
 //! leader is never repeated here.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
@@ -23,6 +24,7 @@ use openraft::error::{
     ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
 };
 use openraft::BasicNode;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -37,6 +39,10 @@ const MEMBERSHIP_RETRY: Duration = Duration::from_millis(50);
 /// Longest wait for Raft to name a new leader before a request that found none (or found
 /// it gone) is tried again anyway: the old leader may have come back meanwhile.
 const LEADER_RECHECK: Duration = Duration::from_millis(100);
+/// Longest wait of a node that forwarded a write for its own state machine to apply it
+/// (one heartbeat brings the commit, normally). The write is committed either way; a node
+/// cut off from the leader answers after this without having applied it yet.
+const APPLY_HERE_WAIT: Duration = Duration::from_secs(1);
 
 /// A committed command: its outcome and the log index of its entry.
 pub type Committed = (CommandOutcome, u64);
@@ -81,6 +87,16 @@ fn maybe_applied(e: ClusterError) -> ClusterError {
         )),
         other => other,
     }
+}
+
+/// The log index a leader stamped on a write's reply.
+fn log_index(metadata: &MetadataMap) -> Option<u64> {
+    metadata
+        .get(mcp_proto::LOG_INDEX)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// A Raft failure this node cannot recover from.
@@ -155,17 +171,53 @@ impl LeaderRoute {
         F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
+        // The index of a write committed here (0: it went to another leader).
+        let committed_here = AtomicU64::new(0);
         let route = || async {
             Ok(match self.other_leader() {
                 Some(addr) => {
                     self.batcher.proposer().count_forwarded();
                     Route::Leader(addr)
                 }
-                None => self.propose(command.clone()).await?.map(&done),
+                None => self.propose(command.clone()).await?.map(|committed| {
+                    committed_here.store(committed.1, Ordering::Relaxed);
+                    done(committed)
+                }),
             })
         };
         // A write that may have reached a leader is never sent again (see below).
-        self.through_elections(request, false, route, call).await
+        let mut reply = self.through_elections(request, false, route, call).await?;
+        match committed_here.load(Ordering::Relaxed) {
+            0 => {
+                if let Some(index) = log_index(reply.metadata()) {
+                    self.wait_applied_here(index).await;
+                }
+            }
+            index => {
+                reply
+                    .metadata_mut()
+                    .insert(mcp_proto::LOG_INDEX, MetadataValue::from(index));
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Waits (at most [`APPLY_HERE_WAIT`]) until this node has applied log `index`: a
+    /// client that wrote through this node and then reads from it (a call right after a
+    /// deploy) finds its write, instead of "unknown server" for the moment between the
+    /// leader's commit and this node hearing of it.
+    async fn wait_applied_here(&self, index: u64) {
+        let applied = self
+            .raft
+            .wait(Some(APPLY_HERE_WAIT))
+            .applied_index_at_least(Some(index), "the forwarded write applied here")
+            .await;
+        if applied.is_err() {
+            tracing::debug!(
+                index,
+                "a forwarded write is not applied here yet; answering anyway (it is committed)"
+            );
+        }
     }
 
     /// Finds the `route` of `request` and finishes it (answers here, or forwards it with
