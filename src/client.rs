@@ -183,8 +183,7 @@ impl Cluster {
                     let client =
                         ClusterServiceClient::with_interceptor(channel, credentials.clone())
                             .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES);
-                    let reply = call(client);
-                    async move { reply.await.map(tonic::Response::into_inner) }
+                    call(client)
                 },
             )
             .await
@@ -211,8 +210,7 @@ impl Cluster {
                 let client = ExecuteServiceClient::with_interceptor(channel, credentials.clone())
                     .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(mcp_proto::MAX_MESSAGE_BYTES);
-                let reply = call(client);
-                async move { reply.await.map(tonic::Response::into_inner) }
+                call(client)
             })
             .await
             .map_err(|e| remote_error("execute", e))

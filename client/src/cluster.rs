@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,9 @@ use mcp_proto::cluster::{
 use mcp_proto::contract::ErrorKind as WireKind;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::{ExecuteReply, ExecuteRequest, ExecuteToolRequest};
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::Channel;
-use tonic::{Request, Status};
+use tonic::{Request, Response, Status};
 
 use crate::auth::Credentials;
 use crate::channel::{self, Profile};
@@ -85,6 +86,8 @@ pub struct ClusterClient {
     settings: ClientSettings,
     /// A short-lived client (one CLI command): see [`ClusterClient::one_shot`].
     one_shot: bool,
+    /// The log index of the latest write this client saw acknowledged (0: none yet).
+    written: AtomicU64,
     /// TLS towards the nodes, when they speak it (see [`ClusterClient::with_tls`]).
     tls: Option<ClientTls>,
 }
@@ -152,6 +155,7 @@ impl ClusterClient {
             credentials,
             settings,
             one_shot: false,
+            written: AtomicU64::new(0),
             tls: None,
         })
     }
@@ -199,7 +203,7 @@ impl ClusterClient {
     ) -> Result<T, CallError>
     where
         F: FnMut(Channel) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
+        Fut: Future<Output = Result<Response<T>, Status>>,
     {
         self.run_raw(what, leader_first, repeat, attempt_timeout, call)
             .await
@@ -222,8 +226,29 @@ impl ClusterClient {
         self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// `message` as a request with this client's credentials and, once it has written,
+    /// the log index of its last write: a node that has not applied that far waits until
+    /// it has (briefly), so this client reads its own writes on every node.
     fn request<T>(&self, message: T) -> Request<T> {
-        self.credentials.request(message)
+        let mut request = self.credentials.request(message);
+        let written = self.written.load(Ordering::Relaxed);
+        if written > 0 {
+            request
+                .metadata_mut()
+                .insert(mcp_proto::MIN_INDEX, MetadataValue::from(written));
+        }
+        request
+    }
+
+    /// Remembers the log index a write was committed at (from its reply).
+    fn note_write(&self, metadata: &MetadataMap) {
+        let index = metadata
+            .get(mcp_proto::LOG_INDEX)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(index) = index {
+            self.written.fetch_max(index, Ordering::Relaxed);
+        }
     }
 
     /// The nodes to try, in order: the leader first for writes, then the node that
@@ -262,7 +287,7 @@ impl ClusterClient {
     ) -> Result<T, Error>
     where
         F: FnMut(Channel) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
+        Fut: Future<Output = Result<Response<T>, Status>>,
     {
         match self
             .run_raw(what, leader_first, repeat, attempt_timeout, call)
@@ -293,7 +318,7 @@ impl ClusterClient {
     ) -> Result<T, CallError>
     where
         F: FnMut(Channel) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
+        Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let deadline = Instant::now() + self.settings.failover_window;
         let mut pause = Duration::from_millis(50);
@@ -306,15 +331,16 @@ impl ClusterClient {
                 let outcome =
                     tokio::time::timeout(attempt_timeout, call(peer.channel.clone())).await;
                 let status = match outcome {
-                    Ok(Ok(value)) => {
+                    Ok(Ok(reply)) => {
                         self.prefer(&peer.addr);
+                        self.note_write(reply.metadata());
                         if leader_first && !self.one_shot && self.leader().is_none() {
                             // The node forwarded to a leader this client has not met yet
                             // (after a failover, say): learn it, so the next write goes
                             // there directly.
                             self.discover().await;
                         }
-                        return Ok(value);
+                        return Ok(reply.into_inner());
                     }
                     Ok(Err(status)) => status,
                     Err(_) => {
@@ -517,12 +543,7 @@ impl ClusterClient {
                     spec_json: spec_json.to_owned(),
                     expected_revision: None,
                 });
-                async move {
-                    cluster_client(ch)
-                        .deploy(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { cluster_client(ch).deploy(request).await }
             },
         )
         .await
@@ -539,12 +560,7 @@ impl ClusterClient {
                 let request = self.request(UndeployRequest {
                     name: name.to_owned(),
                 });
-                async move {
-                    cluster_client(ch)
-                        .undeploy(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { cluster_client(ch).undeploy(request).await }
             },
         )
         .await
@@ -562,12 +578,7 @@ impl ClusterClient {
                     name: name.to_owned(),
                     replicas,
                 });
-                async move {
-                    cluster_client(ch)
-                        .scale(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { cluster_client(ch).scale(request).await }
             },
         )
         .await
@@ -583,15 +594,11 @@ impl ClusterClient {
             CONTROL_ATTEMPT_TIMEOUT,
             |ch| {
                 let request = self.request(ListServersRequest { stale });
-                async move {
-                    cluster_client(ch)
-                        .list_servers(request)
-                        .await
-                        .map(|r| r.into_inner().servers)
-                }
+                async move { cluster_client(ch).list_servers(request).await }
             },
         )
         .await
+        .map(|reply| reply.servers)
     }
 
     /// The membership as the answering node sees it.
@@ -603,12 +610,7 @@ impl ClusterClient {
             CONTROL_ATTEMPT_TIMEOUT,
             |ch| {
                 let request = self.request(MembersRequest {});
-                async move {
-                    cluster_client(ch)
-                        .members(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { cluster_client(ch).members(request).await }
             },
         )
         .await
@@ -626,12 +628,7 @@ impl ClusterClient {
                     id,
                     addr: addr.to_owned(),
                 });
-                async move {
-                    cluster_client(ch)
-                        .add_learner(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { cluster_client(ch).add_learner(request).await }
             },
         )
         .await
@@ -646,12 +643,7 @@ impl ClusterClient {
             CONTROL_ATTEMPT_TIMEOUT,
             |ch| {
                 let request = self.request(PromoteVoterRequest { id });
-                async move {
-                    cluster_client(ch)
-                        .promote_voter(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { cluster_client(ch).promote_voter(request).await }
             },
         )
         .await
@@ -666,12 +658,7 @@ impl ClusterClient {
             CONTROL_ATTEMPT_TIMEOUT,
             |ch| {
                 let request = self.request(RemoveNodeRequest { id });
-                async move {
-                    cluster_client(ch)
-                        .remove_node(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { cluster_client(ch).remove_node(request).await }
             },
         )
         .await
@@ -700,12 +687,7 @@ impl ClusterClient {
                 retry_unsafe,
                 timeout_ms,
             });
-            async move {
-                execute_client(ch)
-                    .execute(request)
-                    .await
-                    .map(|r| r.into_inner())
-            }
+            async move { execute_client(ch).execute(request).await }
         })
         .await
     }
@@ -734,12 +716,7 @@ impl ClusterClient {
                 retry_unsafe,
                 timeout_ms,
             });
-            async move {
-                execute_client(ch)
-                    .execute_tool(request)
-                    .await
-                    .map(|r| r.into_inner())
-            }
+            async move { execute_client(ch).execute_tool(request).await }
         })
         .await
     }
@@ -867,5 +844,34 @@ mod tests {
             .expect_err("nothing listens there");
         assert!(never_reached(&status), "{status:?}");
         assert_eq!(next_step(&status, Repeat::Unsafe), Next::OtherNode);
+    }
+
+    #[tokio::test]
+    async fn requests_name_the_last_write_once_there_is_one() {
+        let client = ClusterClient::new(ClientSettings {
+            seeds: vec!["127.0.0.1:1".to_owned()],
+            admin_token: None,
+            failover_window: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        })
+        .expect("client");
+        let min_index = |client: &ClusterClient| {
+            client
+                .request(())
+                .metadata()
+                .get(mcp_proto::MIN_INDEX)
+                .and_then(|v| v.to_str().ok().map(str::to_owned))
+        };
+        assert_eq!(min_index(&client), None, "no write yet");
+        for (seen, expected) in [(7, "7"), (5, "7"), (9, "9")] {
+            let mut reply = MetadataMap::new();
+            reply.insert(mcp_proto::LOG_INDEX, MetadataValue::from(seen as u64));
+            client.note_write(&reply);
+            assert_eq!(
+                min_index(&client).as_deref(),
+                Some(expected),
+                "after {seen}"
+            );
+        }
     }
 }

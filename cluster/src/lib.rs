@@ -51,6 +51,7 @@ pub mod peer_forwarder;
 pub mod principal;
 pub mod proposer;
 pub mod raft_metrics;
+pub mod read_your_writes;
 pub mod scheduler;
 #[cfg(test)]
 mod testing;

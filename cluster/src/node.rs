@@ -37,6 +37,7 @@ use crate::identity::NodeIdentity;
 use crate::metrics::NodeMetrics;
 use crate::peer_forwarder::GrpcForwarder;
 use crate::proposer::{Proposed, Proposer};
+use crate::read_your_writes::ReadYourWritesLayer;
 use crate::tls::incoming::HttpListener;
 use crate::tls::peer_layer::PeerCertLayer;
 use crate::tls::NodeTls;
@@ -215,6 +216,8 @@ impl ClusterNode {
             .layer(PeerCertLayer::new(tls.is_some()))
             // Every RPC of every service is authorized here, before any handler runs.
             .layer(AuthLayer::new(authenticator.clone()).with_audit(Arc::clone(&audit)))
+            // A client's request waits here until this node has applied its last write.
+            .layer(ReadYourWritesLayer::new(raft.clone()))
             .add_service(
                 RaftServiceServer::new(raft_api)
                     .max_decoding_message_size(mcp_proto::MAX_MESSAGE_BYTES)

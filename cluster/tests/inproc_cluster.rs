@@ -87,6 +87,65 @@ async fn a_write_through_a_follower_is_applied_there_when_it_returns() {
     cluster.shutdown().await;
 }
 
+/// A request that names its client's last write (`x-mcpd-min-index`) is answered by a
+/// follower only once that follower has applied the write, even though the write went to
+/// the leader: a client reads its own writes on every node.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_naming_a_write_waits_for_it_on_a_follower() {
+    use mcp_proto::cluster::cluster_service_client::ClusterServiceClient;
+    use mcp_proto::cluster::DeployRequest;
+    use mcp_proto::cluster::ListServersRequest;
+
+    let cluster = InProcCluster::start(3).await;
+    let leader = cluster.wait_for_leader().await;
+    let connect = |id| {
+        let addr = format!("http://{}", cluster.addr(id));
+        async move {
+            ClusterServiceClient::connect(addr)
+                .await
+                .expect("connect to a node")
+        }
+    };
+    let mut writer = connect(leader).await;
+    let mut readers = Vec::new();
+    for id in cluster.ids().into_iter().filter(|id| *id != leader) {
+        readers.push((id, connect(id).await));
+    }
+    for i in 0..200 {
+        let name = format!("mine-{i}");
+        let reply = writer
+            .deploy(DeployRequest {
+                spec_json: serve_spec(&name, 0),
+                expected_revision: None,
+            })
+            .await
+            .expect("deploy on the leader");
+        let index = reply
+            .metadata()
+            .get(mcp_proto::LOG_INDEX)
+            .expect("a write's reply names its log index")
+            .clone();
+        assert_eq!(
+            index.to_str().ok().and_then(|v| v.parse::<u64>().ok()),
+            Some(reply.get_ref().log_index),
+            "the header and the reply agree"
+        );
+        let (id, reader) = &mut readers[i % 2];
+        let mut read = tonic::Request::new(ListServersRequest { stale: true });
+        read.metadata_mut().insert(mcp_proto::MIN_INDEX, index);
+        let servers = reader
+            .list_servers(read)
+            .await
+            .expect("stale read")
+            .into_inner();
+        assert!(
+            servers.servers.iter().any(|s| s.name == name),
+            "node {id} answered a read naming the deploy of {name} before applying it"
+        );
+    }
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn scaling_up_places_one_running_instance_per_node_and_each_answers() {
     let cluster = InProcCluster::start(3).await;

@@ -35,6 +35,11 @@ pub const FORWARDED_BY: &str = "x-mcpd-forwarded-by";
 /// passing the reply on, so the caller's next request to the same node sees its write.
 pub const LOG_INDEX: &str = "x-mcpd-log-index";
 
+/// gRPC metadata key a client puts on its requests once it has written: the highest
+/// [`LOG_INDEX`] it was answered. A node that has applied less waits (briefly) until it
+/// has, so a client reads its own writes whichever node answers.
+pub const MIN_INDEX: &str = "x-mcpd-min-index";
+
 /// gRPC metadata key carrying a request id across forwarding hops (logged on every node
 /// that handles the request).
 pub const REQUEST_ID: &str = "x-request-id";
