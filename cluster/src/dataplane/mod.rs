@@ -18,6 +18,7 @@ pub mod jsonrpc;
 pub mod list_changes;
 pub mod metrics;
 pub mod on_demand;
+pub mod peer_health;
 pub mod placement;
 pub mod pool;
 pub mod reconciler;
@@ -48,6 +49,8 @@ pub struct DataPlane {
     registry: RegistryReader,
     pool: InstancePool,
     peers: Arc<dyn PeerForwarder>,
+    /// Which peers to try last (those whose forwarded calls just failed).
+    peer_health: peer_health::PeerHealth,
     metrics: Arc<DataPlaneMetrics>,
     stop: watch::Sender<bool>,
     /// Scale to zero: wakes, sleeps and cold starts (see [`on_demand`]).
@@ -111,6 +114,7 @@ impl DataPlane {
             registry,
             pool: InstancePool::default(),
             peers,
+            peer_health: peer_health::PeerHealth::default(),
             metrics,
             stop,
             on_demand: on_demand::OnDemand::default(),

@@ -9,7 +9,9 @@
 //!
 //! Hop rule: only "nothing here could take it" sends a request to a node that hosts the
 //! server, through the [`PeerForwarder`]; the next host is tried only if the last one
-//! provably never gave it to a server, or if repeating it is harmless.
+//! provably never gave it to a server, or if repeating it is harmless. Hosts are tried in
+//! random order, except that one whose last forwarded call failed in transport goes last
+//! for a while (see [`super::peer_health`]).
 
 use std::time::Duration;
 
@@ -268,6 +270,7 @@ impl DataPlane {
             return Err(local_error);
         }
         peers.shuffle(&mut rand::thread_rng());
+        self.peer_health.order(&mut peers);
         let repeatable =
             options.retry_unsafe || jsonrpc::method(request).is_some_and(is_repeatable_method);
         let mut last = local_error;
@@ -282,6 +285,11 @@ impl DataPlane {
                 .peers
                 .forward(peer, &addr, server, request, &forwarding)
                 .await;
+            if matches!(forwarded, Err(ExecuteError::Connection { .. })) {
+                self.peer_health.failed(peer);
+            } else {
+                self.peer_health.answered(peer);
+            }
             match forwarded {
                 Ok(executed) => return Ok(executed),
                 // Next peer only if this one provably never saw the request, or repeating
@@ -597,23 +605,57 @@ mod tests {
         answers: Vec<Result<Executed, ExecuteError>>,
     ) -> (Result<NodeId, ErrorKind>, Vec<NodeId>) {
         let dir = tempfile::tempdir().unwrap();
-        let registry = registry_hosted_elsewhere(dir.path()).await;
-        let metrics = DataPlaneMetrics::register(&prometheus::Registry::new()).unwrap();
         let peers = FakePeers::answering(answers);
-        let plane = DataPlane::start(
+        let plane = node_1(dir.path(), &peers).await;
+        let result = call(&plane, method).await;
+        plane.shutdown().await;
+        (result, peers.asked())
+    }
+
+    /// The data plane of node 1, which hosts nothing, reaching the peers through `peers`.
+    async fn node_1(dir: &std::path::Path, peers: &Arc<FakePeers>) -> Arc<DataPlane> {
+        let registry = registry_hosted_elsewhere(dir).await;
+        let metrics = DataPlaneMetrics::register(&prometheus::Registry::new()).unwrap();
+        DataPlane::start(
             1,
             DataPlaneConfig::default(),
             registry,
-            Arc::clone(&peers) as Arc<dyn PeerForwarder>,
+            Arc::clone(peers) as Arc<dyn PeerForwarder>,
             Arc::new(metrics),
-        );
+        )
+    }
+
+    /// Runs `method` on `plane`: the node that answered, or the error's kind.
+    async fn call(plane: &DataPlane, method: &str) -> Result<NodeId, ErrorKind> {
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}});
-        let result = plane.execute("s", request, ExecuteOptions::default()).await;
-        plane.shutdown().await;
-        let outcome = result
+        plane
+            .execute("s", request, ExecuteOptions::default())
+            .await
             .map(|executed| executed.node_id)
-            .map_err(|e| e.kind());
-        (outcome, peers.asked())
+            .map_err(|e| e.kind())
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_failed_is_tried_last_by_the_calls_after_it() {
+        let unreachable = Err(ExecuteError::Connection {
+            server: "s".to_owned(),
+            source: UpstreamError::Connect("peer: connection refused".to_owned()),
+        });
+        let mut answers = vec![unreachable, answered_by(0)];
+        answers.extend((0..10).map(|_| answered_by(0)));
+        let dir = tempfile::tempdir().unwrap();
+        let peers = FakePeers::answering(answers);
+        let plane = node_1(dir.path(), &peers).await;
+        for _ in 0..11 {
+            assert_eq!(call(&plane, "tools/call").await, Ok(0));
+        }
+        plane.shutdown().await;
+        let asked = peers.asked();
+        let (failed, answering) = (asked[0], asked[1]);
+        assert_ne!(failed, answering);
+        // Hosts are tried in random order: without the mark, ten calls in a row would all
+        // pick the answering host first once in 1,024 runs.
+        assert_eq!(asked[2..], [answering; 10], "asked in order: {asked:?}");
     }
 
     #[tokio::test]
