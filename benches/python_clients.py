@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import importlib.util
 import os
 import shutil
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable, Dict, List, Optional
+from typing import AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple
 
 class Backend:
     """The server every path ends at: its argv, and the tool call to make."""
@@ -55,14 +56,51 @@ def percentile(samples: List[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _switches(pid: int) -> int:
+    """Context switches so far of every thread of process `pid` (0 if it is gone)."""
+    total = 0
+    for status in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(status) as f:
+                for line in f:
+                    name, _, value = line.partition(":")
+                    if name.endswith("ctxt_switches"):  # voluntary and nonvoluntary
+                        total += int(value)
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def _descendants(pid: int) -> List[int]:
+    found = []
+    for children in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(children) as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            found += [kid, *_descendants(kid)]
+    return found
+
+
+def context_switches() -> Tuple[int, int]:
+    """Context switches so far: of this process's threads, and of all its descendants
+    (the MCP server, a proxy and its server). Each one is a thread going to sleep and being
+    woken again, which on a VM is the cost of a path's hand-offs."""
+    return _switches(os.getpid()), sum(_switches(kid) for kid in _descendants(os.getpid()))
+
+
 async def measure(call: Call, calls: int, concurrency: int, total: int) -> Dict[str, float]:
     for _ in range(20):  # warm-up: sessions open, caches filled
         await call()
     latencies = []
+    own_before, children_before = context_switches()
     for _ in range(calls):
         started = time.perf_counter()
         await call()
         latencies.append(time.perf_counter() - started)
+    own_after, children_after = context_switches()
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
@@ -76,6 +114,8 @@ async def measure(call: Call, calls: int, concurrency: int, total: int) -> Dict[
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "calls_per_s": total / elapsed,
+        "switches_own": (own_after - own_before) / calls,
+        "switches_children": (children_after - children_before) / calls,
     }
 
 
@@ -194,16 +234,18 @@ async def run(args: argparse.Namespace) -> int:
             rows.append((name, result, ""))
     base = next((r for n, r, _ in rows if n == "direct" and r), None)
     print(f"backend: {args.backend}; {args.calls} sequential calls, {args.total} at concurrency {args.concurrency}")
-    print(f"| path | p50 (ms) | p99 (ms) | p50 / direct | calls/s at concurrency {args.concurrency} | calls/s / direct |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| path | p50 (ms) | p99 (ms) | p50 / direct | calls/s at concurrency {args.concurrency} | calls/s / direct "
+          "| context switches per sequential call: this process / its children |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, result, note in rows:
         if result is None:
-            print(f"| {name} | {note} | | | | |")
+            print(f"| {name} | {note} | | | | | |")
             continue
         p50_ratio = f"{result['p50_ms'] / base['p50_ms']:.2f}" if base else ""
         rate_ratio = f"{result['calls_per_s'] / base['calls_per_s']:.2f}" if base else ""
         print(f"| {name} | {result['p50_ms']:.3f} | {result['p99_ms']:.3f} | {p50_ratio} | "
-              f"{result['calls_per_s']:.0f} | {rate_ratio} |")
+              f"{result['calls_per_s']:.0f} | {rate_ratio} | "
+              f"{result['switches_own']:.1f} / {result['switches_children']:.1f} |")
     return 0
 
 
