@@ -112,6 +112,28 @@ fn writes_and_reads_issued_during_an_election_wait_for_the_new_leader() {
 }
 
 #[test]
+fn a_membership_change_issued_during_an_election_waits_for_the_new_leader() {
+    let mut cluster = TestCluster::start(3, ClusterOptions::default());
+    let old_leader = cluster.wait_leader();
+    cluster.kill(old_leader);
+    // At once, as an operator would: take the dead leader out through a survivor, which
+    // has no leader to send it to yet.
+    let survivor = (1..=3).find(|id| *id != old_leader).expect("a survivor");
+    let old = old_leader.to_string();
+    let out = cluster.cli(survivor, &["members", "remove", &old]);
+    assert_ok(&out, "members remove during the election", &cluster);
+    let members = cluster.json(survivor, &["members"]);
+    let ids: BTreeSet<u64> = members["members"]
+        .as_array()
+        .expect("a member list")
+        .iter()
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    assert!(!ids.contains(&old_leader), "{members}");
+    assert_eq!(ids.len(), 2, "{members}");
+}
+
+#[test]
 fn acknowledged_writes_survive_killing_every_node() {
     let mut cluster = TestCluster::start(3, ClusterOptions::default());
     cluster.wait_leader();

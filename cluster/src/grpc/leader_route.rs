@@ -289,23 +289,29 @@ impl LeaderRoute {
     }
 
     /// Runs `local` here if this node leads (or knows no other leader: `local` then asks
-    /// Raft), or forwards `request` to the leader with `call`.
-    pub async fn leader_or_forward<T, R, L, F, Fut>(
+    /// Raft), or forwards `request` to the leader with `call`; like a write, it waits out an
+    /// election (a membership change that finds no leader was not made, so it goes again
+    /// once there is one).
+    pub async fn leader_or_forward<T, R, L, LFut, F, Fut>(
         &self,
         request: Request<T>,
         local: L,
         call: F,
     ) -> Result<Response<R>, Status>
     where
-        L: Future<Output = Result<Route<R>, ClusterError>>,
-        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        T: Clone,
+        L: Fn() -> LFut,
+        LFut: Future<Output = Result<Route<R>, ClusterError>>,
+        F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        let route = match self.other_leader() {
-            Some(addr) => Route::Leader(addr),
-            None => local.await?,
+        let route = || async {
+            match self.other_leader() {
+                Some(addr) => Ok(Route::Leader(addr)),
+                None => local().await,
+            }
         };
-        Ok(self.finish(request, route, call).await?)
+        self.through_elections(request, false, route, call).await
     }
 
     /// Answers `read` here: at once for a `stale` read, else once a quorum confirmed that

@@ -159,17 +159,18 @@ impl MembershipHandlers {
         request: Request<T>,
         change: C,
         timeout: Duration,
-        changed: impl FnOnce(),
+        changed: impl Fn(),
         call: F,
     ) -> Result<Response<MembersReply>, Status>
     where
+        T: Clone,
         C: Fn() -> CFut,
         CFut: Future<Output = Written>,
-        F: FnOnce(ClusterServiceClient<Channel>, Request<T>) -> Fut,
+        F: Fn(ClusterServiceClient<Channel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<MembersReply>, Status>>,
     {
-        let local = async {
-            let route = self.route.change_membership(change, timeout).await?;
+        let local = || async {
+            let route = self.route.change_membership(&change, timeout).await?;
             Ok(route.map(|()| {
                 changed();
                 self.members_reply()
