@@ -8,7 +8,6 @@ See ``docs/python.md``.
 
 from __future__ import annotations
 
-import atexit as _atexit
 
 from . import _native
 from ._native import (
@@ -51,8 +50,6 @@ from .errors import (
 from .manager import DeployResult, MCPManager, MCPServer
 from .pool import Connection, ConnectionPool
 
-# No Rust thread may hand a result to Python while the interpreter finalizes.
-_atexit.register(_native.shutdown)
 
 __all__ = [
     "MCPManager",

@@ -87,6 +87,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryStats>()?;
     m.add_function(wrap_pyfunction!(memory_stats, m)?)?;
     m.add_function(wrap_pyfunction!(runtime_info, m)?)?;
-    m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
     Ok(())
 }
