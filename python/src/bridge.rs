@@ -19,8 +19,10 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Wake, Waker};
 
 use pyo3::prelude::*;
 use pyo3::{IntoPyObject, IntoPyObjectExt};
@@ -41,13 +43,32 @@ where
     F: Future<Output = Result<T, ClientError>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    bridge(py, fut, false)
+}
+
+/// [`awaitable`] for a future that does little before it first waits (a call on a started
+/// manager: route it, write the request): its first poll runs here, on the loop thread
+/// and under the GIL, so the request goes out without waking a runtime thread.
+pub fn awaitable_now<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T, ClientError>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    bridge(py, fut, true)
+}
+
+fn bridge<'py, T, F>(py: Python<'py>, fut: F, poll_here: bool) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T, ClientError>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
     let rt = runtime::runtime()?;
     let event_loop = pyo3_async_runtimes::get_running_loop(py)?;
     let port = Port::of(&event_loop)?;
     let py_future = event_loop.call_method0("create_future")?;
     let id = port.get().expect(py_future.clone().unbind());
     let bell = Arc::clone(&port.get().bell);
-    let task = rt.spawn(async move {
+    let work = async move {
         let result = fut.await;
         bell.ring(
             id,
@@ -56,16 +77,106 @@ where
                 Err(e) => Err(e.to_pyerr(py)),
             }),
         );
-    });
+    };
+    let handoff = if poll_here {
+        Handoff::start(rt, Box::pin(work))
+    } else {
+        Handoff::spawn(rt, Box::pin(work))
+    };
     py_future.call_method1(
         "add_done_callback",
         (Canceller {
-            handle: task.abort_handle(),
+            handoff,
             port: port.unbind(),
             id,
         },),
     )?;
     Ok(py_future)
+}
+
+type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A call's Rust part: first polled on the caller's thread, so that a request whose
+/// server's input is free is written before `awaitable` returns; then, once something
+/// wakes it (the answer, on a runtime thread), spawned from that thread onto the runtime.
+/// So the way in costs no runtime wake-up, only the way back does.
+struct Handoff {
+    stage: Mutex<Stage>,
+    runtime: tokio::runtime::Handle,
+}
+
+enum Stage {
+    /// Being polled on the caller's thread; `woken` if its waker fired meanwhile.
+    FirstPoll { woken: bool },
+    /// Waiting for its waker.
+    Parked(Work),
+    /// On the runtime.
+    Running(tokio::task::AbortHandle),
+    /// Finished, or cancelled.
+    Over,
+}
+
+impl Handoff {
+    fn start(rt: &tokio::runtime::Runtime, mut work: Work) -> Arc<Self> {
+        let handoff = Arc::new(Handoff {
+            stage: Mutex::new(Stage::FirstPoll { woken: false }),
+            runtime: rt.handle().clone(),
+        });
+        let waker = Waker::from(Arc::clone(&handoff));
+        let done = {
+            // Timers, IO and spawns in the first poll need the runtime's context.
+            let _context = rt.enter();
+            work.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+        };
+        let mut stage = lock(&handoff.stage);
+        *stage = match (&*stage, done) {
+            (_, true) => Stage::Over,
+            (Stage::FirstPoll { woken: true }, false) => {
+                Stage::Running(handoff.runtime.spawn(work).abort_handle())
+            }
+            (_, false) => Stage::Parked(work),
+        };
+        drop(stage);
+        handoff
+    }
+
+    /// Runs `work` on the runtime from the start.
+    fn spawn(rt: &tokio::runtime::Runtime, work: Work) -> Arc<Self> {
+        Arc::new(Handoff {
+            stage: Mutex::new(Stage::Running(rt.spawn(work).abort_handle())),
+            runtime: rt.handle().clone(),
+        })
+    }
+
+    /// Stops the work wherever it is.
+    fn cancel(&self) {
+        let stage = std::mem::replace(&mut *lock(&self.stage), Stage::Over);
+        match stage {
+            Stage::Running(task) => task.abort(),
+            // Dropped here, outside the lock (its drop tells the server it was cancelled).
+            Stage::Parked(work) => drop(work),
+            Stage::FirstPoll { .. } | Stage::Over => {}
+        }
+    }
+}
+
+impl Wake for Handoff {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut stage = lock(&self.stage);
+        match std::mem::replace(&mut *stage, Stage::Over) {
+            Stage::FirstPoll { .. } => *stage = Stage::FirstPoll { woken: true },
+            Stage::Parked(work) => {
+                *stage = Stage::Running(self.runtime.spawn(work).abort_handle());
+            }
+            other => *stage = other,
+        }
+    }
 }
 
 /// What the runtime threads share with a loop's port: the finished outcomes, and the
@@ -205,7 +316,7 @@ fn settle(future: &Bound<'_, PyAny>, outcome: PyResult<Py<PyAny>>) -> PyResult<(
 /// longer waited for.
 #[pyclass(module = "mcp_rust._native")]
 struct Canceller {
-    handle: tokio::task::AbortHandle,
+    handoff: Arc<Handoff>,
     port: Py<Port>,
     id: u64,
 }
@@ -214,7 +325,7 @@ struct Canceller {
 impl Canceller {
     fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
         if future.call_method0("cancelled")?.is_truthy()? {
-            self.handle.abort();
+            self.handoff.cancel();
             lock(&self.port.get().waiting).remove(&self.id);
         }
         Ok(())

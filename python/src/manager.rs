@@ -15,7 +15,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use crate::backend::{Backend, BackendSettings};
-use crate::bridge::awaitable;
+use crate::bridge::{awaitable, awaitable_now};
 use crate::config::{
     dataplane_config, CircuitBreakerConfig, MCPConfig, MemoryConfig, PoolConfig, RetryConfig,
 };
@@ -50,6 +50,22 @@ fn timeout_of(timeout_ms: Option<u64>) -> PyResult<Option<Duration>> {
 #[pyclass(module = "mcp_rust._native", frozen)]
 pub struct NativeManager {
     backend: Arc<Backend>,
+}
+
+impl NativeManager {
+    /// A call's awaitable: on a started manager its first step (route, write the request)
+    /// runs here, without waking a runtime thread; a call that would start the manager
+    /// (a node, a data directory) runs on the runtime, with the GIL released.
+    fn call<'py, F>(&self, py: Python<'py>, call: F) -> PyResult<Bound<'py, PyAny>>
+    where
+        F: Future<Output = Result<String, ClientError>> + Send + 'static,
+    {
+        if self.backend.is_running() {
+            awaitable_now(py, call)
+        } else {
+            awaitable(py, call)
+        }
+    }
 }
 
 #[pymethods]
@@ -276,12 +292,13 @@ impl NativeManager {
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = timeout_of(timeout_ms)?;
         let backend = Arc::clone(&self.backend);
-        awaitable(py, async move {
+        let call = async move {
             let reply = backend
                 .execute(&server, &request_json, timeout, retry_unsafe)
                 .await?;
             Ok(reply.response_json)
-        })
+        };
+        self.call(py, call)
     }
 
     /// Resolves to the `tools/call` response object as JSON text; a JSON-RPC error
@@ -298,12 +315,13 @@ impl NativeManager {
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = timeout_of(timeout_ms)?;
         let backend = Arc::clone(&self.backend);
-        awaitable(py, async move {
+        let call = async move {
             let reply = backend
                 .execute_tool(&server, &tool, &arguments_json, timeout, retry_unsafe)
                 .await?;
             Ok(reply.response_json)
-        })
+        };
+        self.call(py, call)
     }
 
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

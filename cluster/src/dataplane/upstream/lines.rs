@@ -1,8 +1,8 @@
 //! The session core of the transports whose server speaks one JSON-RPC message per line
 //! over a byte stream: a child process's stdin/stdout ([`super::stdio`]) and a container's
 //! attached stdin/stdout ([`super::docker`]). Both get from here, the same way: the
-//! requests waiting for an answer (by id), a writer task draining a bounded queue into the
-//! server's input, a reader task matching response lines to their waiters, answering the
+//! requests waiting for an answer (by id), the server's input (written by the caller when
+//! it is free, else by a writer task draining a bounded queue), a reader task matching response lines to their waiters, answering the
 //! server's own requests and passing on its progress and list-change notifications, and
 //! the session's death, which fails every waiter with its reason.
 //!
@@ -10,8 +10,10 @@
 //! server wrote ([`RawResponse`]), with its id and error-ness read on the way.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -123,11 +125,29 @@ impl LineState {
     }
 }
 
-/// A line session: requests go out through the writer task, answers come back from the
-/// reader task.
+/// The server's input while no task is writing to it: a caller that finds it here, with
+/// nothing queued ahead, writes its line itself.
+struct Slot {
+    /// Taken by the writer task while it writes (and for good once the input is closed).
+    writer: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+    /// The rest of a line a caller could write only in part: the next bytes the server
+    /// must see, written by the writer task before anything else.
+    tail: Option<Vec<u8>>,
+}
+
+type SharedSlot = Arc<Mutex<Slot>>;
+
+fn lock_slot(slot: &SharedSlot) -> std::sync::MutexGuard<'_, Slot> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A line session: a request goes out from its caller when the input is free (one
+/// non-blocking write, so a caller that gives up never leaves half a line behind), else
+/// through the writer task's queue; answers come back from the reader task.
 pub(crate) struct Lines {
     state: Arc<LineState>,
     input: mpsc::Sender<String>,
+    slot: SharedSlot,
 }
 
 impl Lines {
@@ -139,14 +159,18 @@ impl Lines {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (input, queued) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(write_lines(writer, queued, Arc::clone(&state)));
+        let slot = Arc::new(Mutex::new(Slot {
+            writer: Some(Box::new(writer)),
+            tail: None,
+        }));
+        tokio::spawn(write_lines(Arc::clone(&slot), queued, Arc::clone(&state)));
         tokio::spawn(read_lines(
             FramedRead::new(reader, LinesCodec::new_with_max_length(limit)),
             Arc::clone(&state),
             input.clone(),
             limit,
         ));
-        Self { state, input }
+        Self { state, input, slot }
     }
 
     /// The shared state (death, liveness).
@@ -162,7 +186,59 @@ impl Lines {
             .map_err(|e| UpstreamError::Protocol(format!("cannot encode request: {e}")))?;
         // The newline goes in here, where the string is made, not as a second write.
         line.push('\n');
+        // Only with nothing queued ahead, so a caller's lines keep their order.
+        if self.input.capacity() == WRITE_QUEUE {
+            match self.write_now(line)? {
+                None => return Ok(()),
+                Some(unwritten) => line = unwritten,
+            }
+        }
         self.input.send(line).await.map_err(|_| self.state.death())
+    }
+
+    /// Writes `line` to the server's input here and now if it is free, in one non-blocking
+    /// attempt: no await while the input is held, so nothing a caller drops can cut a line
+    /// in two. Hands the line back when nothing of it was written (input busy, or its
+    /// buffer full): then it goes through the queue. Saves waking the writer task, which
+    /// on a small VM is a thread hand-off on every call.
+    fn write_now(&self, line: String) -> Result<Option<String>, UpstreamError> {
+        let Ok(mut slot) = self.slot.try_lock() else {
+            return Ok(Some(line));
+        };
+        if slot.tail.is_some() {
+            return Ok(Some(line));
+        }
+        let Some(writer) = slot.writer.as_mut() else {
+            return Ok(Some(line));
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let written = match Pin::new(&mut *writer).poll_write(&mut cx, line.as_bytes()) {
+            Poll::Pending | Poll::Ready(Ok(0)) => return Ok(Some(line)),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => {
+                let error = UpstreamError::Closed(format!("writing to stdin failed: {e}"));
+                drop(slot);
+                self.state.die(error.clone());
+                return Err(error);
+            }
+        };
+        let flushed = Pin::new(&mut *writer).poll_flush(&mut cx);
+        if written < line.len() {
+            slot.tail = Some(line.as_bytes()[written..].to_vec());
+        }
+        let rest_for_the_task = slot.tail.is_some() || flushed.is_pending();
+        drop(slot);
+        if let Poll::Ready(Err(e)) = flushed {
+            let error = UpstreamError::Closed(format!("flushing stdin failed: {e}"));
+            self.state.die(error.clone());
+            return Err(error);
+        }
+        if rest_for_the_task {
+            // An empty line wakes the writer task to finish (tail, flush); a full queue
+            // wakes it anyway.
+            let _ = self.input.try_send(String::new());
+        }
+        Ok(None)
     }
 
     /// Sends `request` (its id numeric and session-unique) and waits for its response. A
@@ -253,38 +329,53 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-/// Drains the queue into the server's input; closes the input when asked, when the queue
-/// ends, or after a failed write (which ends the session).
-async fn write_lines<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut queued: mpsc::Receiver<String>,
-    state: Arc<LineState>,
-) {
+/// Drains the queue into the server's input, after the rest of a line a caller wrote in
+/// part; holds the input only while it writes, then leaves it in the slot for callers.
+/// Closes the input when asked, when the queue ends, or after a failed write (which ends
+/// the session).
+async fn write_lines(slot: SharedSlot, mut queued: mpsc::Receiver<String>, state: Arc<LineState>) {
     loop {
-        let line = tokio::select! {
+        let first = tokio::select! {
             line = queued.recv() => match line {
                 Some(line) => line,
                 None => break,
             },
             () = state.close_input.notified() => break,
         };
-        if let Err(e) = writer.write_all(line.as_bytes()).await {
+        let (writer, tail) = {
+            let mut slot = lock_slot(&slot);
+            (slot.writer.take(), slot.tail.take())
+        };
+        let Some(mut writer) = writer else {
+            break;
+        };
+        let written = async {
+            if let Some(tail) = tail {
+                writer.write_all(&tail).await?;
+            }
+            writer.write_all(first.as_bytes()).await?;
+            // Everything queued meanwhile goes out before one flush: batches under load.
+            while let Ok(line) = queued.try_recv() {
+                writer.write_all(line.as_bytes()).await?;
+            }
+            writer.flush().await
+        }
+        .await;
+        if let Err(e) = written {
             state.die(UpstreamError::Closed(format!(
                 "writing to stdin failed: {e}"
             )));
-            break;
+            let _ = writer.shutdown().await;
+            return;
         }
-        // Flush only when nothing else is queued: batches writes under load.
-        if queued.is_empty() {
-            if let Err(e) = writer.flush().await {
-                state.die(UpstreamError::Closed(format!("flushing stdin failed: {e}")));
-                break;
-            }
-        }
+        lock_slot(&slot).writer = Some(writer);
     }
     // A container's attach connection is half-closed here, so that (with `StdinOnce`)
     // the server sees the end of its input; a pipe is closed when dropped.
-    let _ = writer.shutdown().await;
+    let writer = lock_slot(&slot).writer.take();
+    if let Some(mut writer) = writer {
+        let _ = writer.shutdown().await;
+    }
 }
 
 /// Reads the server's output: one JSON-RPC message per line, until it ends or breaks the
@@ -406,6 +497,49 @@ mod tests {
 
     /// A line session over in-memory pipes, as a container's attach gives one: the server
     /// end is driven by the test.
+    /// Requests larger than the input's buffer are written in part by their callers; the
+    /// rest follows through the writer task before any other line, so the server reads
+    /// every request whole and each caller gets its own answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_written_in_part_reach_the_server_whole() {
+        // A 64-byte buffer: every request below needs several writes.
+        let (session_end, server_end) = tokio::io::duplex(64);
+        let (session_read, session_write) = tokio::io::split(session_end);
+        let (server_read, mut server_write) = tokio::io::split(server_end);
+        let state = LineState::new("s-0", "stdio", None);
+        let lines = Arc::new(Lines::start(state, session_read, session_write, 1 << 16));
+
+        // Echoes each request's text back, after checking the line is one whole request.
+        let server = tokio::spawn(async move {
+            let mut requests = BufReader::new(server_read).lines();
+            while let Some(line) = requests.next_line().await.unwrap() {
+                let request: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("a request arrived cut or mixed ({e}): {line}"));
+                let reply = json!({"jsonrpc": "2.0", "id": request["id"],
+                                   "result": {"text": request["params"]["text"]}});
+                server_write
+                    .write_all(format!("{reply}\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+        });
+
+        let calls = (0..40u64).map(|id| {
+            let lines = Arc::clone(&lines);
+            tokio::spawn(async move {
+                let text = format!("{id}-").repeat(100);
+                let request = jsonrpc::request(id, "tools/call", json!({"text": text}));
+                let response = lines.roundtrip(&request).await.unwrap();
+                let response: Value = serde_json::from_str(response.as_str()).unwrap();
+                assert_eq!(response["result"]["text"], text.as_str(), "call {id}");
+            })
+        });
+        for call in futures::future::join_all(calls).await {
+            call.unwrap();
+        }
+        server.abort();
+    }
+
     #[tokio::test]
     async fn progress_and_list_changes_from_the_server_are_passed_on() {
         let (session_end, server_end) = tokio::io::duplex(4096);
