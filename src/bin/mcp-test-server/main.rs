@@ -14,7 +14,7 @@ mod protocol;
 use std::sync::Arc;
 
 use clap::Parser;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use protocol::{Outcome, Server};
@@ -52,9 +52,17 @@ struct Args {
     content: bool,
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let args = Args::parse();
+fn main() -> std::io::Result<()> {
+    // One thread: with stdin and stdout as non-blocking pipes (see `stdio_streams`), a
+    // call costs this server one wake-up and a few microseconds, so a benchmark measures
+    // the path to it, not the server.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(Args::parse()))
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
     if args.crash_on_start {
         eprintln!("mcp-test-server: crashing on start as asked");
         std::process::exit(3);
@@ -83,8 +91,8 @@ async fn main() -> std::io::Result<()> {
 async fn serve_stdio(server: Arc<Server>) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<String>(1024);
     server.set_notifier(tx.clone());
+    let (stdin, mut stdout) = stdio_streams();
     let writer = tokio::spawn(async move {
-        let mut stdout = tokio::io::stdout();
         while let Some(mut line) = rx.recv().await {
             line.push('\n');
             if stdout.write_all(line.as_bytes()).await.is_err() {
@@ -95,7 +103,7 @@ async fn serve_stdio(server: Arc<Server>) -> std::io::Result<()> {
             }
         }
     });
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = BufReader::new(stdin).lines();
     while let Some(line) = lines.next_line().await? {
         let server = Arc::clone(&server);
         let tx = tx.clone();
@@ -115,6 +123,35 @@ async fn serve_stdio(server: Arc<Server>) -> std::io::Result<()> {
     drop(tx);
     let _ = writer.await;
     Ok(())
+}
+
+type Input = Box<dyn AsyncRead + Unpin + Send>;
+type Output = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// stdin and stdout as non-blocking pipes read and written on the runtime's own thread,
+/// when they are pipes (as a node runs the server); tokio's stdin and stdout otherwise (a
+/// terminal, a file), which go through a blocking thread for every read and write.
+fn stdio_streams() -> (Input, Output) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+
+    let input = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| pipe::Receiver::from_file(std::fs::File::from(fd)));
+    let output = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| pipe::Sender::from_file(std::fs::File::from(fd)));
+    let input: Input = match input {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let output: Output = match output {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    (input, output)
 }
 
 async fn serve_http(server: Arc<Server>, host: std::net::IpAddr, port: u16) -> std::io::Result<()> {
