@@ -167,6 +167,7 @@ impl ClusterNode {
                 identity.id,
                 peers.clone(),
                 config.dataplane.max_message_bytes,
+                registry.clone(),
             )),
             Arc::clone(metrics.dataplane()),
             Arc::clone(&guards),

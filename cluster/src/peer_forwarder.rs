@@ -2,6 +2,11 @@
 //! the pooled peer channels ([`PeerChannels`]), with this node's token, marked
 //! `x-mcpd-forwarded-by` so that the peer runs it itself.
 //!
+//! The call names the log index this node has applied (`x-mcpd-min-index`): the peer was
+//! chosen from this node's registry, so the peer serves it only once it knows as much
+//! (see `read_your_writes`), instead of answering "unknown server" for a server this node
+//! has just seen deployed and placed there.
+//!
 //! What a failure means for the router is decided here: only a failed connect (as the
 //! client library's `retry::never_reached` reads it) proves the peer never saw the
 //! request; an answer carrying `x-mcpd-error` is the peer's own and is passed on intact.
@@ -9,7 +14,7 @@
 use futures::future::BoxFuture;
 use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::{ExecuteReply, ExecuteRequest};
-use mcp_raft::NodeId;
+use mcp_raft::{NodeId, RegistryReader};
 use serde_json::Value;
 use tonic::metadata::MetadataValue;
 
@@ -26,16 +31,24 @@ pub struct GrpcForwarder {
     peers: PeerChannels,
     /// Largest reply accepted from a peer.
     max_reply_bytes: usize,
+    /// This node's applied registry, whose log index each call names.
+    registry: RegistryReader,
 }
 
 impl GrpcForwarder {
     /// Forwards as node `node_id` over `peers`; a peer's reply may be up to twice
     /// `max_message_bytes` (a server's message plus its JSON envelope, escaped).
-    pub fn new(node_id: NodeId, peers: PeerChannels, max_message_bytes: usize) -> Self {
+    pub fn new(
+        node_id: NodeId,
+        peers: PeerChannels,
+        max_message_bytes: usize,
+        registry: RegistryReader,
+    ) -> Self {
         Self {
             node_id,
             peers,
             max_reply_bytes: max_message_bytes.saturating_mul(2),
+            registry,
         }
     }
 
@@ -72,6 +85,13 @@ impl GrpcForwarder {
         );
         // The peer authorizes this like any caller's execute.
         self.peers.authorize(call.metadata_mut());
+        let applied = self
+            .registry
+            .read(|state| state.last_applied.map(|l| l.index));
+        if let Some(applied) = applied {
+            call.metadata_mut()
+                .insert(mcp_proto::MIN_INDEX, MetadataValue::from(applied));
+        }
         if let Ok(id) = MetadataValue::try_from(options.request_id.as_str()) {
             call.metadata_mut().insert(mcp_proto::REQUEST_ID, id);
         }
@@ -141,9 +161,90 @@ fn classify(addr: &str, server: &str, status: tonic::Status) -> ExecuteError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use mcp_proto::contract::ErrorKind;
 
     use super::*;
+
+    /// The in-memory connections handed to a test server, as a stream of them.
+    fn async_stream_of(
+        mut accepted: tokio::sync::mpsc::Receiver<tokio::io::DuplexStream>,
+    ) -> impl futures::Stream<Item = Result<tokio::io::DuplexStream, std::io::Error>> {
+        futures::stream::poll_fn(move |cx| accepted.poll_recv(cx).map(|c| c.map(Ok)))
+    }
+
+    /// A peer that records the `x-mcpd-min-index` of each execute it gets.
+    #[derive(Default, Clone)]
+    struct RecordingPeer {
+        seen: Arc<Mutex<Vec<Option<String>>>>,
+    }
+
+    #[tonic::async_trait]
+    impl mcp_proto::execute::execute_service_server::ExecuteService for RecordingPeer {
+        async fn execute(
+            &self,
+            request: tonic::Request<ExecuteRequest>,
+        ) -> Result<tonic::Response<ExecuteReply>, tonic::Status> {
+            let index = request
+                .metadata()
+                .get(mcp_proto::MIN_INDEX)
+                .and_then(|v| v.to_str().ok().map(str::to_owned));
+            self.seen.lock().unwrap().push(index);
+            Ok(tonic::Response::new(ExecuteReply {
+                response_json: r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.into(),
+                node_id: 2,
+                instance_id: "s-0".into(),
+            }))
+        }
+
+        async fn execute_tool(
+            &self,
+            _request: tonic::Request<mcp_proto::execute::ExecuteToolRequest>,
+        ) -> Result<tonic::Response<ExecuteReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not used"))
+        }
+    }
+
+    /// A registry applied up to log index 7.
+    async fn registry_at_index_7(dir: &std::path::Path) -> RegistryReader {
+        use openraft::storage::RaftStateMachine;
+        use openraft::{CommittedLeaderId, EntryPayload, LogId};
+
+        let db = mcp_storage::open_db(dir, 1 << 20).unwrap();
+        let mut machine = mcp_raft::RegistryStateMachine::open(&db).unwrap();
+        let entries = (1..=7).map(|index| mcp_raft::types::Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        });
+        machine.apply(entries).await.unwrap();
+        machine.reader()
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_call_names_the_index_this_node_has_applied() {
+        let peer = RecordingPeer::default();
+        let (connections, accepted) = tokio::sync::mpsc::channel(4);
+        let server = tonic::transport::Server::builder()
+            .add_service(
+                mcp_proto::execute::execute_service_server::ExecuteServiceServer::new(peer.clone()),
+            )
+            .serve_with_incoming(async_stream_of(accepted));
+        let serving = tokio::spawn(server);
+
+        let dir = tempfile::tempdir().unwrap();
+        let peers = PeerChannels::default();
+        peers.pin("n2:7400", mcp_client::channel::in_process(connections));
+        let forwarder =
+            GrpcForwarder::new(1, peers, 1 << 20, registry_at_index_7(dir.path()).await);
+        let request = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+        forwarder
+            .send("n2:7400", "s", &request, &ExecuteOptions::default())
+            .await
+            .unwrap();
+        serving.abort();
+        assert_eq!(*peer.seen.lock().unwrap(), [Some("7".to_owned())]);
+    }
 
     #[test]
     fn a_peers_own_error_is_passed_on_intact() {
