@@ -242,11 +242,7 @@ impl ClusterClient {
 
     /// Remembers the log index a write was committed at (from its reply).
     fn note_write(&self, metadata: &MetadataMap) {
-        let index = metadata
-            .get(mcp_proto::LOG_INDEX)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(index) = index {
+        if let Some(index) = mcp_proto::log_index(metadata) {
             self.written.fetch_max(index, Ordering::Relaxed);
         }
     }

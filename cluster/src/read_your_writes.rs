@@ -21,6 +21,16 @@ use tower_layer::Layer;
 /// Longest wait for this node to apply a client's last write.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
+/// Waits (at most [`MAX_WAIT`]) until this node has applied log `index`; false if it has
+/// not by then (the write is committed either way: a node cut off from the leader goes on
+/// with what it has). Also used by a node that forwarded a write, before it answers.
+pub async fn wait_applied(raft: &Raft, index: u64) -> bool {
+    raft.wait(Some(MAX_WAIT))
+        .applied_index_at_least(Some(index), "a client's write applied here")
+        .await
+        .is_ok()
+}
+
 /// Holds requests back until this node has applied the index they name.
 #[derive(Clone)]
 pub struct ReadYourWritesLayer {
@@ -89,11 +99,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let raft = self.raft.clone();
         Either::Right(Box::pin(async move {
-            let applied = raft
-                .wait(Some(MAX_WAIT))
-                .applied_index_at_least(Some(wanted), "the client's last write applied here")
-                .await;
-            if applied.is_err() {
+            if !wait_applied(&raft, wanted).await {
                 tracing::debug!(
                     wanted,
                     "a client's last write is not applied here yet; serving what this node has"

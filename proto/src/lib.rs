@@ -35,6 +35,11 @@ pub const FORWARDED_BY: &str = "x-mcpd-forwarded-by";
 /// passing the reply on, so the caller's next request to the same node sees its write.
 pub const LOG_INDEX: &str = "x-mcpd-log-index";
 
+/// The [`LOG_INDEX`] a write's reply carries, if it is there and a number.
+pub fn log_index(metadata: &tonic::metadata::MetadataMap) -> Option<u64> {
+    metadata.get(LOG_INDEX)?.to_str().ok()?.parse().ok()
+}
+
 /// gRPC metadata key a client puts on its requests once it has written: the highest
 /// [`LOG_INDEX`] it was answered. A node that has applied less waits (briefly) until it
 /// has, so a client reads its own writes whichever node answers.

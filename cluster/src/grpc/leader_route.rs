@@ -24,7 +24,7 @@ use openraft::error::{
     ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
 };
 use openraft::BasicNode;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -33,16 +33,13 @@ use crate::error::ClusterError;
 use crate::forward::{self, PeerChannels};
 use crate::membership::MembershipView;
 use crate::proposer::{Proposed, Written};
+use crate::read_your_writes;
 
 /// Pause between attempts of a membership change that found another one in progress.
 const MEMBERSHIP_RETRY: Duration = Duration::from_millis(50);
 /// Longest wait for Raft to name a new leader before a request that found none (or found
 /// it gone) is tried again anyway: the old leader may have come back meanwhile.
 const LEADER_RECHECK: Duration = Duration::from_millis(100);
-/// Longest wait of a node that forwarded a write for its own state machine to apply it
-/// (one heartbeat brings the commit, normally). The write is committed either way; a node
-/// cut off from the leader answers after this without having applied it yet.
-const APPLY_HERE_WAIT: Duration = Duration::from_secs(1);
 
 /// A committed command: its outcome and the log index of its entry.
 pub type Committed = (CommandOutcome, u64);
@@ -87,16 +84,6 @@ fn maybe_applied(e: ClusterError) -> ClusterError {
         )),
         other => other,
     }
-}
-
-/// The log index a leader stamped on a write's reply.
-fn log_index(metadata: &MetadataMap) -> Option<u64> {
-    metadata
-        .get(mcp_proto::LOG_INDEX)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// A Raft failure this node cannot recover from.
@@ -189,7 +176,7 @@ impl LeaderRoute {
         let mut reply = self.through_elections(request, false, route, call).await?;
         match committed_here.load(Ordering::Relaxed) {
             0 => {
-                if let Some(index) = log_index(reply.metadata()) {
+                if let Some(index) = mcp_proto::log_index(reply.metadata()) {
                     self.wait_applied_here(index).await;
                 }
             }
@@ -202,17 +189,12 @@ impl LeaderRoute {
         Ok(reply)
     }
 
-    /// Waits (at most [`APPLY_HERE_WAIT`]) until this node has applied log `index`: a
-    /// client that wrote through this node and then reads from it (a call right after a
-    /// deploy) finds its write, instead of "unknown server" for the moment between the
-    /// leader's commit and this node hearing of it.
+    /// Waits (briefly, see [`read_your_writes::wait_applied`]) until this node has applied
+    /// log `index`: a client that wrote through this node and then reads from it (a call
+    /// right after a deploy) finds its write, instead of "unknown server" for the moment
+    /// between the leader's commit and this node hearing of it.
     async fn wait_applied_here(&self, index: u64) {
-        let applied = self
-            .raft
-            .wait(Some(APPLY_HERE_WAIT))
-            .applied_index_at_least(Some(index), "the forwarded write applied here")
-            .await;
-        if applied.is_err() {
+        if !read_your_writes::wait_applied(&self.raft, index).await {
             tracing::debug!(
                 index,
                 "a forwarded write is not applied here yet; answering anyway (it is committed)"
