@@ -18,14 +18,14 @@
 //! The end-to-end apply rate through a 3-node cluster is `benches/deploys.py --deploys
 //! 10000`, which also reports each node's RSS afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use mcp_cluster::scheduler::plan;
+use mcp_cluster::scheduler::{plan, Fleet};
 use mcp_raft::registry::spec::parse_json;
 use mcp_raft::registry::NodeRecord;
 use mcp_raft::state_machine::AppliedState;
-use mcp_raft::{Command, Registry};
+use mcp_raft::{Command, NodeId, Registry};
 
 const SERVERS: usize = 10_000;
 
@@ -87,13 +87,19 @@ fn main() {
 
     let live: Vec<NodeRecord> = registry.nodes().cloned().collect();
     let in_flight = BTreeMap::new();
+    let answering: BTreeSet<NodeId> = live.iter().map(|n| n.id).collect();
+    let fleet = Fleet {
+        live: &live,
+        answering: &answering,
+        in_flight: &in_flight,
+    };
     let pass = |registry: &Registry| {
         let mut load = BTreeMap::new();
         let started = Instant::now();
         let changes: Vec<(String, _)> = registry
             .servers()
             .filter_map(|record| {
-                plan(record, &live, &mut load, &in_flight).map(|c| (record.spec.name.clone(), c))
+                plan(record, fleet, &mut load).map(|c| (record.spec.name.clone(), c))
             })
             .collect();
         (started.elapsed(), changes)

@@ -328,6 +328,46 @@ fn a_call_right_after_deploy_waits_for_the_first_instance() {
 }
 
 #[test]
+fn a_server_deployed_just_after_a_node_died_is_called_at_once() {
+    // A grace period longer than the test: the dead node is never declared dead, so only
+    // its silence in the scheduler's probes keeps new instances off it.
+    let mut cluster = TestCluster::start(
+        3,
+        ClusterOptions {
+            extra_args: vec!["--node-grace-ms".into(), "120000".into()],
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.wait_leader();
+    let victim = (1..=3).find(|id| *id != leader).expect("a follower");
+    let survivor = (1..=3)
+        .find(|id| *id != leader && *id != victim)
+        .expect("another follower");
+    cluster.kill(victim);
+    // Three single-replica servers on three nodes with no instances: without the rule,
+    // the least loaded node (the dead one) gets one of them.
+    for i in 0..3 {
+        let name = format!("fresh{i}");
+        cluster.deploy_json(
+            leader,
+            &json!({
+                "name": name,
+                "command": env!("CARGO_BIN_EXE_mcp-test-server"),
+                "replicas": 1,
+            }),
+        );
+        let echoed = cluster
+            .call(survivor, &name, "echo", &json!({"text": name}))
+            .unwrap_or_else(|e| panic!("call to {name} right after its deploy: {e}"));
+        assert_eq!(text_of(&echoed), name);
+    }
+    let on_survivors: usize = (0..3)
+        .map(|i| total(&cluster.running_per_node(&format!("fresh{i}"))))
+        .sum();
+    assert_eq!(on_survivors, 3, "every new instance runs on a live node");
+}
+
+#[test]
 fn a_call_to_a_server_that_cannot_start_fails_with_its_crash_loop_reason() {
     let cluster = cluster();
     cluster.deploy_json(

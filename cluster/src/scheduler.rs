@@ -5,9 +5,13 @@
 //! It runs on every node but acts only on the leader. It watches node liveness out of the
 //! Raft log (each second every member reports what it runs, see [`crate::fleet`]) and
 //! declares a node dead after the grace period; a node that just became leader first gives every node one full
-//! grace period, since it has no history of its own. Plans are a pure function of the
-//! registry and the set of live nodes, so a new leader continues exactly where the old one
-//! stopped: existing placements on live nodes are kept, nothing is placed twice.
+//! grace period, since it has no history of its own. Two sets come out of that: the nodes
+//! not yet declared dead keep their placements (a node that misses a probe or two is not
+//! worth a restart elsewhere), but only nodes that answered the probe of this very pass
+//! receive new instances, so a server deployed just after a node died never lands on it.
+//! Plans are a pure function of the registry and those sets, so a new leader continues
+//! exactly where the old one stopped: existing placements on live nodes are kept, nothing
+//! is placed twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -42,21 +46,31 @@ fn eligible(record: &ServerRecord, node: &NodeRecord) -> bool {
         && constraints.node_tags.iter().all(|t| node.tags.contains(t))
 }
 
-/// The change that gives `record` its desired replicas on `live` nodes, or `None` if its
+/// What the leader knows of the nodes when it plans.
+#[derive(Debug, Clone, Copy)]
+pub struct Fleet<'a> {
+    /// Members not declared dead (nor draining): their placements stay.
+    pub live: &'a [NodeRecord],
+    /// Members that answered the latest probe: the only ones given new instances.
+    pub answering: &'a BTreeSet<NodeId>,
+    /// Requests running per node, from the same probe: breaks ties between nodes with as
+    /// many instances.
+    pub in_flight: &'a BTreeMap<NodeId, u64>,
+}
+
+/// The change that gives `record` its desired replicas on `fleet`, or `None` if its
 /// placements are already right. `load` counts instances per node (all servers) and is
-/// updated with the plan; `in_flight` (requests running per node) breaks ties between
-/// nodes with as many instances.
+/// updated with the plan.
 pub fn plan(
     record: &ServerRecord,
-    live: &[NodeRecord],
+    fleet: Fleet<'_>,
     load: &mut BTreeMap<NodeId, usize>,
-    in_flight: &BTreeMap<NodeId, u64>,
 ) -> Option<PlacementChange> {
     let name = &record.spec.name;
     let desired: BTreeSet<String> = (0..record.desired_instances())
         .map(|i| format!("{name}-{i}"))
         .collect();
-    let candidates: Vec<&NodeRecord> = live.iter().filter(|n| eligible(record, n)).collect();
+    let candidates: Vec<&NodeRecord> = fleet.live.iter().filter(|n| eligible(record, n)).collect();
     let mut change = PlacementChange::default();
     let mut kept: BTreeMap<String, NodeId> = BTreeMap::new();
     for (instance, node) in &record.placements {
@@ -77,16 +91,19 @@ pub fn plan(
         .collect();
     for instance in missing {
         let same_server = |node: NodeId| kept.values().filter(|n| **n == node).count();
-        let best = candidates.iter().min_by_key(|n| {
-            (
-                same_server(n.id),
-                load.get(&n.id).copied().unwrap_or(0),
-                in_flight.get(&n.id).copied().unwrap_or(0),
-                n.id,
-            )
-        });
+        let best = candidates
+            .iter()
+            .filter(|n| fleet.answering.contains(&n.id))
+            .min_by_key(|n| {
+                (
+                    same_server(n.id),
+                    load.get(&n.id).copied().unwrap_or(0),
+                    fleet.in_flight.get(&n.id).copied().unwrap_or(0),
+                    n.id,
+                )
+            });
         let Some(best) = best else {
-            break; // no eligible live node: the instance stays unplaced
+            break; // no eligible node answering: the instance stays unplaced for now
         };
         kept.insert(instance.clone(), best.id);
         change.assign.insert(instance, best.id);
@@ -138,6 +155,12 @@ pub fn spawn(
                 }
             }
             let in_flight = fleet::in_flight(&report);
+            let mut answering: BTreeSet<NodeId> = report
+                .iter()
+                .filter(|(_, answer)| answer.is_some())
+                .map(|(node, _)| *node)
+                .collect();
+            answering.insert(id);
             for command in tag_commands(&registry, &report) {
                 let proposed = proposer.propose(command).await;
                 if !proposed.is_applied() {
@@ -150,7 +173,7 @@ pub fn spawn(
                 .copied()
                 .filter(|n| last_seen.get(n).is_some_and(|t| t.elapsed() <= grace))
                 .collect();
-            for command in placement_commands(&registry, &live, &in_flight) {
+            for command in placement_commands(&registry, &live, &answering, &in_flight) {
                 let proposed = proposer.propose(command).await;
                 if !proposed.is_applied() {
                     tracing::debug!(?proposed, "placement deferred");
@@ -181,10 +204,12 @@ fn tag_commands(registry: &RegistryReader, report: &fleet::FleetReport) -> Vec<C
     })
 }
 
-/// The `Place` commands that bring the registry's placements in line with `live` nodes.
+/// The `Place` commands that bring the registry's placements in line with `live` nodes,
+/// new instances going to `answering` ones.
 fn placement_commands(
     registry: &RegistryReader,
     live: &BTreeSet<NodeId>,
+    answering: &BTreeSet<NodeId>,
     in_flight: &BTreeMap<NodeId, u64>,
 ) -> Vec<Command> {
     registry.read(|state| {
@@ -202,12 +227,17 @@ fn placement_commands(
                 }
             }
         }
+        let fleet = Fleet {
+            live: &live_nodes,
+            answering,
+            in_flight,
+        };
         state
             .registry
             .servers()
             .filter(|r| r.spec.is_scheduled())
             .filter_map(|record| {
-                let change = plan(record, &live_nodes, &mut load, in_flight)?;
+                let change = plan(record, fleet, &mut load)?;
                 tracing::info!(
                     server = %record.spec.name,
                     assign = ?change.assign,
@@ -257,14 +287,29 @@ mod tests {
             .collect()
     }
 
+    /// Plans `record` on `live` nodes of which `answering` answered the probe, none busy.
+    fn plan_on(
+        record: &ServerRecord,
+        live: &[NodeId],
+        answering: &[NodeId],
+        load: &mut BTreeMap<NodeId, usize>,
+    ) -> Option<PlacementChange> {
+        let answering: BTreeSet<NodeId> = answering.iter().copied().collect();
+        let fleet = Fleet {
+            live: &nodes(live),
+            answering: &answering,
+            in_flight: &BTreeMap::new(),
+        };
+        plan(record, fleet, load)
+    }
+
     #[test]
     fn spreads_replicas_over_distinct_nodes() {
-        let mut load = BTreeMap::new();
-        let change = plan(
+        let change = plan_on(
             &record(3, &[]),
-            &nodes(&[1, 2, 3]),
-            &mut load,
-            &BTreeMap::new(),
+            &[1, 2, 3],
+            &[1, 2, 3],
+            &mut BTreeMap::new(),
         )
         .unwrap();
         let used: BTreeSet<NodeId> = change.assign.values().copied().collect();
@@ -273,34 +318,38 @@ mod tests {
 
     #[test]
     fn keeps_live_placements_and_moves_dead_ones() {
-        let mut load = BTreeMap::new();
         let current = record(3, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
         assert_eq!(
-            plan(&current, &nodes(&[1, 2, 3]), &mut load, &BTreeMap::new()),
+            plan_on(&current, &[1, 2, 3], &[1, 2, 3], &mut BTreeMap::new()),
             None
         );
-        let change = plan(
-            &current,
-            &nodes(&[1, 2]),
-            &mut BTreeMap::new(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let change = plan_on(&current, &[1, 2], &[1, 2], &mut BTreeMap::new()).unwrap();
         assert_eq!(change.assign.len(), 1);
         assert!(change.assign.contains_key("s-2"));
         assert!(change.unassign.is_empty());
     }
 
     #[test]
+    fn a_node_that_missed_the_probe_keeps_its_instances_but_gets_no_new_one() {
+        // Node 3 is within its grace period (live) but did not answer the latest probe:
+        // it may have just died, so the new replica goes elsewhere, even though node 3
+        // runs the fewest instances.
+        let mut load = BTreeMap::from([(1, 5), (2, 5), (3, 0)]);
+        let current = record(2, &[("s-0", 3)]);
+        let change = plan_on(&current, &[1, 2, 3], &[1, 2], &mut load).unwrap();
+        assert!(change.unassign.is_empty(), "{change:?}");
+        assert_eq!(change.assign.len(), 1, "{change:?}");
+        assert_ne!(change.assign["s-1"], 3, "{change:?}");
+        // Nobody answering but a node with no room for it: the instance waits unplaced.
+        let mut r = record(1, &[]);
+        r.spec.placement.allowed_nodes = vec![3];
+        assert_eq!(plan_on(&r, &[1, 2, 3], &[1, 2], &mut BTreeMap::new()), None);
+    }
+
+    #[test]
     fn scaling_down_drops_the_highest_instances() {
         let current = record(1, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
-        let change = plan(
-            &current,
-            &nodes(&[1, 2, 3]),
-            &mut BTreeMap::new(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let change = plan_on(&current, &[1, 2, 3], &[1, 2, 3], &mut BTreeMap::new()).unwrap();
         assert!(change.assign.is_empty());
         assert_eq!(change.unassign, vec!["s-1".to_owned(), "s-2".to_owned()]);
     }
@@ -309,26 +358,20 @@ mod tests {
     fn honours_allowed_nodes() {
         let mut r = record(2, &[]);
         r.spec.placement.allowed_nodes = vec![3];
-        let change = plan(
-            &r,
-            &nodes(&[1, 2, 3]),
-            &mut BTreeMap::new(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let change = plan_on(&r, &[1, 2, 3], &[1, 2, 3], &mut BTreeMap::new()).unwrap();
         assert!(change.assign.values().all(|n| *n == 3));
     }
 
     #[test]
     fn ties_go_to_the_node_with_fewer_requests_in_flight() {
         let busy = BTreeMap::from([(1, 40), (2, 3), (3, 25)]);
-        let change = plan(
-            &record(1, &[]),
-            &nodes(&[1, 2, 3]),
-            &mut BTreeMap::new(),
-            &busy,
-        )
-        .unwrap();
+        let answering = BTreeSet::from([1, 2, 3]);
+        let fleet = Fleet {
+            live: &nodes(&[1, 2, 3]),
+            answering: &answering,
+            in_flight: &busy,
+        };
+        let change = plan(&record(1, &[]), fleet, &mut BTreeMap::new()).unwrap();
         assert_eq!(change.assign.values().copied().collect::<Vec<_>>(), vec![2]);
     }
 }
