@@ -21,6 +21,10 @@ use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::ExecuteToolRequest;
 use serde_json::json;
 
+/// The node runs in this process: give it mcpd's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WARMUP: usize = 500;
 
 struct Stats {
