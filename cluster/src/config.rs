@@ -65,9 +65,9 @@ impl RaftTuning {
             cluster_name: "mcp-rust".to_owned(),
             election_timeout_min: election_ms,
             // A narrow spread keeps failover short (the maximum is also the leader lease a
-            // follower waits out); half the minimum still separates candidates by far more
-            // than a round trip between nodes.
-            election_timeout_max: election_ms.saturating_add(election_ms / 2),
+            // follower waits out); a quarter of the minimum still separates candidates by
+            // far more than a round trip between nodes (125 ms with the defaults).
+            election_timeout_max: election_ms.saturating_add((election_ms / 4).max(1)),
             heartbeat_interval: heartbeat_ms,
             install_snapshot_timeout: (election_ms * 2).max(1000),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
