@@ -8,8 +8,10 @@
 //! a 2026-07-28 `tools/call` POSTed to that node's MCP gateway (`/mcp`), each worker on its
 //! own keep-alive HTTP/1.1 connection.
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,9 +23,63 @@ use mcp_proto::execute::execute_service_client::ExecuteServiceClient;
 use mcp_proto::execute::ExecuteToolRequest;
 use serde_json::json;
 
-/// The node runs in this process: give it mcpd's allocator.
+/// The node runs in this process: give it mcpd's allocator, counting allocations while
+/// [`allocations_per_call`] asks it to (one relaxed load per allocation otherwise).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Counting = Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+struct Counting;
+
+impl Counting {
+    fn count(&self) {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to mimalloc; counting touches only atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.count();
+        mimalloc::MiMalloc.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.count();
+        mimalloc::MiMalloc.alloc_zeroed(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        mimalloc::MiMalloc.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.count();
+        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+    }
+}
+
+/// Heap allocations (and reallocations) per call of `call`, one call at a time, counted
+/// in this whole process: the benchmark's client, the node and the session together.
+async fn allocations_per_call<Fut: std::future::Future<Output = ()>>(
+    calls: usize,
+    mut call: impl FnMut(usize) -> Fut,
+) -> f64 {
+    for i in 0..WARMUP {
+        call(i).await;
+    }
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    for i in 0..calls {
+        call(i).await;
+    }
+    COUNTING.store(false, Ordering::Relaxed);
+    ALLOCATIONS.load(Ordering::Relaxed) as f64 / calls as f64
+}
 
 const WARMUP: usize = 500;
 
@@ -292,6 +348,53 @@ async fn main() {
                 s.p99_us - direct.p99_us
             );
         }
+    }
+
+    // What each path allocates per call. Background tasks (the node's scheduler tick,
+    // health checks) allocate too; over 2,000 calls they add well under one per call.
+    const COUNTED: usize = 2_000;
+    let direct = allocations_per_call(COUNTED, |i| {
+        let s = Arc::clone(&session);
+        async move {
+            let call = mcp_cluster::dataplane::jsonrpc::request(
+                i as u64,
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": "hello"}}),
+            );
+            s.request_raw(&call).await.expect("direct call");
+        }
+    })
+    .await;
+    let through = allocations_per_call(COUNTED, |_| {
+        let mut client = exec.clone();
+        async move {
+            client
+                .execute_tool(request())
+                .await
+                .expect("call through node");
+        }
+    })
+    .await;
+    let connection = Arc::new(tokio::sync::Mutex::new(
+        GatewayConnection::open(&mcp_addr).await,
+    ));
+    let gateway = allocations_per_call(COUNTED, |i| {
+        let connection = Arc::clone(&connection);
+        async move {
+            let answer = connection.lock().await.call(i).await;
+            assert!(answer.contains("\"hello\""), "gateway answered {answer}");
+        }
+    })
+    .await;
+    println!();
+    println!("| path | heap allocations per call (concurrency 1, whole process) |");
+    println!("|---|---|");
+    for (path, count) in [
+        ("direct", direct),
+        ("through node (gRPC)", through),
+        ("gateway (MCP over HTTP)", gateway),
+    ] {
+        println!("| {path} | {count:.1} |");
     }
     session.shutdown().await;
     let _ = node.shutdown().await;

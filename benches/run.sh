@@ -46,7 +46,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
   echo
 } >"$result"
 echo "==> data plane (cargo bench --bench dataplane)"
-cargo bench --quiet --bench dataplane 2>/dev/null | grep '^|' >>"$result"
+cargo bench --quiet --bench dataplane 2>/dev/null | grep -E '^(\||$)' >>"$result"
 
 echo "==> Python paths"
 {
