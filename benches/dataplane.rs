@@ -24,7 +24,7 @@ use mcp_proto::execute::ExecuteToolRequest;
 use serde_json::json;
 
 /// The node runs in this process: give it mcpd's allocator, counting allocations while
-/// [`allocations_per_call`] asks it to (one relaxed load per allocation otherwise).
+/// [`per_call`] asks it to (one relaxed load per allocation otherwise).
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
@@ -63,22 +63,45 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Heap allocations (and reallocations) per call of `call`, one call at a time, counted
-/// in this whole process: the benchmark's client, the node and the session together.
-async fn allocations_per_call<Fut: std::future::Future<Output = ()>>(
+/// Context switches (voluntary and not) of every thread of this process so far.
+fn context_switches() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct it is given and touches nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    u64::try_from(usage.ru_nvcsw + usage.ru_nivcsw).unwrap_or(0)
+}
+
+/// What one call of a path costs this process.
+struct PerCall {
+    /// Heap allocations and reallocations: the benchmark's client, the node and the
+    /// session together.
+    allocations: f64,
+    /// Context switches of this process's threads (the MCP server's are not counted).
+    switches: f64,
+}
+
+/// [`PerCall`] of `call`, one call at a time.
+async fn per_call<Fut: std::future::Future<Output = ()>>(
     calls: usize,
     mut call: impl FnMut(usize) -> Fut,
-) -> f64 {
+) -> PerCall {
     for i in 0..WARMUP {
         call(i).await;
     }
+    let switches = context_switches();
     ALLOCATIONS.store(0, Ordering::Relaxed);
     COUNTING.store(true, Ordering::Relaxed);
     for i in 0..calls {
         call(i).await;
     }
     COUNTING.store(false, Ordering::Relaxed);
-    ALLOCATIONS.load(Ordering::Relaxed) as f64 / calls as f64
+    PerCall {
+        allocations: ALLOCATIONS.load(Ordering::Relaxed) as f64 / calls as f64,
+        switches: context_switches().saturating_sub(switches) as f64 / calls as f64,
+    }
 }
 
 const WARMUP: usize = 500;
@@ -350,10 +373,11 @@ async fn main() {
         }
     }
 
-    // What each path allocates per call. Background tasks (the node's scheduler tick,
-    // health checks) allocate too; over 2,000 calls they add well under one per call.
+    // What each path costs this process per call. Background tasks (the node's scheduler
+    // tick, health checks) allocate and switch too; over 2,000 calls they add well under
+    // one per call.
     const COUNTED: usize = 2_000;
-    let direct = allocations_per_call(COUNTED, |i| {
+    let direct = per_call(COUNTED, |i| {
         let s = Arc::clone(&session);
         async move {
             let call = mcp_cluster::dataplane::jsonrpc::request(
@@ -365,7 +389,7 @@ async fn main() {
         }
     })
     .await;
-    let through = allocations_per_call(COUNTED, |_| {
+    let through = per_call(COUNTED, |_| {
         let mut client = exec.clone();
         async move {
             client
@@ -378,7 +402,7 @@ async fn main() {
     let connection = Arc::new(tokio::sync::Mutex::new(
         GatewayConnection::open(&mcp_addr).await,
     ));
-    let gateway = allocations_per_call(COUNTED, |i| {
+    let gateway = per_call(COUNTED, |i| {
         let connection = Arc::clone(&connection);
         async move {
             let answer = connection.lock().await.call(i).await;
@@ -387,14 +411,17 @@ async fn main() {
     })
     .await;
     println!();
-    println!("| path | heap allocations per call (concurrency 1, whole process) |");
-    println!("|---|---|");
-    for (path, count) in [
+    println!("| path (concurrency 1) | heap allocations per call | context switches per call |");
+    println!("|---|---|---|");
+    for (path, cost) in [
         ("direct", direct),
         ("through node (gRPC)", through),
         ("gateway (MCP over HTTP)", gateway),
     ] {
-        println!("| {path} | {count:.1} |");
+        println!(
+            "| {path} | {:.1} | {:.1} |",
+            cost.allocations, cost.switches
+        );
     }
     session.shutdown().await;
     let _ = node.shutdown().await;
