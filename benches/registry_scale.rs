@@ -25,7 +25,7 @@ use mcp_cluster::scheduler::{plan, Fleet};
 use mcp_raft::registry::spec::parse_json;
 use mcp_raft::registry::NodeRecord;
 use mcp_raft::state_machine::AppliedState;
-use mcp_raft::{Command, NodeId, Registry};
+use mcp_raft::{Command, Registry};
 
 const SERVERS: usize = 10_000;
 
@@ -87,10 +87,10 @@ fn main() {
 
     let live: Vec<NodeRecord> = registry.nodes().cloned().collect();
     let in_flight = BTreeMap::new();
-    let answering: BTreeSet<NodeId> = live.iter().map(|n| n.id).collect();
+    let unreachable = BTreeSet::new();
     let fleet = Fleet {
         live: &live,
-        answering: &answering,
+        unreachable: &unreachable,
         in_flight: &in_flight,
     };
     let pass = |registry: &Registry| {

@@ -5,7 +5,7 @@
 //! so it works without quorum and costs nothing in the log. The leader's scheduler uses it
 //! as the liveness heartbeat (and for load), and listings use it to show running replicas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use mcp_proto::cluster::{InstanceInfo, StatusRequest};
@@ -26,6 +26,16 @@ pub struct NodeReport {
 /// Each member's report, or `None` if it did not answer in time.
 pub type FleetReport = BTreeMap<NodeId, Option<NodeReport>>;
 
+/// One round of asking every member for its instances.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Each member's report, or `None` if it did not answer in time.
+    pub report: FleetReport,
+    /// Members whose probe failed at once (connection refused or reset, an error
+    /// answer): down or restarting, unlike one that is merely slow to answer.
+    pub unreachable: BTreeSet<NodeId>,
+}
+
 /// Asks every member in `members` (id, address) for its instances, concurrently, each
 /// answer bounded by `timeout`.
 pub async fn gather(
@@ -33,12 +43,17 @@ pub async fn gather(
     peers: &PeerChannels,
     timeout: Duration,
 ) -> FleetReport {
+    probe(members, peers, timeout).await.report
+}
+
+/// [`gather`], also telling which members failed at once.
+pub async fn probe(members: &[(NodeId, String)], peers: &PeerChannels, timeout: Duration) -> Probe {
     let asks = members.iter().map(|(id, addr)| {
         let peers = peers.clone();
         let (id, addr) = (*id, addr.clone());
         async move {
             let Ok(mut client) = peers.cluster_client(&addr) else {
-                return (id, None);
+                return (id, Err(false));
             };
             let reply = tokio::time::timeout(timeout, client.status(StatusRequest {})).await;
             match reply {
@@ -48,13 +63,23 @@ pub async fn gather(
                         instances: reply.instances,
                         tags: reply.node_tags,
                     };
-                    (id, Some(report))
+                    (id, Ok(report))
                 }
-                _ => (id, None),
+                // Not only a refused connect: the first call on a connection to a
+                // process killed a moment ago fails with a reset instead.
+                Ok(Err(_)) => (id, Err(true)),
+                Err(_) => (id, Err(false)),
             }
         }
     });
-    futures::future::join_all(asks).await.into_iter().collect()
+    let mut probe = Probe::default();
+    for (id, answer) in futures::future::join_all(asks).await {
+        if matches!(answer, Err(true)) {
+            probe.unreachable.insert(id);
+        }
+        probe.report.insert(id, answer.ok());
+    }
+    probe
 }
 
 /// Requests in flight on each node that answered.

@@ -7,8 +7,11 @@
 //! declares a node dead after the grace period; a node that just became leader first gives every node one full
 //! grace period, since it has no history of its own. Two sets come out of that: the nodes
 //! not yet declared dead keep their placements (a node that misses a probe or two is not
-//! worth a restart elsewhere), but only nodes that answered the probe of this very pass
-//! receive new instances, so a server deployed just after a node died never lands on it.
+//! worth a restart elsewhere), but a node whose probe in this very pass failed at once
+//! (connection refused or reset: killed or restarting) receives no new instance, so a server
+//! deployed just after a node died does not land on it. A node merely slow to answer
+//! (loaded, paused) still does: placements are not rebalanced later, so leaving it out
+//! would pile a new server's replicas on the others.
 //! Plans are a pure function of the registry and those sets, so a new leader continues
 //! exactly where the old one stopped: existing placements on live nodes are kept, nothing
 //! is placed twice.
@@ -51,8 +54,8 @@ fn eligible(record: &ServerRecord, node: &NodeRecord) -> bool {
 pub struct Fleet<'a> {
     /// Members not declared dead (nor draining): their placements stay.
     pub live: &'a [NodeRecord],
-    /// Members that answered the latest probe: the only ones given new instances.
-    pub answering: &'a BTreeSet<NodeId>,
+    /// Members whose latest probe failed at once (refused, reset): given no new instance.
+    pub unreachable: &'a BTreeSet<NodeId>,
     /// Requests running per node, from the same probe: breaks ties between nodes with as
     /// many instances.
     pub in_flight: &'a BTreeMap<NodeId, u64>,
@@ -93,7 +96,7 @@ pub fn plan(
         let same_server = |node: NodeId| kept.values().filter(|n| **n == node).count();
         let best = candidates
             .iter()
-            .filter(|n| fleet.answering.contains(&n.id))
+            .filter(|n| !fleet.unreachable.contains(&n.id))
             .min_by_key(|n| {
                 (
                     same_server(n.id),
@@ -103,7 +106,7 @@ pub fn plan(
                 )
             });
         let Some(best) = best else {
-            break; // no eligible node answering: the instance stays unplaced for now
+            break; // no eligible node reachable: the instance stays unplaced for now
         };
         kept.insert(instance.clone(), best.id);
         change.assign.insert(instance, best.id);
@@ -147,7 +150,11 @@ pub fn spawn(
             }
             // The heartbeat: each member's report of what it runs. Answering is being alive.
             let members = view.members();
-            let report = fleet::gather(&members, &peers, PROBE_TIMEOUT).await;
+            let fleet::Probe {
+                report,
+                mut unreachable,
+            } = fleet::probe(&members, &peers, PROBE_TIMEOUT).await;
+            unreachable.remove(&id);
             last_seen.insert(id, now);
             for (node, answer) in &report {
                 if answer.is_some() {
@@ -155,12 +162,6 @@ pub fn spawn(
                 }
             }
             let in_flight = fleet::in_flight(&report);
-            let mut answering: BTreeSet<NodeId> = report
-                .iter()
-                .filter(|(_, answer)| answer.is_some())
-                .map(|(node, _)| *node)
-                .collect();
-            answering.insert(id);
             for command in tag_commands(&registry, &report) {
                 let proposed = proposer.propose(command).await;
                 if !proposed.is_applied() {
@@ -173,7 +174,7 @@ pub fn spawn(
                 .copied()
                 .filter(|n| last_seen.get(n).is_some_and(|t| t.elapsed() <= grace))
                 .collect();
-            for command in placement_commands(&registry, &live, &answering, &in_flight) {
+            for command in placement_commands(&registry, &live, &unreachable, &in_flight) {
                 let proposed = proposer.propose(command).await;
                 if !proposed.is_applied() {
                     tracing::debug!(?proposed, "placement deferred");
@@ -205,11 +206,11 @@ fn tag_commands(registry: &RegistryReader, report: &fleet::FleetReport) -> Vec<C
 }
 
 /// The `Place` commands that bring the registry's placements in line with `live` nodes,
-/// new instances going to `answering` ones.
+/// new instances going to those not `unreachable`.
 fn placement_commands(
     registry: &RegistryReader,
     live: &BTreeSet<NodeId>,
-    answering: &BTreeSet<NodeId>,
+    unreachable: &BTreeSet<NodeId>,
     in_flight: &BTreeMap<NodeId, u64>,
 ) -> Vec<Command> {
     registry.read(|state| {
@@ -229,7 +230,7 @@ fn placement_commands(
         }
         let fleet = Fleet {
             live: &live_nodes,
-            answering,
+            unreachable,
             in_flight,
         };
         state
@@ -287,17 +288,18 @@ mod tests {
             .collect()
     }
 
-    /// Plans `record` on `live` nodes of which `answering` answered the probe, none busy.
+    /// Plans `record` on `live` nodes of which `unreachable` failed the probe at once,
+    /// none busy.
     fn plan_on(
         record: &ServerRecord,
         live: &[NodeId],
-        answering: &[NodeId],
+        unreachable: &[NodeId],
         load: &mut BTreeMap<NodeId, usize>,
     ) -> Option<PlacementChange> {
-        let answering: BTreeSet<NodeId> = answering.iter().copied().collect();
+        let unreachable: BTreeSet<NodeId> = unreachable.iter().copied().collect();
         let fleet = Fleet {
             live: &nodes(live),
-            answering: &answering,
+            unreachable: &unreachable,
             in_flight: &BTreeMap::new(),
         };
         plan(record, fleet, load)
@@ -305,13 +307,7 @@ mod tests {
 
     #[test]
     fn spreads_replicas_over_distinct_nodes() {
-        let change = plan_on(
-            &record(3, &[]),
-            &[1, 2, 3],
-            &[1, 2, 3],
-            &mut BTreeMap::new(),
-        )
-        .unwrap();
+        let change = plan_on(&record(3, &[]), &[1, 2, 3], &[], &mut BTreeMap::new()).unwrap();
         let used: BTreeSet<NodeId> = change.assign.values().copied().collect();
         assert_eq!(used, BTreeSet::from([1, 2, 3]));
     }
@@ -320,36 +316,36 @@ mod tests {
     fn keeps_live_placements_and_moves_dead_ones() {
         let current = record(3, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
         assert_eq!(
-            plan_on(&current, &[1, 2, 3], &[1, 2, 3], &mut BTreeMap::new()),
+            plan_on(&current, &[1, 2, 3], &[], &mut BTreeMap::new()),
             None
         );
-        let change = plan_on(&current, &[1, 2], &[1, 2], &mut BTreeMap::new()).unwrap();
+        let change = plan_on(&current, &[1, 2], &[], &mut BTreeMap::new()).unwrap();
         assert_eq!(change.assign.len(), 1);
         assert!(change.assign.contains_key("s-2"));
         assert!(change.unassign.is_empty());
     }
 
     #[test]
-    fn a_node_that_missed_the_probe_keeps_its_instances_but_gets_no_new_one() {
-        // Node 3 is within its grace period (live) but did not answer the latest probe:
-        // it may have just died, so the new replica goes elsewhere, even though node 3
-        // runs the fewest instances.
+    fn an_unreachable_node_keeps_its_instances_but_gets_no_new_one() {
+        // Node 3 is within its grace period (live) but refused the latest probe: it may
+        // have just died, so the new replica goes elsewhere, even though node 3 runs the
+        // fewest instances.
         let mut load = BTreeMap::from([(1, 5), (2, 5), (3, 0)]);
         let current = record(2, &[("s-0", 3)]);
-        let change = plan_on(&current, &[1, 2, 3], &[1, 2], &mut load).unwrap();
+        let change = plan_on(&current, &[1, 2, 3], &[3], &mut load).unwrap();
         assert!(change.unassign.is_empty(), "{change:?}");
         assert_eq!(change.assign.len(), 1, "{change:?}");
         assert_ne!(change.assign["s-1"], 3, "{change:?}");
-        // Nobody answering but a node with no room for it: the instance waits unplaced.
+        // Only that node may run it: the instance waits unplaced.
         let mut r = record(1, &[]);
         r.spec.placement.allowed_nodes = vec![3];
-        assert_eq!(plan_on(&r, &[1, 2, 3], &[1, 2], &mut BTreeMap::new()), None);
+        assert_eq!(plan_on(&r, &[1, 2, 3], &[3], &mut BTreeMap::new()), None);
     }
 
     #[test]
     fn scaling_down_drops_the_highest_instances() {
         let current = record(1, &[("s-0", 1), ("s-1", 2), ("s-2", 3)]);
-        let change = plan_on(&current, &[1, 2, 3], &[1, 2, 3], &mut BTreeMap::new()).unwrap();
+        let change = plan_on(&current, &[1, 2, 3], &[], &mut BTreeMap::new()).unwrap();
         assert!(change.assign.is_empty());
         assert_eq!(change.unassign, vec!["s-1".to_owned(), "s-2".to_owned()]);
     }
@@ -358,17 +354,16 @@ mod tests {
     fn honours_allowed_nodes() {
         let mut r = record(2, &[]);
         r.spec.placement.allowed_nodes = vec![3];
-        let change = plan_on(&r, &[1, 2, 3], &[1, 2, 3], &mut BTreeMap::new()).unwrap();
+        let change = plan_on(&r, &[1, 2, 3], &[], &mut BTreeMap::new()).unwrap();
         assert!(change.assign.values().all(|n| *n == 3));
     }
 
     #[test]
     fn ties_go_to_the_node_with_fewer_requests_in_flight() {
         let busy = BTreeMap::from([(1, 40), (2, 3), (3, 25)]);
-        let answering = BTreeSet::from([1, 2, 3]);
         let fleet = Fleet {
             live: &nodes(&[1, 2, 3]),
-            answering: &answering,
+            unreachable: &BTreeSet::new(),
             in_flight: &busy,
         };
         let change = plan(&record(1, &[]), fleet, &mut BTreeMap::new()).unwrap();
