@@ -23,12 +23,27 @@ use rand::seq::SliceRandom;
 use serde_json::Value;
 
 use super::error::ExecuteError;
+use super::instance::InstanceState;
 use super::jsonrpc::RawResponse;
 use super::pool::NoChoice;
 use super::{jsonrpc, placement, DataPlane};
 
 /// How often a call waiting for a cold start it began elsewhere looks again.
 const COLD_START_POLL: Duration = Duration::from_millis(50);
+/// How many times in a row a call is retried at once because an instance became usable
+/// just after an attempt found none.
+const MAX_RETRIES_NOW: u32 = 2;
+
+/// What a call that found no instance may expect (see `DataPlane::outlook`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outlook {
+    /// An instance is usable now: try again at once.
+    Usable,
+    /// One may become usable: wait for it.
+    ComingUp,
+    /// None will without someone's help: the error is the answer.
+    Nothing,
+}
 
 /// How the router hands a request to another node's data plane (the node sends it over
 /// gRPC; tests answer for the peers).
@@ -153,6 +168,9 @@ impl DataPlane {
     ) -> Result<Executed, ExecuteError> {
         jsonrpc::validate_request(&request).map_err(ExecuteError::InvalidRequest)?;
         let deadline = tokio::time::Instant::now() + self.config().connect_timeout;
+        // Retries because an instance became usable between the attempt and the look at
+        // the pool: one is enough unless something else keeps taking it first.
+        let mut retries_now = 0;
         loop {
             let error = match self.route_once(server, &request, &options).await {
                 Ok(executed) => {
@@ -168,9 +186,18 @@ impl DataPlane {
             // A cold start this node began may come up on another node, which this node
             // sees neither in its pool nor (once placed) in its registry: poll for it.
             let cold = no_instance && self.cold_start_pending(server);
-            let waiting = no_instance && (woken || cold || self.coming_up(server));
-            if !waiting || tokio::time::Instant::now() >= deadline {
-                return Err(error);
+            let outlook = match (no_instance, woken || cold) {
+                (false, _) => Outlook::Nothing,
+                (true, true) => Outlook::ComingUp,
+                (true, false) => self.outlook(server),
+            };
+            match outlook {
+                Outlook::Usable if retries_now < MAX_RETRIES_NOW => {
+                    retries_now += 1;
+                    continue;
+                }
+                Outlook::ComingUp if tokio::time::Instant::now() < deadline => {}
+                _ => return Err(error),
             }
             // Armed only now, off the hot path (a call that is served never touches the
             // shared notifier); the state is checked again after arming, so a change
@@ -180,7 +207,7 @@ impl DataPlane {
             instance_changed.as_mut().enable();
             let mut registry_changes = self.registry.subscribe();
             registry_changes.borrow_and_update();
-            if !cold && !self.coming_up(server) {
+            if !cold && self.outlook(server) != Outlook::ComingUp {
                 continue;
             }
             tracing::debug!(server, "no instance ready yet; waiting for one to come up");
@@ -197,35 +224,45 @@ impl DataPlane {
         }
     }
 
-    /// True if the server may soon have a usable instance on this node or anywhere: the
-    /// leader has not placed it yet, or a local instance is starting or restarting.
-    fn coming_up(&self, server: &str) -> bool {
-        let unplaced = self.registry.read(|state| {
-            state.registry.server(server).is_some_and(|record| {
+    /// What this node may expect of `server` after an attempt found no instance to take
+    /// it: one to come up (the leader has not placed it yet, a local instance is starting
+    /// or restarting, or the reconciler has yet to start one), one usable already (it
+    /// became so since the attempt), or nothing.
+    ///
+    /// The pool is read once: the reconciler inserts an instance at any moment, and an
+    /// instance looked for in one read and its absence checked in another would both miss
+    /// it.
+    fn outlook(&self, server: &str) -> Outlook {
+        let (unplaced, wanted) = self.registry.read(|state| {
+            let unplaced = state.registry.server(server).is_some_and(|record| {
                 !placement::runs_everywhere(record)
                     && record.desired_instances() > 0
                     && record.placements.is_empty()
-            })
-        });
-        unplaced
-            || self
-                .pool
-                .instances(server)
-                .iter()
-                .any(|instance| instance.state().coming_up())
-            || self.reconciler_behind(server)
-    }
-
-    /// True if the registry wants an instance of `server` here that the reconciler has not
-    /// started yet (it runs as its own task, a moment after each registry change).
-    fn reconciler_behind(&self, server: &str) -> bool {
-        let wanted = self.registry.read(|state| {
-            placement::local_instances(&state.registry, self.node_id, self.http_sessions())
+            });
+            let wanted: Vec<String> =
+                placement::local_instances(&state.registry, self.node_id, self.http_sessions())
+                    .into_iter()
+                    .filter(|(_, name)| name == server)
+                    .map(|(id, _)| id)
+                    .collect();
+            (unplaced, wanted)
         });
         let running = self.pool.all();
-        wanted
-            .iter()
-            .any(|(id, name)| name == server && !running.contains_key(id))
+        let mut outlook = Outlook::Nothing;
+        for instance in running.values().filter(|i| i.server == server) {
+            let state = instance.state();
+            if state == InstanceState::Running && instance.usable_session().is_some() {
+                return Outlook::Usable;
+            }
+            if state.coming_up() {
+                outlook = Outlook::ComingUp;
+            }
+        }
+        let reconciler_behind = wanted.iter().any(|id| !running.contains_key(id));
+        if unplaced || reconciler_behind {
+            outlook = Outlook::ComingUp;
+        }
+        outlook
     }
 
     async fn route_once(
