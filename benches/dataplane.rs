@@ -172,6 +172,12 @@ impl GatewayConnection {
         }
     }
 
+    /// A `tools/call` of `bench__echo` whose answer must echo the text.
+    async fn echo(&mut self, id: usize) {
+        let answer = self.call(id).await;
+        assert!(answer.contains("\"hello\""), "gateway answered {answer}");
+    }
+
     /// A stateless `tools/call` of `bench__echo`; returns the answer's body.
     async fn call(&mut self, id: usize) -> String {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -208,6 +214,34 @@ impl GatewayConnection {
         self.stream.read_exact(&mut answer).await.expect("body");
         String::from_utf8(answer).expect("utf-8")
     }
+}
+
+/// One `tools/call` of `echo`, numbered `id`, on the direct session.
+async fn call_direct(session: &Session, id: usize) {
+    let call = mcp_cluster::dataplane::jsonrpc::request(
+        id as u64,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "hello"}}),
+    );
+    session.request_raw(&call).await.expect("direct call");
+}
+
+/// The same call as an `ExecuteTool` of the deployed server `bench`.
+fn echo_request() -> ExecuteToolRequest {
+    ExecuteToolRequest {
+        server: "bench".into(),
+        tool: "echo".into(),
+        arguments_json: r#"{"text":"hello"}"#.into(),
+        ..Default::default()
+    }
+}
+
+/// [`echo_request`] through the node.
+async fn call_through_node(mut client: ExecuteServiceClient<tonic::transport::Channel>) {
+    client
+        .execute_tool(echo_request())
+        .await
+        .expect("call through node");
 }
 
 fn free_port() -> u16 {
@@ -281,14 +315,8 @@ async fn main() {
     let exec = ExecuteServiceClient::connect(endpoint)
         .await
         .expect("exec client");
-    let request = || ExecuteToolRequest {
-        server: "bench".into(),
-        tool: "echo".into(),
-        arguments_json: r#"{"text":"hello"}"#.into(),
-        ..Default::default()
-    };
     loop {
-        if exec.clone().execute_tool(request()).await.is_ok() {
+        if exec.clone().execute_tool(echo_request()).await.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -312,25 +340,12 @@ async fn main() {
         let s = Arc::clone(&session);
         let direct = measure(concurrency, total, move |i| {
             let s = Arc::clone(&s);
-            async move {
-                let call = mcp_cluster::dataplane::jsonrpc::request(
-                    i as u64,
-                    "tools/call",
-                    json!({"name": "echo", "arguments": {"text": "hello"}}),
-                );
-                s.request_raw(&call).await.expect("direct call");
-            }
+            async move { call_direct(&s, i).await }
         })
         .await;
         let client = exec.clone();
         let through = measure(concurrency, total, move |_| {
-            let mut client = client.clone();
-            async move {
-                client
-                    .execute_tool(request())
-                    .await
-                    .expect("call through node");
-            }
+            call_through_node(client.clone())
         })
         .await;
         let mut connections = Vec::with_capacity(concurrency);
@@ -348,8 +363,7 @@ async fn main() {
                 let mut connection = connections[(i / per_worker) % connections.len()]
                     .lock()
                     .await;
-                let answer = connection.call(i).await;
-                assert!(answer.contains("\"hello\""), "gateway answered {answer}");
+                connection.echo(i).await;
             }
         })
         .await;
@@ -377,38 +391,14 @@ async fn main() {
     // tick, health checks) allocate and switch too; over 2,000 calls they add well under
     // one per call.
     const COUNTED: usize = 2_000;
-    let direct = per_call(COUNTED, |i| {
-        let s = Arc::clone(&session);
-        async move {
-            let call = mcp_cluster::dataplane::jsonrpc::request(
-                i as u64,
-                "tools/call",
-                json!({"name": "echo", "arguments": {"text": "hello"}}),
-            );
-            s.request_raw(&call).await.expect("direct call");
-        }
-    })
-    .await;
-    let through = per_call(COUNTED, |_| {
-        let mut client = exec.clone();
-        async move {
-            client
-                .execute_tool(request())
-                .await
-                .expect("call through node");
-        }
-    })
-    .await;
-    let connection = Arc::new(tokio::sync::Mutex::new(
-        GatewayConnection::open(&mcp_addr).await,
-    ));
-    let gateway = per_call(COUNTED, |i| {
-        let connection = Arc::clone(&connection);
-        async move {
-            let answer = connection.lock().await.call(i).await;
-            assert!(answer.contains("\"hello\""), "gateway answered {answer}");
-        }
-    })
+    let direct = per_call(COUNTED, |i| call_direct(&session, i)).await;
+    let through = per_call(COUNTED, |_| call_through_node(exec.clone())).await;
+    let connection = tokio::sync::Mutex::new(GatewayConnection::open(&mcp_addr).await);
+    let connection = &connection;
+    let gateway = per_call(
+        COUNTED,
+        |i| async move { connection.lock().await.echo(i).await },
+    )
     .await;
     println!();
     println!("| path (concurrency 1) | heap allocations per call | context switches per call |");
