@@ -46,6 +46,15 @@ pub async fn gather(
     probe(members, peers, timeout).await.report
 }
 
+/// How one member's probe ended.
+enum Answer {
+    Report(NodeReport),
+    /// No answer in time, or no channel to ask on: proves nothing about the member.
+    Silent,
+    /// The call failed at once: refused or reset.
+    Failed,
+}
+
 /// [`gather`], also telling which members failed at once.
 pub async fn probe(members: &[(NodeId, String)], peers: &PeerChannels, timeout: Duration) -> Probe {
     let asks = members.iter().map(|(id, addr)| {
@@ -53,7 +62,7 @@ pub async fn probe(members: &[(NodeId, String)], peers: &PeerChannels, timeout: 
         let (id, addr) = (*id, addr.clone());
         async move {
             let Ok(mut client) = peers.cluster_client(&addr) else {
-                return (id, Err(false));
+                return (id, Answer::Silent);
             };
             let reply = tokio::time::timeout(timeout, client.status(StatusRequest {})).await;
             match reply {
@@ -63,21 +72,26 @@ pub async fn probe(members: &[(NodeId, String)], peers: &PeerChannels, timeout: 
                         instances: reply.instances,
                         tags: reply.node_tags,
                     };
-                    (id, Ok(report))
+                    (id, Answer::Report(report))
                 }
                 // Not only a refused connect: the first call on a connection to a
                 // process killed a moment ago fails with a reset instead.
-                Ok(Err(_)) => (id, Err(true)),
-                Err(_) => (id, Err(false)),
+                Ok(Err(_)) => (id, Answer::Failed),
+                Err(_) => (id, Answer::Silent),
             }
         }
     });
     let mut probe = Probe::default();
     for (id, answer) in futures::future::join_all(asks).await {
-        if matches!(answer, Err(true)) {
-            probe.unreachable.insert(id);
-        }
-        probe.report.insert(id, answer.ok());
+        let report = match answer {
+            Answer::Report(report) => Some(report),
+            Answer::Silent => None,
+            Answer::Failed => {
+                probe.unreachable.insert(id);
+                None
+            }
+        };
+        probe.report.insert(id, report);
     }
     probe
 }
