@@ -12,10 +12,15 @@ use serde_json::json;
 const GRACE_MS: &str = "2000";
 
 fn cluster() -> TestCluster {
+    cluster_with_grace(GRACE_MS)
+}
+
+/// Three nodes that declare a silent node dead after `grace_ms`, with a leader.
+fn cluster_with_grace(grace_ms: &str) -> TestCluster {
     let cluster = TestCluster::start(
         3,
         ClusterOptions {
-            extra_args: vec!["--node-grace-ms".into(), GRACE_MS.into()],
+            extra_args: vec!["--node-grace-ms".into(), grace_ms.into()],
             ..ClusterOptions::default()
         },
     );
@@ -24,8 +29,12 @@ fn cluster() -> TestCluster {
 }
 
 fn deploy(cluster: &TestCluster, name: &str, replicas: u32) {
+    deploy_via(cluster, 1, name, replicas);
+}
+
+fn deploy_via(cluster: &TestCluster, node: u64, name: &str, replicas: u32) {
     cluster.deploy_json(
-        1,
+        node,
         &json!({
             "name": name,
             "command": env!("CARGO_BIN_EXE_mcp-test-server"),
@@ -331,13 +340,7 @@ fn a_call_right_after_deploy_waits_for_the_first_instance() {
 fn a_server_deployed_just_after_a_node_died_is_called_at_once() {
     // A grace period longer than the test: the dead node is never declared dead, so only
     // its silence in the scheduler's probes keeps new instances off it.
-    let mut cluster = TestCluster::start(
-        3,
-        ClusterOptions {
-            extra_args: vec!["--node-grace-ms".into(), "120000".into()],
-            ..ClusterOptions::default()
-        },
-    );
+    let mut cluster = cluster_with_grace("120000");
     let leader = cluster.wait_leader();
     let victim = (1..=3).find(|id| *id != leader).expect("a follower");
     let survivor = (1..=3)
@@ -348,14 +351,7 @@ fn a_server_deployed_just_after_a_node_died_is_called_at_once() {
     // the least loaded node (the dead one) gets one of them.
     for i in 0..3 {
         let name = format!("fresh{i}");
-        cluster.deploy_json(
-            leader,
-            &json!({
-                "name": name,
-                "command": env!("CARGO_BIN_EXE_mcp-test-server"),
-                "replicas": 1,
-            }),
-        );
+        deploy_via(&cluster, leader, &name, 1);
         let echoed = cluster
             .call(survivor, &name, "echo", &json!({"text": name}))
             .unwrap_or_else(|e| panic!("call to {name} right after its deploy: {e}"));
